@@ -1,0 +1,32 @@
+# akg-op developer commands. `make demo` and `make test` work on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEMO_REQUEST ?= Generate a relu kernel, input (128, 4096), fp32, on H100 with Triton
+
+.PHONY: install demo test bench clean
+
+install: $(STAMP)
+
+# Idempotent: rebuilt only when pyproject.toml changes. torch is installed first and pinned,
+# so a CPU-only machine takes the local CPU build instead of GBs of CUDA wheels.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[test]"
+	touch $(STAMP)
+
+demo: install
+	$(VENV)/bin/akg-op run "$(DEMO_REQUEST)" --yes --out demo_output
+
+test: install
+	$(PY) -m pytest -q -ra
+
+bench: install
+	$(PY) -m bench.run_suite --help
+
+clean:
+	rm -rf $(VENV) demo_output .pytest_cache
