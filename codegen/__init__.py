@@ -1,0 +1,15 @@
+"""The embedded (no-LLM) generator: lowers a KernelBench task's `Model.forward` to readable Triton.
+
+    lower(task_source, *, tunables=None, target="cuda") -> Lowering(ok, code, reason, kernels, space, tunables)
+    lower_to_dict(task_source, tunables=None, target="cuda") -> dict   (the same, JSON-ready)
+    neighbour(space, tunables, seed) -> dict                           (a nearby point, for searches)
+
+Pipeline: capture.py (trace to an ATen graph, classify nodes: ir.py) -> lower.py (group nodes into
+kernels) -> emit.py (one Triton kernel per group, index arithmetic + pointwise.py expressions).
+Graphs with matmul / convolution / attention go to codegen.extern. Imports only torch, triton and
+the standard library.
+"""
+from .lower import Lowering, lower, lower_to_dict
+from .tunables import DEFAULTS, SPACE, neighbour
+
+__all__ = ["DEFAULTS", "Lowering", "SPACE", "lower", "lower_to_dict", "neighbour"]

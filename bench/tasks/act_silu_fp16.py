@@ -1,0 +1,24 @@
+"""Activation: silu, fp16."""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+BATCH = 4096
+DIM = 8192
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        pass
+
+    def forward(self, x):
+        return F.silu(x)
+
+
+def get_inputs():
+    return [torch.randn(BATCH, DIM, dtype=torch.float16)]
+
+
+def get_init_inputs():
+    return []

@@ -1,0 +1,25 @@
+"""Loss: mean(1 - cosine similarity) over rows."""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+BATCH = 4096
+DIM = 8192
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        pass
+
+    def forward(self, predictions, targets):
+        cos = F.cosine_similarity(predictions, targets, dim=1)
+        return torch.mean(1 - cos)
+
+
+def get_inputs():
+    return [torch.randn(BATCH, DIM), torch.randn(BATCH, DIM)]
+
+
+def get_init_inputs():
+    return []

@@ -1,0 +1,29 @@
+"""Pooling: AvgPool2d."""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+BATCH = 32
+CHANNELS = 64
+HEIGHT = 256
+WIDTH = 256
+KERNEL = 3
+STRIDE = 2
+PADDING = 1
+
+
+class Model(nn.Module):
+    def __init__(self, k, s, p):
+        super().__init__()
+        self.pool = nn.AvgPool2d(k, s, p)
+
+    def forward(self, x):
+        return self.pool(x)
+
+
+def get_inputs():
+    return [torch.randn(BATCH, CHANNELS, HEIGHT, WIDTH)]
+
+
+def get_init_inputs():
+    return [KERNEL, STRIDE, PADDING]

@@ -1,0 +1,25 @@
+"""Reduction: product over the last dim."""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+BATCH = 128
+DIM1 = 4096
+DIM2 = 256
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        pass
+
+    def forward(self, x):
+        return torch.prod(1.0 + 0.001 * x, dim=-1)
+
+
+def get_inputs():
+    return [torch.randn(BATCH, DIM1, DIM2)]
+
+
+def get_init_inputs():
+    return []

@@ -1,0 +1,334 @@
+"""akg-op command line: start, answer, resume and inspect kernel-generation sessions.
+
+A thin layer over graph.sessions: it parses flags, checks input before any session exists, shows
+progress and questions, and turns every error into one line with a non-zero exit code.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+from rich.prompt import Prompt
+from rich.syntax import Syntax
+from rich.table import Table
+
+from nodes.errors import InvalidAnswer, UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Generate, verify, benchmark and integrate Triton kernels.")
+out = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _internal_error(exc: Exception, session_id: str | None) -> None:
+    from checkpoints.home import akg_home
+
+    log = akg_home() / "errors.log"
+    with log.open("a") as fh:
+        fh.write(traceback.format_exc() + "\n")
+    hint = f"; the session is resumable: akg-op resume {session_id}" if session_id else ""
+    _fail(f"{type(exc).__name__}: {exc} (details in {log}){hint}", 1)
+
+
+# ---------------------------------------------------------------- display
+
+
+def _on_event(kind: str, payload: dict) -> None:
+    if kind == "step":
+        node = payload["node"]
+        if node in ("prepare", "generate", "fix", "verify", "finish", "__interrupt__"):
+            return  # the custom events below say more about the loop
+        out.print(f"[green]✓[/] {node}")
+        return
+    event = payload.get("kind")
+    if event == "attempt":
+        note = "" if payload.get("ok") else f" — no code: {payload.get('error')}"
+        out.print(f"  [cyan]●[/] iteration {payload['iteration']}: {payload['action']}{note}", highlight=False)
+    elif event == "verdict":
+        colour = "green" if payload["status"] == "accepted" else "yellow"
+        first = (payload.get("summary") or "").splitlines()[0:1]
+        out.print(f"    verdict [{colour}]{payload['status']}[/] {first[0] if first else ''}", highlight=False)
+    elif event == "tokens":
+        out.print(f"    … {payload['tokens']} tokens", end="\r", highlight=False)
+    elif event == "progress":
+        out.print(f"  [cyan]●[/] {payload.get('text', '')}", highlight=False)
+
+
+def _show_pending(session_id: str, state) -> None:
+    pending = state.pending
+    if pending.detail:
+        body = (Syntax(pending.detail, "python", line_numbers=False, word_wrap=True)
+                if pending.detail_kind == "python" else pending.detail)
+        out.print(Panel(body, title=pending.gate, expand=False))
+    out.print(f"[bold]{pending.question}[/]", highlight=False)
+    out.print(f"options: {', '.join(pending.options)} (default: {pending.default})", highlight=False)
+
+
+def _finish_message(state) -> int:
+    if state.status == "cancelled":
+        out.print(f"session {state.session_id} cancelled")
+        return 0
+    if state.report_path:
+        verb = "done" if state.status == "done" else "failed"
+        out.print(f"[bold]{verb}[/]: report at {state.report_path}", highlight=False)
+        if state.kernel_path:
+            out.print(f"kernel: {state.kernel_path}", highlight=False)
+        return 0 if state.status == "done" else 1
+    return 0
+
+
+def _drive(sessions, session_id: str, *, settings=None, answer: str | None = None,
+           auto_approve: bool = False) -> int:
+    """Advance the session; at each gate ask in a terminal, or print the question and stop."""
+    while True:
+        try:
+            state = sessions.advance(session_id, settings=settings, answer=answer,
+                                     auto_approve=auto_approve, on_event=_on_event)
+        except InvalidAnswer as exc:
+            err.print(f"[yellow]{exc}[/]", highlight=False)  # nothing changed: ask again
+            state = sessions.state(session_id)
+        except UserError as exc:
+            _fail(f"{exc} (session {session_id} is kept: fix this and run akg-op resume {session_id})", 2)
+        except KeyboardInterrupt:
+            _fail(f"interrupted; resume with: akg-op resume {session_id}", 130)
+        except Exception as exc:  # a bug of ours: one line here, the traceback in the log
+            _internal_error(exc, session_id)
+        settings = None
+        if sessions.waiting_at(session_id) is None:
+            return _finish_message(state)
+        if not sys.stdin.isatty():
+            _show_pending(session_id, state)
+            out.print(f"answer with: akg-op resume {session_id} --answer <answer>", highlight=False)
+            return 0
+        answer = _ask(session_id, state)
+
+
+def _ask(session_id: str, state) -> str:
+    _show_pending(session_id, state)
+    return Prompt.ask("answer", default=state.pending.default)
+
+
+# ---------------------------------------------------------------- settings
+
+
+def _parse_shapes(text: Optional[str]) -> Optional[list[list[int]]]:
+    if not text:
+        return None
+    from nodes.catalogue import _find_shapes
+
+    shapes = _find_shapes(text if "(" in text or "x" in text else f"({text})")
+    if not shapes:
+        raise UserError(f"malformed --shapes '{text}': write e.g. '(128, 4096)' or '128x4096;4096x64'")
+    return [list(s) for s in shapes]
+
+
+def _parse_options(items: list[str]) -> dict[str, str]:
+    options = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--option '{item}' is not key=value")
+        options[key.strip()] = value.strip()
+    return options
+
+
+def _default_llm(llm: Optional[str]) -> str:
+    choice = llm or os.environ.get("AKG_OP_LLM")
+    if not choice:
+        choice = "openai" if os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL") else "embedded"
+    if choice not in ("embedded", "openai"):
+        raise UserError(f"unknown --llm '{choice}': use embedded or openai")
+    return choice
+
+
+def _check_before_start(settings) -> None:
+    """Everything we can check without running anything, so bad input creates no session."""
+    from graph.state import EnvInfo
+    from nodes.catalogue import find_arch, parse_request
+    from nodes.env_probe import cached_detect
+    from nodes.params import propose_params
+    from nodes.task_files import check_task_source, read_task_file
+    from nodes.workflows import available_workflows
+
+    if settings.task_file:
+        check_task_source(read_task_file(settings.task_file), settings.task_file)
+    elif settings.source_file:
+        if not Path(settings.source_file).is_file():
+            raise UserError(f"source file {settings.source_file} does not exist: check --source")
+    elif settings.llm == "embedded":
+        parse_request(settings.request, shapes=settings.shapes, dtype=settings.dtype)
+    if settings.workflow and settings.workflow not in available_workflows():
+        raise UserError(f"unknown workflow '{settings.workflow}': choose one of {', '.join(available_workflows())}")
+    env, _ = cached_detect()
+    propose_params(EnvInfo(**env), find_arch(settings.request), settings.overrides)
+
+
+# ---------------------------------------------------------------- commands
+
+
+@app.command()
+def run(
+    request: str = typer.Argument("", help='What to build, e.g. "relu kernel, input (128, 4096), fp32".'),
+    task: Optional[Path] = typer.Option(None, "--task", help="An existing KernelBench task file."),
+    source: Optional[Path] = typer.Option(None, "--source", help="A source file holding the operator to optimize."),
+    target: Optional[str] = typer.Option(None, "--target", help="The class or function in --source."),
+    shapes: Optional[str] = typer.Option(None, "--shapes", help="Input shapes, e.g. '(128, 4096)'."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="fp32, fp16 or bf16."),
+    workflow: Optional[str] = typer.Option(None, "--workflow", help="Default workflow (kernelgen)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Take every gate's default; no questions."),
+    workdir: str = typer.Option("~/akg_agents_logs", "--workdir", help="Where session directories go."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Where to copy {op}_generated.py (default: here)."),
+    in_place: bool = typer.Option(False, "--in-place", help="Rewrite --source itself (after a backup)."),
+    framework: Optional[str] = typer.Option(None, "--framework"),
+    backend: Optional[str] = typer.Option(None, "--backend"),
+    arch: Optional[str] = typer.Option(None, "--arch"),
+    dsl: Optional[str] = typer.Option(None, "--dsl"),
+    max_iterations: int = typer.Option(10, "--max-iterations", min=1, max=100),
+    llm: Optional[str] = typer.Option(None, "--llm", help="embedded or openai (default: openai when OPENAI_* is set)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Model name for --llm openai."),
+    option: list[str] = typer.Option([], "--option", help="Search workflow option key=value (repeatable)."),
+) -> None:
+    """Start a session: runs to the first question (or to the end with --yes)."""
+    from graph.sessions import Sessions
+    from graph.state import Settings
+
+    try:
+        if not request and not task and not source:
+            raise UserError('say what to build, e.g. akg-op run "relu kernel, input (128, 4096), fp32", or pass --task FILE')
+        overrides = {k: v for k, v in dict(framework=framework, backend=backend, arch=arch, dsl=dsl).items() if v}
+        settings = Settings(
+            request=request, task_file=str(task.expanduser().resolve()) if task else None,
+            source_file=str(source.expanduser().resolve()) if source else None, target=target,
+            shapes=_parse_shapes(shapes), dtype=dtype, workflow=workflow,
+            workdir=str(Path(workdir).expanduser().resolve()),
+            out_dir=str((out_dir or Path.cwd()).expanduser().resolve()), in_place=in_place,
+            max_iterations=max_iterations, llm=_default_llm(llm),
+            model=model or os.environ.get("AKG_OP_MODEL"), overrides=overrides,
+            search_options=_parse_options(option), auto_approve=yes,
+        )
+        _check_before_start(settings)
+    except UserError as exc:
+        _fail(str(exc))
+    sessions = Sessions()
+    session_id = sessions.create(settings)
+    out.print(f"session [bold]{session_id}[/]", highlight=False)
+    raise typer.Exit(_drive(sessions, session_id, settings=settings, auto_approve=yes))
+
+
+@app.command()
+def resume(
+    session_id: str = typer.Argument(..., help="The session id (or a unique prefix)."),
+    answer: Optional[str] = typer.Option(None, "--answer", "-a", help="The answer to the pending question."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Take every remaining gate's default."),
+) -> None:
+    """Answer the pending question (if any) and continue the session."""
+    from graph.sessions import Sessions
+
+    sessions = Sessions()
+    try:
+        session_id = sessions.resolve(session_id)
+        state = sessions.state(session_id)
+    except UserError as exc:
+        _fail(str(exc))
+    if state is not None and sessions.next_step(session_id) is None:
+        out.print(f"session {session_id} is already {state.status}"
+                  + (f": report at {state.report_path}" if state.report_path else ""), highlight=False)
+        raise typer.Exit(0)
+    if answer is None and not yes and state is not None and sessions.waiting_at(session_id):
+        if not sys.stdin.isatty():
+            _show_pending(session_id, state)
+            out.print(f"answer with: akg-op resume {session_id} --answer <answer>", highlight=False)
+            raise typer.Exit(0)
+        answer = _ask(session_id, state)
+    raise typer.Exit(_drive(sessions, session_id, answer=answer, auto_approve=yes))
+
+
+@app.command(name="sessions")
+def list_sessions(limit: int = typer.Option(50, "--limit", "-n")) -> None:
+    """List sessions, newest first."""
+    from checkpoints.registry import SessionRegistry
+
+    table = Table("id", "op", "phase", "status", "updated", "request")
+    for row in SessionRegistry().recent(limit):
+        table.add_row(row["id"], row.get("op") or "", row.get("phase") or "", row.get("status") or "",
+                      row.get("updated") or "", (row.get("request") or "")[:50])
+    out.print(table)
+
+
+@app.command()
+def show(session_id: str = typer.Argument(...)) -> None:
+    """Show a session: parameters, phase, pending question, runs and history."""
+    from graph.sessions import Sessions
+
+    sessions = Sessions()
+    try:
+        session_id = sessions.resolve(session_id)
+    except UserError as exc:
+        _fail(str(exc))
+    state = sessions.state(session_id)
+    row = sessions.registry.get(session_id) or {}
+    if state is None:
+        _fail(f"session {session_id} has no saved state (it stopped before its first step)")
+    out.print(f"[bold]session {session_id}[/]  status={row.get('status', state.status)} phase={row.get('phase', state.phase)}",
+              highlight=False)
+    out.print(f"request: {state.settings.request or state.settings.task_file}", highlight=False)
+    if state.params:
+        p = state.params
+        out.print(f"params: {p.framework}/{p.backend}/{p.arch}/{p.dsl}", highlight=False)
+    for key in ("session_dir", "task_path", "accepted_code_path", "report_path"):
+        if getattr(state, key):
+            out.print(f"{key}: {getattr(state, key)}", highlight=False)
+    if row.get("error"):
+        out.print(f"[red]last error:[/] {row['error']}", highlight=False)
+    for run in state.runs:
+        out.print(f"run {run.workflow}_{run.index}: {run.status}, {run.iterations} iteration(s)", highlight=False)
+    if state.pending and sessions.waiting_at(session_id):
+        out.print(f"pending: [bold]{state.pending.question}[/] options {', '.join(state.pending.options)} "
+                  f"(default {state.pending.default})", highlight=False)
+    out.print("history:")
+    for line in state.history:
+        out.print(f"  {line}", highlight=False)
+
+
+@app.command()
+def verify(
+    task: Path = typer.Argument(..., help="KernelBench task file (defines Model)."),
+    candidate: Path = typer.Argument(..., help="Candidate file (defines ModelNew)."),
+    device: str = typer.Option("auto", "--device", help="cpu, cuda or cuda:N (default: cuda when present)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    timeout: float = typer.Option(120.0, "--timeout", help="Seconds before the worker is killed."),
+) -> None:
+    """Judge a candidate kernel: exit 0 accepted, 1 rejected, 2 bad input."""
+    import harness
+
+    try:
+        verdict = harness.verify(str(task), str(candidate), device=device, timeout_s=timeout)
+    except harness.HarnessInputError as exc:
+        _fail(str(exc), 2)
+    if as_json:
+        print(json.dumps(verdict.to_dict()))
+    else:
+        colour = "green" if verdict.accepted else "red"
+        out.print(f"[{colour}]{verdict.status}[/]", highlight=False)
+        out.print(verdict.summary, highlight=False)
+    raise typer.Exit(0 if verdict.accepted else 1)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,706 @@
+"""Emit one Triton kernel for one materialised IR node.
+
+A kernel evaluates its node as an *index function*: `value(node, idx)` returns the name of a
+Triton variable holding `node[idx]`, where `idx` is one index expression per dim of the node.
+Views are pure index arithmetic (permute, slice, flip, cat, pad, gather...), pointwise ops
+combine their operands' values, loads read materialised tensors (inputs, earlier kernels'
+buffers). Two kernel shapes:
+
+- pointwise: a 1-D grid over the output's elements (`offs`), index delinearised from `offs`;
+- row: the iteration space F split into kept dims (rows, `BLOCK_M` per program) and reduced
+  dims (columns). Reductions (sum, max, argmax, mean, var...) and scans (cumsum, cumprod) over
+  exactly those dims are computed per row block, either on one register tile holding whole rows
+  (`persistent`) or in a loop over `BLOCK_N`-wide column blocks (`looped`). The node's value is
+  then stored per row (a reduction result) or per element (softmax, layernorm...).
+
+Whatever a kernel cannot compute in place (a reduction over other dims, a scan read at another
+position) raises `NeedMaterialize(node)`: the scheduler gives that node its own kernel and a
+buffer, and retries.
+"""
+from __future__ import annotations
+
+import re
+
+import torch
+
+from . import ir
+from .ir import Node, Sym
+from .pointwise import NotPointwise, compute_type, expression, literal
+
+TL_DTYPE = {
+    torch.float32: "tl.float32", torch.float16: "tl.float16", torch.bfloat16: "tl.bfloat16",
+    torch.float64: "tl.float64", torch.int64: "tl.int64", torch.int32: "tl.int32",
+    torch.int16: "tl.int16", torch.int8: "tl.int8", torch.uint8: "tl.uint8", torch.bool: "tl.int1",
+}
+
+
+class NeedMaterialize(Exception):
+    def __init__(self, node: Node):
+        super().__init__(node.name)
+        self.node = node
+
+
+class Unsupported(Exception):
+    pass
+
+
+class Scope:
+    def __init__(self, parent: "Scope | None" = None):
+        self.parent = parent
+        self.lines: list[str] = []
+        self.cache: dict = {}
+        self.tail: list[str] = []
+
+    def get(self, key):
+        s = self
+        while s is not None:
+            if key in s.cache:
+                return s.cache[key]
+            s = s.parent
+        return None
+
+
+def _prod(sizes) -> str:
+    parts = [s for s in sizes if s != "1"]
+    if not parts:
+        return "1"
+    return " * ".join(p if re.fullmatch(r"\w+", p) else f"({p})" for p in parts)
+
+
+def _deps(*ds) -> str:
+    out = set()
+    for d in ds:
+        out |= set(d)
+    return "".join(sorted(out))
+
+
+class Kernel:
+    """Builds one kernel. `materialized` is the set of nodes readable from memory."""
+
+    def __init__(self, name: str, node: Node, materialized: set, tun: dict, large: bool):
+        self.name = name
+        self.node = node
+        self.materialized = materialized
+        self.tun = tun
+        self.large = large
+        self.ptrs: dict[Node, str] = {}
+        self.counter = 0
+        self.uses_mul_combine = False
+        self.root = Scope()
+        self.scope = self.root
+        self.sections: list[Scope] = []
+        self.flat = None          # (idx, shape, expr): the kernel's own linear index
+        self.row_vars = None      # row kernels: index exprs of the kept dims
+        self.reduced: dict = {}
+        self.loop_section = None  # looped row kernels: the section scope of the loop being emitted
+        self.summary = ""
+
+    # -- small helpers ------------------------------------------------------------------------
+    def tmp(self, prefix="t") -> str:
+        self.counter += 1
+        return f"{prefix}{self.counter}"
+
+    def emit(self, line: str, scope: Scope | None = None):
+        (scope or self.scope).lines.append(line)
+
+    def assign(self, expr: str, prefix="t") -> str:
+        if re.fullmatch(r"[A-Za-z_]\w*|-?\d+(\.\d*)?", expr):
+            return expr
+        v = self.tmp(prefix)
+        self.emit(f"{v} = {expr}")
+        return v
+
+    def ptr(self, node: Node) -> str:
+        if node not in self.ptrs:
+            self.ptrs[node] = f"{node.name}_ptr"
+        return self.ptrs[node]
+
+    def mask(self, deps: str) -> str | None:
+        parts = []
+        if "r" in deps:
+            parts.append(self.row_mask)
+        if "c" in deps:
+            parts.append("col_mask")
+        if not parts:
+            return None
+        return " & ".join(parts)
+
+    # -- index arithmetic ---------------------------------------------------------------------
+    def delinearize(self, lin: str, sizes, deps: str, prefix: str) -> list:
+        idx = []
+        n = len(sizes)
+        for d, s in enumerate(sizes):
+            if s == "1":
+                idx.append(("0", ""))
+                continue
+            inner = _prod(sizes[d + 1:])
+            e = lin if inner == "1" else f"({lin} // ({inner}))"
+            if any(x != "1" for x in sizes[:d]):
+                e = f"({e} % ({s}))" if not re.fullmatch(r"\w+", s) else f"({e} % {s})"
+            v = self.assign(e, prefix) if n > 1 else e
+            idx.append((v, deps))
+        return idx
+
+    def linear(self, idx, shape) -> tuple[str, str]:
+        if self.flat is not None and list(idx) == list(self.flat[0]) and tuple(shape) == tuple(self.flat[1]):
+            return self.flat[2], _deps(*[d for _, d in idx])
+        terms = []
+        for d, (e, _) in enumerate(idx):
+            if e == "0" or shape[d] == "1":
+                continue
+            stride = _prod(shape[d + 1:])
+            terms.append(e if stride == "1" else f"{e} * {stride}" if re.fullmatch(r"\w+", stride) else f"{e} * ({stride})")
+        return (" + ".join(terms) or "0"), _deps(*[d for _, d in idx])
+
+    def broadcast(self, operand: Node, out_shape, idx):
+        k = len(out_shape) - len(operand.shape)
+        out = []
+        for j, s in enumerate(operand.shape):
+            out.append(("0", "") if s == "1" else idx[k + j])
+        return out
+
+    # -- values ---------------------------------------------------------------------------------
+    def value(self, node: Node, idx) -> tuple[str, str]:
+        key = (id(node), tuple(e for e, _ in idx))
+        hit = self.scope.get(key)
+        if hit is not None:
+            return hit
+        out = self._value(node, list(idx))
+        self.scope.cache[key] = out
+        return out
+
+    def _value(self, node: Node, idx):
+        if node in self.materialized and node is not self.node or node.kind in (ir.INPUT, ir.EXTERN):
+            return self.load(node, idx)
+        kind = node.kind
+        if kind == ir.CONST:
+            if node.op == "arange":
+                e, d = idx[0]
+                return self.assign(f"({literal(node.attrs['start'])} + {e} * {literal(node.attrs['step'])})"), d
+            v = node.attrs["value"]
+            if isinstance(v, Sym):
+                return f"({v.expr})", ""
+            v = float(v) if node.dtype.is_floating_point else v
+            return literal(v), ""
+        if kind == ir.POINTWISE:
+            return self.pointwise(node, idx)
+        if kind == ir.VIEW:
+            return self.view(node, idx)
+        if kind == ir.REDUCTION:
+            return self.reduction(node, idx)
+        if kind == ir.SCAN:
+            return self.scan(node, idx)
+        if kind == ir.POOL:
+            return self.pool(node, idx)
+        raise Unsupported(f"unsupported: aten.{node.op}")
+
+    def load(self, node: Node, idx):
+        off, deps = self.linear(idx, node.shape)
+        ptr = self.ptr(node)
+        mask = self.mask(deps)
+        if mask is None:
+            expr = f"tl.load({ptr} + {off})"
+        else:
+            expr = f"tl.load({ptr} + {off}, mask={mask}, other=0)"
+        ct = compute_type(node.dtype)
+        if TL_DTYPE.get(node.dtype) != ct:
+            expr += f".to({ct})"
+        return self.assign(expr, "x"), deps
+
+    def pointwise(self, node: Node, idx):
+        deps = []
+
+        def operand(v):
+            if isinstance(v, Node):
+                e, d = self.value(v, self.broadcast(v, node.shape, idx))
+                deps.append(d)
+                want = compute_type(node.dtype)
+                if node.op not in ("where", "eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or",
+                                   "logical_not", "logical_xor", "isnan", "isinf", "signbit", "bitwise_not") \
+                        and compute_type(v.dtype) != want and not node.op.startswith(("_to_copy", "convert")):
+                    return f"{e}.to({want})"
+                if node.op in ("where",) and v is not node.attrs.get("condition") and compute_type(v.dtype) != compute_type(node.dtype):
+                    return f"{e}.to({compute_type(node.dtype)})"
+                return e
+            return literal(v) if not isinstance(v, str) else v
+
+        try:
+            expr = expression(node, operand)
+        except NotPointwise as e:
+            raise Unsupported(f"unsupported: {e}")
+        return self.assign(expr, "v"), _deps(*deps)
+
+    # -- views ------------------------------------------------------------------------------------
+    def view(self, node: Node, idx):
+        op, a = node.op, node.attrs
+        src = node.inputs[0]
+        if op == "view":
+            dims_out = [(e, s) for (e, s) in zip(idx, node.shape) if s != "1"]
+            src_big = [s for s in src.shape if s != "1"]
+            if [s for _, s in dims_out] == src_big:
+                it = iter([e for e, _ in dims_out])
+                return self.value(src, [("0", "") if s == "1" else next(it) for s in src.shape])
+            lin, deps = self.linear(idx, node.shape)
+            if src in self.materialized or src.kind == ir.INPUT or src.kind == ir.EXTERN:
+                return self.load_linear(src, lin, deps)
+            lin_v = self.assign(lin, "lin")
+            return self.value(src, self.delinearize(lin_v, src.shape, deps, "i"))
+        if op == "broadcast_in_dim":
+            out = [("0", "")] * len(src.shape)
+            for i, d in enumerate(a["dims"]):
+                out[i] = ("0", "") if src.shape[i] == "1" else idx[d]
+            return self.value(src, out)
+        if op == "expand":
+            return self.value(src, self.broadcast(src, node.shape, idx))
+        if op == "permute":
+            out = [None] * len(src.shape)
+            for i, d in enumerate(a["dims"]):
+                out[d] = idx[i]
+            return self.value(src, out)
+        if op == "slice":
+            d = a["dim"]
+            e, dep = idx[d]
+            start, step = a["start"], a["step"]
+            expr = e if step == 1 else f"{e} * {literal(step)}"
+            if start not in (0, None):
+                expr = f"({literal(start)} + {expr})"
+            out = list(idx)
+            out[d] = (self.assign(expr, "i") if expr != e else e, dep)
+            return self.value(src, out)
+        if op == "select":
+            out = list(idx)
+            out.insert(a["dim"], (literal(a["index"]), ""))
+            return self.value(src, out)
+        if op == "flip":
+            out = list(idx)
+            for d in a["dims"]:
+                e, dep = idx[d]
+                out[d] = (self.assign(f"({src.shape[d]} - 1 - {e})", "i"), dep)
+            return self.value(src, out)
+        if op == "cat":
+            d = a["dim"]
+            e, dep = idx[d]
+            parts = node.inputs
+            offset = "0"
+            vals = []
+            for p in parts:
+                size = p.shape[d]
+                local = e if offset == "0" else f"({e} - ({offset}))"
+                clamped = self.assign(f"tl.minimum(tl.maximum({local}, 0), {size} - 1)", "i")
+                pidx = list(self.broadcast(p, node.shape, idx))
+                pidx[d] = (clamped, dep)
+                v, vd = self.value(p, pidx)
+                offset = size if offset == "0" else f"{offset} + {size}"
+                vals.append((v, vd, offset))
+            out, deps = vals[-1][0], vals[-1][1]
+            for v, vd, end in reversed(vals[:-1]):
+                out = self.assign(f"tl.where({e} < ({end}), {v}, {out})", "v")
+                deps = _deps(deps, vd, dep)
+            return out, deps
+        if op == "pad":
+            pad = a["pad"]
+            out = list(idx)
+            valid = []
+            r = len(src.shape)
+            for j in range(len(pad) // 2):
+                d = r - 1 - j
+                left = pad[2 * j]
+                e, dep = idx[d]
+                s = f"({e} - {literal(left)})" if left != 0 else e
+                valid.append(f"({s} >= 0) & ({s} < {src.shape[d]})")
+                out[d] = (self.assign(f"tl.minimum(tl.maximum({s}, 0), {src.shape[d]} - 1)", "i"), dep)
+            v, deps = self.value(src, out)
+            fill = literal(float(a["value"]) if node.dtype.is_floating_point else a["value"])
+            return self.assign(f"tl.where({' & '.join(valid)}, {v}, {fill})", "v"), _deps(deps, *[d for _, d in idx])
+        if op == "gather":
+            d = a["dim"]
+            index_node = node.inputs[1]
+            iv, idep = self.value(index_node, idx)
+            out = list(idx)
+            out[d] = (iv, idep)
+            return self.value(src, out)
+        if op == "index_select":
+            d = a["dim"]
+            iv, idep = self.value(node.inputs[1], [idx[d]])
+            out = list(idx)
+            out[d] = (iv, idep)
+            return self.value(src, out)
+        raise Unsupported(f"unsupported: aten.{op}")
+
+    def load_linear(self, node, lin, deps):
+        ptr = self.ptr(node)
+        mask = self.mask(deps)
+        expr = f"tl.load({ptr} + {lin})" if mask is None else f"tl.load({ptr} + {lin}, mask={mask}, other=0)"
+        ct = compute_type(node.dtype)
+        if TL_DTYPE.get(node.dtype) != ct:
+            expr += f".to({ct})"
+        return self.assign(expr, "x"), deps
+
+    # -- pooling ------------------------------------------------------------------------------------
+    def pool(self, node: Node, idx):
+        a = node.attrs
+        src = node.inputs[0]
+        nd = a["nd"]
+        lead = len(src.shape) - nd
+        is_max = a["mode"] == "max"
+        acc = self.tmp("acc")
+        deps = _deps(*[d for _, d in idx])
+        init = '-float("inf")' if is_max else "0.0"
+        self.emit(f"{acc} = tl.full({self._shape_of(deps)}, {init}, tl.float32)")
+        starts = []
+        for j in range(nd):
+            e, _ = idx[lead + j]
+            st = f"{e} * {a['stride'][j]} - {a['padding'][j]}"
+            starts.append(self.assign(st, "w"))
+        # a static loop per window dim: the window is small and known, so it unrolls
+        outer = self.scope
+        body = Scope(parent=outer)
+        self.scope = body
+        src_idx = list(idx[:lead])
+        valid = []
+        for j in range(nd):
+            k = f"k{j}"
+            pos = self.assign(f"{starts[j]} + {k} * {a['dilation'][j]}", "p")
+            size = src.shape[lead + j]
+            valid.append(f"({pos} >= 0) & ({pos} < {size})")
+            src_idx.append((self.assign(f"tl.minimum(tl.maximum({pos}, 0), {size} - 1)", "p"), idx[lead + j][1]))
+        v, vd = self.value(src, src_idx)
+        ok = self.assign(" & ".join(valid), "ok")
+        if is_max:
+            self.emit(f"{acc} = tl.where({ok}, tl.maximum({acc}, {v}), {acc})")
+        else:
+            self.emit(f"{acc} += tl.where({ok}, {v}, 0.0)")
+        self.scope = outer
+        block = body.lines
+        for j in reversed(range(nd)):
+            block = [f"for k{j} in tl.static_range({a['kernel'][j]}):"] + ["    " + l for l in block]
+        outer.lines.extend(block)
+        if is_max:
+            return acc, deps
+        if a.get("divisor_override"):
+            return self.assign(f"{acc} / {float(a['divisor_override'])}", "v"), deps
+        counts = []
+        for j in range(nd):
+            size = src.shape[lead + j]
+            s, k, p = starts[j], a["kernel"][j], a["padding"][j]
+            end = f"tl.minimum({s} + {k}, {size} + {p})"
+            if a["count_include_pad"]:
+                counts.append(f"({end} - {s})")
+            else:
+                counts.append(f"(tl.minimum({end}, {size}) - tl.maximum({s}, 0))")
+        return self.assign(f"{acc} / ({' * '.join(counts)}).to(tl.float32)", "v"), deps
+
+    def _shape_of(self, deps: str) -> str:
+        if self.row_vars is None:
+            return "[BLOCK]"
+        if "c" in deps:
+            return "[BLOCK_M, BLOCK_N]"
+        return "[BLOCK_M, 1]"
+
+    # -- reductions and scans (row kernels) -----------------------------------------------------------
+    def _row_key(self, node: Node, idx, dims, keepdim):
+        """The kept part of idx if it addresses this kernel's rows, else None."""
+        if self.row_vars is None:
+            return None
+        kept = [e for d, (e, _) in enumerate(idx) if not (keepdim and d in dims)]
+        if keepdim and any(idx[d][0] != "0" for d in dims):
+            return None
+        want = [e for e, _ in self.row_vars]
+        if [e for e in kept] != want:
+            # size-1 kept dims index as "0" on both sides; compare the rest
+            return None
+        return tuple(kept)
+
+    def reduction(self, node: Node, idx):
+        x = node.inputs[0]
+        dims = node.attrs["dims"]
+        if (self.row_vars is None or tuple(x.shape) != tuple(self.F) or list(dims) != list(self.A)
+                or self._row_key(node, idx, dims, node.attrs.get("keepdim", False)) is None):
+            raise NeedMaterialize(node)
+        return self.reduce(node.op, x, node), "r"
+
+    def full_idx(self):
+        it_r = iter(self.row_vars)
+        it_c = iter(self.col_vars)
+        return [next(it_c) if d in self.A else next(it_r) for d in range(len(self.F))]
+
+    def reduce(self, op: str, x: Node, node: Node | None) -> str:
+        key = (op, id(x), node.attrs.get("correction") if node is not None else None)
+        if key in self.reduced:
+            return self.reduced[key]
+        if op == "var":
+            mean = self.reduce("mean", x, None)
+        persistent = self.strategy == "persistent"
+        outer = self.scope
+        is_int = not x.dtype.is_floating_point
+        acc_t = "tl.int64" if is_int and op in ("sum", "prod") else "tl.float32"
+        if op in ("any", "all"):
+            acc_t = "tl.int32"
+        neutral = {"sum": "0", "mean": "0", "var": "0", "prod": "1", "amax": '-float("inf")',
+                   "amin": 'float("inf")', "argmax": '-float("inf")', "argmin": 'float("inf")',
+                   "any": "0", "all": "1"}[op]
+        if is_int and op in ("amax", "amin", "argmax", "argmin"):
+            acc_t = "tl.int64"
+            neutral = "-9223372036854775807" if op in ("amax", "argmax") else "9223372036854775807"
+        if persistent:
+            section = self.tile
+            self.scope = section
+        else:
+            section = Scope(parent=self.root)
+            self.sections.insert(self.sections.index(self.current_section), section)
+            body = Scope(parent=section)
+            self.scope = body
+            self._open_cols(body, "col_start")
+        v, _ = self.value(x, self.full_idx())
+        if op == "var":
+            v = self.assign(f"({v} - {mean})", "d")
+            v = f"{v} * {v}"
+        mask = f"{self.row_mask} & col_mask"
+        v = self.assign(f"tl.where({mask}, {v}, {neutral}).to({acc_t})", "m")
+        res = self.tmp(op)
+        combine = {"sum": "tl.sum", "mean": "tl.sum", "var": "tl.sum", "amax": "tl.max", "amin": "tl.min",
+                   "any": "tl.max", "all": "tl.min"}
+        if persistent:
+            if op in ("argmax", "argmin"):
+                self.emit(f"{res} = tl.{op}({v}, axis=1)[:, None]")
+            elif op == "prod":
+                self.uses_mul_combine = True
+                self.emit(f"{res} = tl.reduce({v}, 1, _multiply)[:, None]")
+            else:
+                self.emit(f"{res} = {combine[op]}({v}, axis=1)[:, None]")
+        else:
+            acc = self.tmp("acc")
+            if op in ("argmax", "argmin"):
+                best = self.tmp("best")
+                cmp = ">" if op == "argmax" else "<"
+                section.lines.append(f"{best} = tl.full([BLOCK_M, 1], {neutral}, {acc_t})")
+                section.lines.append(f"{acc} = tl.zeros([BLOCK_M, 1], tl.int64)")
+                red = "tl.max" if op == "argmax" else "tl.min"
+                bv, bi = self.tmp("blk"), self.tmp("blk_i")
+                self.emit(f"{bv} = {red}({v}, axis=1)[:, None]")
+                self.emit(f"{bi} = tl.{op}({v}, axis=1)[:, None] + col_start")
+                self.emit(f"{acc} = tl.where({bv} {cmp} {best}, {bi}, {acc})")
+                self.emit(f"{best} = tl.where({bv} {cmp} {best}, {bv}, {best})")
+                final = acc
+            else:
+                section.lines.append(f"{acc} = tl.full([BLOCK_M, BLOCK_N], {neutral}, {acc_t})")
+                upd = {"sum": f"{acc} + {v}", "mean": f"{acc} + {v}", "var": f"{acc} + {v}", "prod": f"{acc} * {v}",
+                       "amax": f"tl.maximum({acc}, {v})", "amin": f"tl.minimum({acc}, {v})",
+                       "any": f"tl.maximum({acc}, {v})", "all": f"tl.minimum({acc}, {v})"}[op]
+                self.emit(f"{acc} = {upd}")
+                final = acc
+            self._close_loop(section, body, "col_start")
+            self.scope = section
+            if op in ("argmax", "argmin"):
+                self.emit(f"{res} = {final}")
+            elif op == "prod":
+                self.uses_mul_combine = True
+                self.emit(f"{res} = tl.reduce({final}, 1, _multiply)[:, None]")
+            else:
+                self.emit(f"{res} = {combine[op]}({final}, axis=1)[:, None]")
+        if op == "mean":
+            self.emit(f"{res} = {res} / n_cols")
+        if op == "var":
+            corr = node.attrs.get("correction", 1.0)
+            self.emit(f"{res} = {res} / (n_cols - {corr})")
+        self.scope = outer
+        self.reduced[key] = res
+        return res
+
+    def scan(self, node: Node, idx):
+        x = node.inputs[0]
+        d = node.attrs["dim"]
+        if self.row_vars is None or tuple(x.shape) != tuple(self.F) or list(self.A) != [d]:
+            raise NeedMaterialize(node)
+        full = self.full_idx()
+        if [e for e, _ in idx] != [e for e, _ in full]:
+            raise NeedMaterialize(node)
+        v, _ = self.value(x, full)
+        is_sum = node.op == "cumsum"
+        neutral = "0" if is_sum else "1"
+        ct = "tl.float32" if node.dtype.is_floating_point else "tl.int64"
+        m = self.assign(f"tl.where({self.row_mask} & col_mask, {v}, {neutral}).to({ct})", "m")
+        fn = "tl.cumsum" if is_sum else "tl.cumprod"
+        res = self.assign(f"{fn}({m}, axis=1)", "scan")
+        if self.strategy == "persistent":
+            return res, "rc"
+        # looped: carry the running total of the previous column blocks
+        carry = self.tmp("carry")
+        self.loop_section.lines.append(f"{carry} = tl.full([BLOCK_M, 1], {neutral}, {ct})")
+        out = self.assign(f"{res} {'+' if is_sum else '*'} {carry}", "scan")
+        if is_sum:
+            self.scope.tail.append(f"{carry} = {carry} + tl.sum({m}, axis=1)[:, None]")
+        else:
+            self.uses_mul_combine = True
+            self.scope.tail.append(f"{carry} = {carry} * tl.reduce({m}, 1, _multiply)[:, None]")
+        return out, "rc"
+
+    def _open_cols(self, body: Scope, start: str):
+        body.lines.append(f"cols = {start} + tl.arange(0, BLOCK_N)[None, :]")
+        body.lines.append("col_mask = cols < n_cols")
+        body.lines.extend(self.col_lines)
+
+    def _close_loop(self, section: Scope, body: Scope, start: str):
+        section.lines.append(f"for {start} in range(0, n_cols, BLOCK_N):")
+        section.lines.extend("    " + l for l in body.lines + body.tail)
+
+
+def index_vars(lin: str, sizes, prefix: str, deps: str):
+    """Fixed names for the multi-index of `lin` over `sizes`: (lines, [(expr, deps)])."""
+    big = [d for d, s in enumerate(sizes) if s != "1"]
+    if len(big) <= 1:
+        return [], [((lin if d in big else "0"), deps if d in big else "") for d in range(len(sizes))]
+    lines, idx = [], []
+    for d, s in enumerate(sizes):
+        if s == "1":
+            idx.append(("0", ""))
+            continue
+        inner = _prod(sizes[d + 1:])
+        e = lin if inner == "1" else f"{lin} // ({inner})"
+        if d != big[0]:
+            e = f"({e}) % ({s})" if inner != "1" else f"{e} % ({s})"
+        name = f"{prefix}{d}"
+        lines.append(f"{name} = {e}")
+        idx.append((name, deps))
+    return lines, idx
+
+
+DTYPE_NAME = {torch.float32: "torch.float32", torch.float16: "torch.float16", torch.bfloat16: "torch.bfloat16",
+              torch.float64: "torch.float64", torch.int64: "torch.int64", torch.int32: "torch.int32",
+              torch.bool: "torch.bool", torch.int8: "torch.int8", torch.uint8: "torch.uint8",
+              torch.int16: "torch.int16"}
+
+
+def _store(k: Kernel, node: Node, val: str, off: str, mask: str) -> str:
+    cast = TL_DTYPE[node.dtype]
+    if node.dtype == torch.bool:
+        val = f"({val} != 0)"
+    return f"tl.store({k.ptr(node)} + {off}, {val}.to({cast}), mask={mask})"
+
+
+def build_pointwise(k: Kernel) -> None:
+    node = k.node
+    k.kind = "pointwise"
+    k.row_mask = "mask"
+    pid = "tl.program_id(0).to(tl.int64)" if k.large else "tl.program_id(0)"
+    k.root.lines += [f"n_elements = {_prod(node.shape)}",
+                     f"offs = {pid} * BLOCK + tl.arange(0, BLOCK)",
+                     "mask = offs < n_elements"]
+    lines, idx = index_vars("offs", node.shape, "idx", "r")
+    k.root.lines += lines
+    k.flat = (idx, tuple(node.shape), "offs")
+    k.tile = k.root
+    val, deps = k.value(node, idx)
+    if "r" not in deps:  # a value that does not vary: broadcast it over the block
+        val = f"tl.full([BLOCK], {val}, {compute_type(node.dtype)})" if re.fullmatch(r"-?[\w.\"()]+", val) else f"({val} + tl.zeros([BLOCK], {compute_type(node.dtype)}))"
+    k.root.lines.append(_store(k, node, val, "offs", "mask"))
+
+
+def build_row(k: Kernel, F, A, strategy: str) -> None:
+    """A row kernel over iteration space F reducing dims A, storing k.node."""
+    node = k.node
+    k.kind = "row"
+    k.F, k.A = tuple(F), list(A)
+    k.strategy = strategy
+    kept = [F[d] for d in range(len(F)) if d not in A]
+    red = [F[d] for d in A]
+    k.n_rows, k.n_cols = _prod(kept), _prod(red)
+    k.row_mask = "row_mask"
+    pid = "tl.program_id(0).to(tl.int64)" if k.large else "tl.program_id(0)"
+    k.root.lines += [f"n_rows = {k.n_rows}", f"n_cols = {k.n_cols}",
+                     f"rows = {pid} * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]",
+                     "row_mask = rows < n_rows"]
+    lines, k.row_vars = index_vars("rows", kept, "row", "r")
+    k.root.lines += lines
+    k.col_lines, k.col_vars = index_vars("cols", red, "col", "c")
+    trailing = k.A == list(range(len(F) - len(A), len(F)))
+    full = None
+    if strategy == "persistent":
+        k.tile = Scope(parent=k.root)
+        k.tile.lines += ["cols = tl.arange(0, BLOCK_N)[None, :]", "col_mask = cols < n_cols"] + list(k.col_lines)
+        k.sections = [k.tile]
+        k.current_section = k.tile
+        k.scope = k.tile
+        full = k.full_idx()
+        if trailing:
+            k.flat = (full, k.F, "rows * n_cols + cols")
+    element_out = tuple(node.shape) == tuple(F) and node.kind != ir.REDUCTION
+    if element_out:
+        if strategy == "persistent":
+            val, _ = k.value(node, full)
+            off, _ = k.linear(full, F)
+            k.tile.lines.append(_store(k, node, val, off, "row_mask & col_mask"))
+        else:
+            section = Scope(parent=k.root)
+            k.sections.append(section)
+            k.current_section = section
+            body = Scope(parent=section)
+            k.scope = body
+            k.loop_section = section
+            k._open_cols(body, "col_start")
+            full = k.full_idx()
+            if trailing:
+                k.flat = (full, k.F, "rows * n_cols + cols")
+            val, _ = k.value(node, full)
+            off, _ = k.linear(full, F)
+            k.emit(_store(k, node, val, off, "row_mask & col_mask"))
+            k._close_loop(section, body, "col_start")
+    else:
+        # a per-row result: node's non-1 dims must be the kept dims
+        if [s for s in node.shape if s != "1"] != [s for s in kept if s != "1"]:
+            raise NeedMaterialize(_first_reduction(node, k.materialized) or node)
+        it = iter([v for v, s in zip(k.row_vars, kept) if s != "1"])
+        idx = [("0", "") if s == "1" else next(it) for s in node.shape]
+        if strategy != "persistent":
+            section = Scope(parent=k.root)
+            k.sections.append(section)
+            k.current_section = section
+            k.scope = section
+        val, deps = k.value(node, idx)
+        if "r" not in deps:
+            val = f"({val} + tl.zeros([BLOCK_M, 1], {compute_type(node.dtype)}))"
+        k.emit(_store(k, node, val, "rows", "row_mask"))
+
+
+def _first_reduction(node: Node, materialized) -> Node | None:
+    seen = set()
+    stack = [node]
+    found = []
+    while stack:
+        n = stack.pop()
+        if id(n) in seen:
+            continue
+        seen.add(id(n))
+        if n is not node and (n in materialized or n.kind in (ir.INPUT, ir.EXTERN)):
+            continue
+        if n.kind in (ir.REDUCTION, ir.SCAN):
+            found.append(n)
+        stack.extend(n.inputs)
+    return found[0] if found else None
+
+
+def prune(lines: list[str]) -> list[str]:
+    """Drop assignments whose target is never read (index variables a kernel did not need)."""
+    while True:
+        text = "\n".join(lines)
+        counts: dict[str, int] = {}
+        for name in re.findall(r"\b[A-Za-z_]\w*\b", text):
+            counts[name] = counts.get(name, 0) + 1
+        keep = []
+        for line in lines:
+            m = re.match(r"\s*([A-Za-z_]\w*) = ", line)
+            if m and counts.get(m.group(1), 0) == 1 and m.group(1) not in ("cols", "col_mask"):
+                continue
+            keep.append(line)
+        if len(keep) == len(lines):
+            return lines
+        lines = keep
+
+
+def render_kernel(k: Kernel) -> tuple[str, list[str]]:
+    """The kernel's source and its argument names (pointers, then sizes)."""
+    body = list(k.root.lines)
+    for s in k.sections:
+        body += s.lines
+    text = "\n".join(body)
+    return text, list(k.ptrs.values())

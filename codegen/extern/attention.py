@@ -1,0 +1,149 @@
+"""Triton flash-attention template for scaled_dot_product_attention (forward).
+
+One program owns BLOCK_M query rows of one (batch, head) and streams the keys and values in
+BLOCK_N blocks with an online softmax (running max and sum, exp2 with log2(e) folded into the
+scale), so the L x S score matrix never reaches memory. Causal masking is top-left aligned, as in
+torch (query i sees keys 0..i), and causal programs stop at their diagonal block. The pointwise
+chain after the attention is fused into the store.
+"""
+from __future__ import annotations
+
+from textwrap import indent
+
+from codegen.extern.epilogue import TileSpace, var
+
+SPACE = TileSpace(
+    suffixes=["b", "h", "m", "d"],
+    index=["off_b", "off_h", "offs_m[:, None]", "offs_d[None, :]"],
+    masks=[None, None, "mask_m[:, None]", "mask_d[None, :]"],
+)
+
+HELPERS = '''
+def attention_operands(q, k, v):
+    """(batch, heads, length, head_dim) views of SDPA's operands; 3-D inputs get one head."""
+    if q.dim() == 3:
+        return q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1)
+    return q, k, v
+'''
+
+
+def emit(g) -> tuple[str, str]:
+    ep = g.epilogue
+    kname = f"{g.kernel_name}_kernel"
+    out_params = [f"{var(o.name)}_out_ptr" for o in g.outputs]
+    fp32 = g.input_dtype == "float32"
+    params = ["q_ptr", "k_ptr", "v_ptr"] + out_params + ep.stride_params(SPACE) + [
+        "stride_qb", "stride_qh", "stride_qm", "stride_qd",
+        "stride_kb", "stride_kh", "stride_kn", "stride_kd",
+        "stride_vb", "stride_vh", "stride_vn", "stride_vd",
+        "stride_ob", "stride_oh", "stride_om", "stride_od",
+        "H", "L", "S", "sm_scale",
+        "HEAD_DIM: tl.constexpr", "BLOCK_D: tl.constexpr",
+        "BLOCK_M: tl.constexpr", "BLOCK_N: tl.constexpr", "IS_CAUSAL: tl.constexpr",
+    ]
+    if fp32:
+        params.append("INPUT_PRECISION: tl.constexpr")
+    dot_kw = ", input_precision=INPUT_PRECISION" if fp32 else ""
+    bf16 = g.input_dtype == "bfloat16"
+    if bf16:
+        params.append("WIDEN_BF16_DOT: tl.constexpr")
+    widen = (["if WIDEN_BF16_DOT:  # the CPU interpreter cannot multiply bf16 tiles",
+              "    q = q.to(tl.float32)"] if bf16 else [])
+    widen_kv = (["    if WIDEN_BF16_DOT:",
+                 "        k_tile = k_tile.to(tl.float32)",
+                 "        v_tile = v_tile.to(tl.float32)"] if bf16 else [])
+    lines = [
+        "start_m = tl.program_id(0)",
+        "off_bh = tl.program_id(1)",
+        "off_b = (off_bh // H).to(tl.int64)",
+        "off_h = (off_bh % H).to(tl.int64)",
+        "q_ptr += off_b * stride_qb + off_h * stride_qh",
+        "k_ptr += off_b * stride_kb + off_h * stride_kh",
+        "v_ptr += off_b * stride_vb + off_h * stride_vh",
+        "",
+        "offs_m = start_m * BLOCK_M + tl.arange(0, BLOCK_M)",
+        "offs_n = tl.arange(0, BLOCK_N)",
+        "offs_d = tl.arange(0, BLOCK_D)",
+        "mask_m = offs_m < L",
+        "mask_d = offs_d < HEAD_DIM",
+        "q = tl.load(q_ptr + offs_m[:, None] * stride_qm + offs_d[None, :] * stride_qd,",
+        "            mask=mask_m[:, None] & mask_d[None, :], other=0.0)",
+    ] + widen + [
+        "",
+        "# exp2 is cheaper than exp: fold log2(e) into the softmax scale once.",
+        "qk_scale = sm_scale * 1.4426950408889634",
+        "m_i = tl.full((BLOCK_M,), float('-inf'), dtype=tl.float32)",
+        "l_i = tl.zeros((BLOCK_M,), dtype=tl.float32)",
+        "acc = tl.zeros((BLOCK_M, BLOCK_D), dtype=tl.float32)",
+        "",
+        "# Causal programs stop after their diagonal block: later keys are all masked.",
+        "if IS_CAUSAL:",
+        "    hi = tl.minimum((start_m + 1) * BLOCK_M, S)",
+        "else:",
+        "    hi = S",
+        "for start_n in range(0, hi, BLOCK_N):",
+        "    cols = start_n + offs_n",
+        "    mask_n = cols < S",
+        "    k_tile = tl.load(k_ptr + cols[None, :] * stride_kn + offs_d[:, None] * stride_kd,",
+        "                     mask=mask_n[None, :] & mask_d[:, None], other=0.0)",
+        "    v_tile = tl.load(v_ptr + cols[:, None] * stride_vn + offs_d[None, :] * stride_vd,",
+        "                     mask=mask_n[:, None] & mask_d[None, :], other=0.0)",
+    ] + widen_kv + [
+        f"    qk = tl.dot(q, k_tile{dot_kw}) * qk_scale",
+        "    keep = mask_n[None, :]",
+        "    if IS_CAUSAL:",
+        "        keep = keep & (offs_m[:, None] >= cols[None, :])",
+        "    qk = tl.where(keep, qk, float('-inf'))",
+        "    # Online softmax: rescale what was accumulated so far to the new running max.",
+        "    m_new = tl.maximum(m_i, tl.max(qk, 1))",
+        "    p = tl.math.exp2(qk - m_new[:, None])",
+        "    alpha = tl.math.exp2(m_i - m_new)",
+        "    l_i = l_i * alpha + tl.sum(p, 1)",
+        f"    acc = acc * alpha[:, None] + tl.dot(p.to(v_tile.dtype), v_tile{dot_kw})",
+        "    m_i = m_new",
+        "acc = acc / l_i[:, None]",
+        "",
+    ]
+    if ep.members or ep.operands:
+        lines.append("# Fused epilogue on the normalised fp32 output.")
+    lines += [ep.operand_load(op, SPACE) for op in ep.operands.values()]
+    lines += [line for _, line in ep.expressions(SPACE)]
+    lines.append("o_offsets = (off_b * stride_ob + off_h * stride_oh + offs_m[:, None] * stride_om"
+                 " + offs_d[None, :] * stride_od)")
+    for o in g.outputs:
+        ptr = f"{var(o.name)}_out_ptr"
+        lines.append(f"tl.store({ptr} + o_offsets, {ep.var_of(o)}.to({ptr}.dtype.element_ty),"
+                     " mask=mask_m[:, None] & mask_d[None, :])")
+    kernel = (
+        "@triton.jit\n"
+        f"def {kname}(\n" + "".join(f"    {p},\n" for p in params) + "):\n"
+        f'    """{g.doc}"""\n' + indent("\n".join(lines), "    ").replace("    \n", "\n") + "\n"
+    )
+
+    cfg = f"{g.kernel_name.upper()}_CONFIG"
+    scale = "1.0 / math.sqrt(head_dim)" if g.scale is None else repr(float(g.scale))
+    L = [f"def {g.name}({', '.join(g.arg_names)}):",
+         f"    q, k, v = attention_operands({g.q_expr}, {g.k_expr}, {g.v_expr})",
+         "    batch, heads, length, head_dim = q.shape",
+         "    out_shape = q.shape if " + f"{g.q_expr}.dim() == 4 else (batch, length, head_dim)"]
+    prepared = {}
+    for op in ep.operands.values():
+        L.append(f"    {op.name} = {op.name}.expand(out_shape).reshape(q.shape)")
+        prepared[op.name] = op.name
+    outs = []
+    for o in g.outputs:
+        name = f"{var(o.name)}_out"
+        outs.append(name)
+        L.append(f"    {name} = torch.empty(q.shape, device=q.device, dtype=torch.{g.out_dtype(o)})")
+    L.append(f'    grid = (triton.cdiv(length, {cfg}["BLOCK_M"]), batch * heads)')
+    call = (["q", "k", "v"] + outs + ep.stride_args(prepared, SPACE)
+            + ["*q.stride()", "*k.stride()", "*v.stride()", f"*{outs[0]}.stride()",
+               "heads", "length", "k.shape[2]", scale,
+               "HEAD_DIM=head_dim", "BLOCK_D=triton.next_power_of_2(head_dim)",
+               f"IS_CAUSAL={g.causal}"]
+            + (["WIDEN_BF16_DOT=INTERPRETED"] if bf16 else []) + [f"**{cfg}"])
+    L.append(f"    {kname}[grid](")
+    L += [f"        {c}," for c in call]
+    L.append("    )")
+    L.append(f"    return {', '.join(f'{o}.view(out_shape)' for o in outs)}")
+    return kernel, "\n".join(L) + "\n"

@@ -1,0 +1,95 @@
+"""Elementwise kernel: a fused pointwise chain over one output shape.
+
+Used for the epilogue of a convolution (cuDNN computes the convolution; bias, activations,
+scales and residuals follow in one pass over its output) and for pointwise chains that no extern
+op feeds. Inputs of the output's shape are read at the flat offset; broadcast inputs (a per-channel
+bias, a per-row scale) recover only the indices of the dimensions they vary along.
+"""
+from __future__ import annotations
+
+from textwrap import indent
+
+from codegen.extern.epilogue import TileSpace, var
+
+
+def space_for(rank: int) -> TileSpace:
+    return TileSpace(suffixes=[str(d) for d in range(rank)], index=[f"idx{d}" for d in range(rank)],
+                     masks=[None] * rank, full_mask="mask", flat_index="offs")
+
+
+def emit(g) -> tuple[str, str]:
+    ep = g.epilogue
+    rank = len(g.shape)
+    space = space_for(rank)
+    kname = f"{g.kernel_name}_kernel"
+    dims = sorted({d for op in ep.operands.values() if not op.flat
+                   for d, used in enumerate(op.used) if used})
+    out_params = [f"{var(o.name)}_out_ptr" for o in g.outputs]
+    size_params = []
+    for d in dims:
+        if d > 0:
+            size_params.append(f"size{d}")
+        if d < rank - 1:
+            size_params.append(f"inner{d}")
+    params = out_params + ep.stride_params(space) + ["n_elements"] + size_params + [
+        "BLOCK_SIZE: tl.constexpr", "INT64_INDEX: tl.constexpr"]
+    lines = [
+        "pid = tl.program_id(0)",
+        "if INT64_INDEX:  # more than 2**31 elements: 64-bit offsets",
+        "    pid = pid.to(tl.int64)",
+        "offs = pid * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)",
+        "mask = offs < n_elements",
+    ]
+    if dims:
+        lines.append("# Indices along the dimensions that broadcast inputs vary in.")
+    for d in dims:
+        if d == 0:
+            lines.append(f"idx0 = offs // inner0" if rank > 1 else "idx0 = offs")
+        elif d == rank - 1:
+            lines.append(f"idx{d} = offs % size{d}")
+        else:
+            lines.append(f"idx{d} = (offs // inner{d}) % size{d}")
+    lines += [ep.operand_load(op, space) for op in ep.operands.values()]
+    lines += [line for _, line in ep.expressions(space)]
+    for o in g.outputs:
+        ptr = f"{var(o.name)}_out_ptr"
+        lines.append(f"tl.store({ptr} + offs, {ep.var_of(o)}.to({ptr}.dtype.element_ty), mask=mask)")
+    kernel = (
+        "@triton.jit\n"
+        f"def {kname}(\n" + "".join(f"    {p},\n" for p in params) + "):\n"
+        f'    """{g.doc}"""\n' + indent("\n".join(lines), "    ").replace("    \n", "\n") + "\n"
+    )
+
+    cfg = f"{g.kernel_name.upper()}_CONFIG"
+    L = [f"def {g.name}({', '.join(g.arg_names)}):"]
+    L += [f"    {s}" for s in g.launcher_prologue]
+    first = next(iter(ep.operands.values()))
+    L.append(f"    shape = torch.broadcast_shapes({', '.join(op.name + '.shape' for op in ep.operands.values())})")
+    prepared = {}
+    for op in ep.operands.values():
+        if op.flat:
+            L.append(f"    {op.name} = {op.name}.expand(shape).contiguous()")
+        else:
+            L.append(f"    {op.name} = {op.name}.expand(shape)")
+        prepared[op.name] = op.name
+    outs = []
+    for o in g.outputs:
+        name = f"{var(o.name)}_out"
+        outs.append(name)
+        L.append(f"    {name} = torch.empty(shape, device={first.name}.device, "
+                 f"dtype=torch.{g.out_dtype(o)})")
+    L.append(f"    n_elements = {outs[0]}.numel()")
+    sizes = []
+    for d in dims:
+        if d > 0:
+            sizes.append(f"shape[{d}]")
+        if d < rank - 1:
+            sizes.append(f"math.prod(shape[{d + 1}:])")
+    L.append(f'    grid = (triton.cdiv(n_elements, {cfg}["BLOCK_SIZE"]),)')
+    call = outs + ep.stride_args(prepared, space) + ["n_elements"] + sizes + [
+        "INT64_INDEX=n_elements >= 2**31", f"**{cfg}"]
+    L.append(f"    {kname}[grid](")
+    L += [f"        {c}," for c in call]
+    L.append("    )")
+    L.append(f"    return {', '.join(outs)}")
+    return kernel, "\n".join(L) + "\n"

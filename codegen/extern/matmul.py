@@ -1,0 +1,222 @@
+"""Triton matmul template: tiled, grouped launch order, fp32 accumulation, fused epilogue.
+
+Covers torch.matmul's whole family through one batched kernel, C[b] = A[b] @ B[b], on strided
+views (a transposed operand is a stride swap, never a copy): mm, bmm, matvec, linear/addmm
+(weight.t() as B, the bias in the epilogue), N-d tensor @ matrix (leading dims folded into M: one
+large GEMM), broadcast batches (stride 0), and triangular operands or products (masked loads, and
+K ranges or whole tiles skipped where the triangle makes them zero).
+"""
+from __future__ import annotations
+
+from textwrap import indent
+
+from codegen.extern.epilogue import TileSpace, var
+
+SPACE = TileSpace(
+    suffixes=["b", "m", "n"],
+    index=["batch", "offs_cm[:, None]", "offs_cn[None, :]"],
+    masks=[None, "mask_m[:, None]", "mask_n[None, :]"],
+    row_dim=1,
+    col_dim=2,
+)
+
+# Shared by every matmul launcher in a file; emitted once.
+HELPERS = '''
+def matmul_operands(a, b):
+    """View torch.matmul's operands as (batch, M, K) and (batch, K, N) without copying.
+
+    Returns the two views, the shape torch.matmul gives, and the (batch, M, N) shape the kernel
+    writes. A matrix right operand folds the left one's leading dims into M (one large GEMM)
+    whenever its strides allow; otherwise batches broadcast with stride 0.
+    """
+    a_is_vector, b_is_vector = a.dim() == 1, b.dim() == 1
+    if a_is_vector:
+        a = a.unsqueeze(0)
+    if b_is_vector:
+        b = b.unsqueeze(-1)
+    M, K = a.shape[-2:]
+    N = b.shape[-1]
+    batch_shape = torch.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    out_shape = list(batch_shape) + [M, N]
+    if b_is_vector:
+        out_shape.pop(-1)
+    if a_is_vector:
+        out_shape.pop(-2 if not b_is_vector else -1)
+    folded = None
+    if b.dim() == 2 and a.dim() > 2:
+        try:
+            folded = a.view(1, -1, K)
+        except RuntimeError:  # leading dims not mergeable (e.g. a transposed batch): batch it
+            folded = None
+    if folded is not None:
+        a3, b3 = folded, b.unsqueeze(0)
+    else:
+        a3 = a.expand(*batch_shape, M, K).reshape(-1, M, K)
+        b3 = b.expand(*batch_shape, K, N).reshape(-1, K, N)
+    kernel_shape = (a3.shape[0], a3.shape[1], N)
+    return a3, b3, tuple(out_shape), kernel_shape
+
+
+def epilogue_operand(t, out_shape, kernel_shape):
+    """An epilogue input broadcast (stride 0) to the result, viewed like the kernel's output."""
+    return t.expand(out_shape).reshape(kernel_shape)
+'''
+
+
+def emit(g) -> tuple[str, str]:
+    """(kernel source, launcher source) for one matmul group `g` (see lowering.MatmulGroup)."""
+    ep = g.epilogue
+    kname = f"{g.kernel_name}_kernel"
+    out_params = [f"{var(o.name)}_out_ptr" for o in g.outputs]
+    params = ["a_ptr", "b_ptr"] + out_params + ep.stride_params(SPACE) + [
+        "M", "N", "K",
+        "stride_ab", "stride_am", "stride_ak",
+        "stride_bb", "stride_bk", "stride_bn",
+        "stride_cb", "stride_cm", "stride_cn",
+        "BLOCK_M: tl.constexpr", "BLOCK_N: tl.constexpr", "BLOCK_K: tl.constexpr",
+        "GROUP_M: tl.constexpr",
+    ]
+    fp32 = g.input_dtype == "float32"
+    if fp32:
+        params.append("INPUT_PRECISION: tl.constexpr")
+    dot_kw = ", input_precision=INPUT_PRECISION" if fp32 else ""
+    bf16 = g.input_dtype == "bfloat16"
+    if bf16:
+        params.append("WIDEN_BF16_DOT: tl.constexpr")
+
+    # K range and masks for triangular operands / products.
+    k_bounds, a_keep, b_keep = [], None, None
+    for side, kind, diag in g.operand_triangles:
+        if side == "a":  # rows m, columns k
+            a_keep = (f"offs_kk[None, :] <= offs_am[:, None] + {diag}" if kind == "lower"
+                      else f"offs_kk[None, :] >= offs_am[:, None] + {diag}")
+            k_bounds.append(
+                f"k_end = tl.minimum(k_end, tl.cdiv((pid_m + 1) * BLOCK_M + {diag}, BLOCK_K))"
+                if kind == "lower" else
+                f"k_start = tl.maximum(k_start, (pid_m * BLOCK_M + {diag}) // BLOCK_K)")
+        else:  # rows k, columns n
+            b_keep = (f"offs_bn[None, :] <= offs_kk[:, None] + {diag}" if kind == "lower"
+                      else f"offs_bn[None, :] >= offs_kk[:, None] + {diag}")
+            k_bounds.append(
+                f"k_start = tl.maximum(k_start, (pid_n * BLOCK_N - {diag}) // BLOCK_K)"
+                if kind == "lower" else
+                f"k_end = tl.minimum(k_end, tl.cdiv((pid_n + 1) * BLOCK_N - {diag}, BLOCK_K))")
+    if g.output_triangle is not None:
+        kind, diag = g.output_triangle
+        zero = (f"pid_n * BLOCK_N > (pid_m + 1) * BLOCK_M - 1 + {diag}" if kind == "lower"
+                else f"(pid_n + 1) * BLOCK_N - 1 < pid_m * BLOCK_M + {diag}")
+        k_bounds.append(f"# A tile wholly outside the {kind} triangle is all zeros: skip its K loop.\n"
+                        f"k_end = tl.where({zero}, 0, k_end)")
+
+    lines = [
+        "# Grouped launch order: GROUP_M row-tiles in a row reuse each column panel of B from L2.",
+        "pid = tl.program_id(0)",
+        "batch = tl.program_id(1).to(tl.int64)",
+        "num_pid_m = tl.cdiv(M, BLOCK_M)",
+        "num_pid_n = tl.cdiv(N, BLOCK_N)",
+        "num_pid_in_group = GROUP_M * num_pid_n",
+        "group_id = pid // num_pid_in_group",
+        "first_pid_m = group_id * GROUP_M",
+        "group_size_m = min(num_pid_m - first_pid_m, GROUP_M)",
+        "pid_m = first_pid_m + ((pid % num_pid_in_group) % group_size_m)",
+        "pid_n = (pid % num_pid_in_group) // group_size_m",
+        "",
+        "# Rows and columns past the edge wrap around, so K-loop loads need only the K mask;",
+        "# the store masks them out.",
+        "offs_am = (pid_m * BLOCK_M + tl.arange(0, BLOCK_M)) % M",
+        "offs_bn = (pid_n * BLOCK_N + tl.arange(0, BLOCK_N)) % N",
+        "offs_k = tl.arange(0, BLOCK_K)",
+    ]
+    if k_bounds:
+        lines += ["# K tiles where a triangular operand is all zeros are skipped.",
+                  "k_start = pid_m * 0", "k_end = tl.cdiv(K, BLOCK_K) + pid_m * 0"] + k_bounds
+        loop = "for k in range(k_start, k_end):"
+        start = "k_start * BLOCK_K"
+        lines += [
+            f"a_ptrs = a_ptr + batch * stride_ab + offs_am[:, None] * stride_am"
+            f" + (k_start * BLOCK_K + offs_k[None, :]) * stride_ak",
+            f"b_ptrs = b_ptr + batch * stride_bb + (k_start * BLOCK_K + offs_k[:, None]) * stride_bk"
+            f" + offs_bn[None, :] * stride_bn",
+        ]
+    else:
+        loop = "for k in range(0, tl.cdiv(K, BLOCK_K)):"
+        start = None
+        lines += [
+            "a_ptrs = a_ptr + batch * stride_ab + offs_am[:, None] * stride_am"
+            " + offs_k[None, :] * stride_ak",
+            "b_ptrs = b_ptr + batch * stride_bb + offs_k[:, None] * stride_bk"
+            " + offs_bn[None, :] * stride_bn",
+        ]
+    body = ["k_mask = offs_k < K - k * BLOCK_K"]
+    a_mask, b_mask = "k_mask[None, :]", "k_mask[:, None]"
+    if a_keep or b_keep:
+        body.append("offs_kk = k * BLOCK_K + offs_k")
+    if a_keep:
+        a_mask = f"{a_mask} & ({a_keep})"
+    if b_keep:
+        b_mask = f"{b_mask} & ({b_keep})"
+    body += [
+        f"a_tile = tl.load(a_ptrs, mask={a_mask}, other=0.0)",
+        f"b_tile = tl.load(b_ptrs, mask={b_mask}, other=0.0)",
+    ]
+    if bf16:
+        body += ["if WIDEN_BF16_DOT:  # the CPU interpreter cannot multiply bf16 tiles",
+                 "    a_tile = a_tile.to(tl.float32)",
+                 "    b_tile = b_tile.to(tl.float32)"]
+    body += [
+        f"acc = tl.dot(a_tile, b_tile, acc{dot_kw})",
+        "a_ptrs += BLOCK_K * stride_ak",
+        "b_ptrs += BLOCK_K * stride_bk",
+    ]
+    lines += ["", "acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)", loop]
+    lines += ["    " + b for b in body]
+    lines += [
+        "",
+        "# Epilogue on the fp32 accumulator, then one store per result.",
+        "offs_cm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)",
+        "offs_cn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)",
+        "mask_m = offs_cm < M",
+        "mask_n = offs_cn < N",
+        "c_mask = mask_m[:, None] & mask_n[None, :]",
+    ]
+    lines += [ep.operand_load(op, SPACE) for op in ep.operands.values()]
+    lines += [line for _, line in ep.expressions(SPACE)]
+    lines.append("c_offsets = batch * stride_cb + offs_cm[:, None] * stride_cm"
+                 " + offs_cn[None, :] * stride_cn")
+    for o in g.outputs:
+        ptr = f"{var(o.name)}_out_ptr"
+        lines.append(f"tl.store({ptr} + c_offsets, {ep.var_of(o)}.to({ptr}.dtype.element_ty),"
+                     " mask=c_mask)")
+    del start
+    kernel = (
+        "@triton.jit\n"
+        f"def {kname}(\n" + "".join(f"    {p},\n" for p in params) + "):\n"
+        f'    """{g.doc}"""\n' + indent("\n".join(lines), "    ").replace("    \n", "\n") + "\n"
+    )
+
+    # Launcher.
+    args = ", ".join(g.arg_names)
+    cfg = f"{g.kernel_name.upper()}_CONFIG"
+    L = [f"def {g.name}({args}):",
+         f"    a, b, out_shape, kernel_shape = matmul_operands({g.a_expr}, {g.b_expr})",
+         "    batch, M, K = a.shape",
+         "    N = b.shape[2]"]
+    prepared = {}
+    for op in ep.operands.values():
+        L.append(f"    {op.name} = epilogue_operand({op.name}, out_shape, kernel_shape)")
+        prepared[op.name] = op.name
+    outs = []
+    for o in g.outputs:
+        name = f"{var(o.name)}_out"
+        outs.append(name)
+        L.append(f"    {name} = torch.empty(kernel_shape, device=a.device, dtype=torch.{g.out_dtype(o)})")
+    L.append(f'    grid = (triton.cdiv(M, {cfg}["BLOCK_M"]) * triton.cdiv(N, {cfg}["BLOCK_N"]), batch)')
+    call = (["a", "b"] + outs + ep.stride_args(prepared, SPACE)
+            + ["M", "N", "K", "*a.stride()", "*b.stride()", f"*{outs[0]}.stride()"]
+            + (["WIDEN_BF16_DOT=INTERPRETED"] if bf16 else []) + [f"**{cfg}"])
+    L.append(f"    {kname}[grid](")
+    L += [f"        {c}," for c in call]
+    L.append("    )")
+    rets = ", ".join(f"{o}.view(out_shape)" for o in outs)
+    L.append(f"    return {rets}")
+    return kernel, "\n".join(L) + "\n"

@@ -1,0 +1,76 @@
+"""Declared search spaces and per-device defaults for the extern templates.
+
+Keys are "<template>.<parameter>": `mm` (matmul), `attn` (flash attention), `ew` (the elementwise
+epilogue kernel that follows a convolution or stands alone).
+"""
+from __future__ import annotations
+
+import torch
+
+SPACE = {
+    "mm.BLOCK_M": [32, 64, 128, 256],
+    "mm.BLOCK_N": [16, 32, 64, 128, 256],
+    "mm.BLOCK_K": [32, 64, 128],
+    "mm.GROUP_M": [1, 4, 8, 16],
+    "mm.num_warps": [2, 4, 8],
+    "mm.num_stages": [2, 3, 4, 5],
+    # fp32 only: "ieee" is exact fp32, "tf32x3" is ~fp32 accuracy on tensor cores, "tf32" is fast
+    # but only matches references that allow tf32 themselves.
+    "mm.INPUT_PRECISION": ["ieee", "tf32x3", "tf32"],
+    "attn.BLOCK_M": [64, 128],
+    "attn.BLOCK_N": [32, 64, 128],
+    "attn.num_warps": [4, 8],
+    "attn.num_stages": [2, 3, 4],
+    "attn.INPUT_PRECISION": ["ieee", "tf32x3", "tf32"],
+    "ew.BLOCK_SIZE": [256, 512, 1024, 2048, 4096],
+    "ew.num_warps": [2, 4, 8],
+}
+
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def matmul_defaults(dtype: torch.dtype, M: int, N: int, K: int, target: str = "cuda") -> dict:
+    """H100 defaults: large tiles for half precision, smaller for fp32 (twice the bytes per tile)."""
+    if dtype in _HALF:
+        cfg = {"BLOCK_M": 128, "BLOCK_N": 256, "BLOCK_K": 64, "GROUP_M": 8, "num_warps": 8,
+               "num_stages": 3, "INPUT_PRECISION": "ieee"}
+    else:
+        cfg = {"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 32, "GROUP_M": 8, "num_warps": 8,
+               "num_stages": 3, "INPUT_PRECISION": "tf32x3"}
+    if N <= 16:  # matrix-vector: one skinny column tile, many row tiles, deep K steps
+        cfg.update(BLOCK_M=64, BLOCK_N=16, BLOCK_K=256 if dtype in _HALF else 128,
+                   num_warps=4, num_stages=4)
+    elif N <= 64 or M <= 64:
+        cfg.update(BLOCK_M=64 if M <= 64 else 128, BLOCK_N=64, num_warps=4, num_stages=4)
+    elif M * N <= 1024 * 1024:  # too few large tiles to fill 132 SMs
+        cfg.update(BLOCK_M=128, BLOCK_N=128, num_warps=8 if dtype in _HALF else 4)
+    return cfg
+
+
+def attention_defaults(dtype: torch.dtype, head_dim: int, target: str = "cuda") -> dict:
+    if dtype in _HALF:
+        cfg = {"BLOCK_M": 128, "BLOCK_N": 64, "num_warps": 8 if head_dim > 64 else 4,
+               "num_stages": 3, "INPUT_PRECISION": "ieee"}
+    else:
+        cfg = {"BLOCK_M": 64, "BLOCK_N": 32, "num_warps": 4, "num_stages": 2,
+               "INPUT_PRECISION": "tf32x3"}
+    return cfg
+
+
+def elementwise_defaults(target: str = "cuda") -> dict:
+    return {"BLOCK_SIZE": 1024, "num_warps": 4}
+
+
+def apply_overrides(prefix: str, cfg: dict, tunables: dict | None) -> dict:
+    """cfg updated with the `prefix.*` entries of tunables."""
+    out = dict(cfg)
+    for key, value in (tunables or {}).items():
+        family, _, name = key.partition(".")
+        if family == prefix and name in out:
+            out[name] = value
+    return out
+
+
+def check_keys(tunables: dict | None) -> str | None:
+    unknown = [k for k in (tunables or {}) if k not in SPACE]
+    return f"unknown tunables: {', '.join(sorted(unknown))}" if unknown else None

@@ -1,0 +1,374 @@
+"""Lower a captured graph to one self-contained Python file with Triton kernels and `ModelNew`.
+
+Scheduling: every graph output gets a kernel; a node that a kernel cannot compute in place (see
+emit.NeedMaterialize) gets its own kernel and an intermediate buffer, and scheduling restarts.
+So pointwise chains fuse into one kernel, pointwise producers and consumers fuse into the row
+kernel of the reduction they feed (softmax, layer/RMS norm: one kernel), and only genuinely
+different iteration spaces (group norm's statistics, a reduction of a reduction over other dims)
+cost an extra kernel.
+"""
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from . import ir, tunables as tunables_mod
+from .capture import Unsupported as CaptureUnsupported, capture, load_task
+from .emit import (DTYPE_NAME, Kernel, NeedMaterialize, Unsupported, _first_reduction, _prod,
+                   build_pointwise, build_row, prune)
+from .ir import Node
+
+
+@dataclass
+class Lowering:
+    ok: bool
+    code: str | None = None
+    reason: str | None = None
+    kernels: list[str] = field(default_factory=list)
+    space: dict = field(default_factory=dict)
+    tunables: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def lower(task_source: str, *, tunables: dict | None = None, target: str = "cuda") -> Lowering:
+    try:
+        tun = tunables_mod.resolve(tunables, target)
+    except KeyError as e:
+        return Lowering(False, reason=str(e.args[0]), space=dict(tunables_mod.SPACE))
+    try:
+        ns = load_task(task_source)
+        cap = capture(task_source, namespace=ns)
+    except CaptureUnsupported as e:
+        return Lowering(False, reason=str(e))
+    if cap.graph.of_kind(ir.EXTERN):
+        return _lower_extern(task_source, tunables, target)
+    try:
+        code, kernels = _lower_graph(cap, task_source, tun)
+    except (Unsupported, CaptureUnsupported) as e:
+        return Lowering(False, reason=str(e), space=dict(tunables_mod.SPACE), tunables=tun)
+    return Lowering(True, code=code, kernels=kernels, space=dict(tunables_mod.SPACE), tunables=tun)
+
+
+def _lower_extern(task_source, tunables, target) -> Lowering:
+    try:
+        from .extern import lower_extern
+    except ImportError as e:
+        return Lowering(False, reason=f"unsupported: extern ops (codegen.extern unavailable: {e})")
+    res = lower_extern(task_source, tunables=tunables, target=target)
+    return Lowering(bool(res.ok), code=res.code, reason=res.reason, kernels=list(res.kernels or []),
+                    space=dict(res.space or {}), tunables=dict(res.tunables or {}))
+
+
+def lower_to_dict(task_source: str, tunables: dict | None = None, target: str = "cuda") -> dict:
+    try:
+        return lower(task_source, tunables=tunables, target=target).to_dict()
+    except Exception as e:  # a compiler bug is a clear failure, not a crash of the caller
+        return Lowering(False, reason=f"codegen error: {type(e).__name__}: {e}").to_dict()
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _next_pow2(n: int) -> int:
+    p = 1
+    while p < n:
+        p *= 2
+    return p
+
+
+def _schedule(graph: ir.Graph, tun: dict):
+    outputs = [o for o in graph.outputs if isinstance(o, Node)]
+    materialized = set(graph.inputs) | set(graph.of_kind(ir.EXTERN))
+    large = max((n.numel_hint for n in graph.nodes if isinstance(n.numel_hint, int)), default=0) >= 2**31 - 1
+    for _ in range(4 * len(graph.nodes) + 8):
+        targets = [n for n in graph.nodes
+                   if (n in outputs or n in materialized) and n.kind not in (ir.INPUT, ir.EXTERN)]
+        known = materialized | set(targets)
+        try:
+            return [_make_kernel(n, known, tun, large) for n in targets]
+        except NeedMaterialize as e:
+            if e.node in materialized or e.node in targets:
+                raise Unsupported(f"unsupported: could not schedule {e.node.op} ({e.node.name})")
+            materialized.add(e.node)
+    raise Unsupported("unsupported: scheduling did not converge")
+
+
+def _hint_prod(node: Node, dims) -> int:
+    n = 1
+    for d in dims:
+        h = node.hint[d]
+        n *= int(h) if isinstance(h, int) else 1024
+    return n
+
+
+def _make_kernel(node: Node, known: set, tun: dict, large: bool) -> Kernel:
+    k = Kernel(f"{node.name}_kernel", node, known, tun, large)
+    if node.kind == ir.REDUCTION:
+        anchor = node
+    elif node.kind == ir.SCAN:
+        anchor = node
+    else:
+        anchor = _anchor(node, known)
+    if anchor is None:
+        build_pointwise(k)
+        k.launch = ("pointwise", None)
+        return k
+    x = anchor.inputs[0]
+    dims = anchor.attrs["dims"] if anchor.kind == ir.REDUCTION else [anchor.attrs["dim"]]
+    n_cols = _hint_prod(x, dims)
+    strategy = tun["reduce.strategy"]
+    if strategy == "auto":
+        strategy = "persistent" if _next_pow2(n_cols) <= tun["reduce.persistent_max"] else "looped"
+    build_row(k, x.shape, dims, strategy)
+    k.launch = ("row", strategy)
+    return k
+
+
+def _anchor(node: Node, known: set) -> Node | None:
+    """The reduction/scan whose row kernel computes node: one over node's own shape if any."""
+    seen, stack, found = set(), [node], []
+    while stack:
+        n = stack.pop()
+        if id(n) in seen:
+            continue
+        seen.add(id(n))
+        if n is not node and (n in known or n.kind in (ir.INPUT, ir.EXTERN)):
+            continue
+        if n.kind in (ir.REDUCTION, ir.SCAN):
+            found.append(n)
+        stack.extend(n.inputs)
+    if not found:
+        return None
+    for r in found:
+        if tuple(r.inputs[0].shape) == tuple(node.shape):
+            return r
+    return found[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# rendering
+
+HEADER = '''"""{title}
+
+Generated by akg-op's embedded generator (no model): {summary}
+Each kernel reads its inputs once and writes its output once; sizes are read from the inputs at
+run time, so the same file serves any shape of the task. Tunables are the constants below.
+"""
+import math
+
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+
+# Tunables (the search space is codegen.tunables.SPACE).
+POINTWISE_BLOCK = {pb}      # elements per program of a pointwise kernel
+POINTWISE_WARPS = {pw}
+ROW_TILE = {tile}            # elements per program of a persistent row block (rows x whole row)
+ROW_BLOCK_N = {bn}         # column block of a looped reduction
+ROW_WARPS = {rw}              # 0: picked from the block size
+NUM_STAGES = {ns}
+'''
+
+MULTIPLY = '''
+
+@triton.jit
+def _multiply(a, b):
+    return a * b
+'''
+
+LAUNCH_HELPERS = '''
+
+def _row_blocks(n_rows, n_cols, persistent):
+    """Block sizes of a row kernel: whole rows (several per program when short) or a column loop."""
+    if persistent:
+        block_n = triton.next_power_of_2(max(n_cols, 1))
+        block_m = max(1, min(triton.next_power_of_2(max(n_rows, 1)), ROW_TILE // block_n))
+    else:
+        block_n, block_m = ROW_BLOCK_N, 1
+    warps = ROW_WARPS or (4 if block_m * block_n <= 2048 else 8 if block_m * block_n <= 8192 else 16)
+    return block_m, block_n, warps
+'''
+
+
+def _symbols_in(text: str, symbols) -> list[str]:
+    found = set(re.findall(r"\b(s\d+)\b", text))
+    return sorted((s for s in found if s in symbols), key=lambda s: int(s[1:]))
+
+
+def _lower_graph(cap, task_source: str, tun: dict):
+    graph = cap.graph
+    kernels = _schedule(graph, tun)
+    symbols = graph.symbols
+    parts = []
+    launchers = []
+    summaries = []
+    uses_mul = False
+    for k in kernels:
+        node = k.node
+        body = "\n".join(prune(k.root.lines + [l for s in k.sections for l in s.lines]))
+        shape_text = " ".join(node.shape)
+        syms = _symbols_in(body + " " + shape_text, symbols)
+        if re.search(r"\bs\d+\b", re.sub(r"\b(" + "|".join(syms) + r")\b", "", body) if syms else body):
+            unknown = set(re.findall(r"\b(s\d+)\b", body)) - set(syms)
+            if unknown:
+                raise Unsupported(f"unsupported: size {sorted(unknown)[0]} not readable from the inputs")
+        ptr_nodes = list(k.ptrs)  # includes node itself (the output)
+        in_nodes = [n for n in ptr_nodes if n is not node]
+        uses_mul |= k.uses_mul_combine
+        params = [k.ptrs[n] for n in in_nodes] + [k.ptrs[node]] + syms
+        if k.large:
+            casts = [f"    {s} = {s}.to(tl.int64)" for s in syms]
+        else:
+            casts = []
+        if k.launch[0] == "pointwise":
+            const = ["BLOCK: tl.constexpr"]
+        else:
+            const = ["BLOCK_M: tl.constexpr", "BLOCK_N: tl.constexpr"]
+        fused = _fused_ops(k)
+        what = f"{k.launch[1] + ' row' if k.launch[0] == 'row' else 'pointwise'} kernel: {', '.join(fused) or 'copy'}"
+        summaries.append(f"{k.name}: {what}")
+        src = [f"\n\n@triton.jit",
+               f"def {k.name}({', '.join(params + const)}):",
+               f'    """{node.name} = {what}."""']
+        src += casts
+        src += ["    " + l for l in body.splitlines()]
+        parts.append("\n".join(src))
+        # launcher
+        largs = [n.name for n in in_nodes] + syms
+        out_shape = "(" + ", ".join(node.shape) + ("," if len(node.shape) == 1 else "") + ")"
+        lsrc = [f"\n\ndef launch_{node.name}({', '.join(largs + ['device'])}):",
+                f"    {node.name} = torch.empty({out_shape}, dtype={DTYPE_NAME[node.dtype]}, device=device)"]
+        call_args = ", ".join([n.name for n in in_nodes] + [node.name] + syms)
+        if k.launch[0] == "pointwise":
+            lsrc += [f"    n_elements = {_prod(node.shape)}",
+                     "    grid = (triton.cdiv(n_elements, POINTWISE_BLOCK),)",
+                     f"    {k.name}[grid]({call_args}, BLOCK=POINTWISE_BLOCK, num_warps=POINTWISE_WARPS, num_stages=NUM_STAGES)"]
+        else:
+            persistent = k.launch[1] == "persistent"
+            lsrc += [f"    n_rows, n_cols = {k.n_rows}, {k.n_cols}",
+                     f"    block_m, block_n, warps = _row_blocks(n_rows, n_cols, persistent={persistent})",
+                     "    grid = (triton.cdiv(n_rows, block_m),)",
+                     f"    {k.name}[grid]({call_args}, BLOCK_M=block_m, BLOCK_N=block_n, num_warps=warps, num_stages=NUM_STAGES)"]
+        lsrc.append(f"    return {node.name}")
+        parts.append("\n".join(lsrc))
+        launchers.append((node, largs))
+
+    # forward
+    fwd = [f"    def forward(self, {', '.join(graph.arg_names)}):"]
+    for n in graph.inputs:
+        if n.attrs["state"]:
+            fwd.append(f"        {n.name} = {_state_access(graph.state_names[n.attrs['position']])}")
+        else:
+            fwd.append(f"        {n.name} = {n.name}.contiguous()")
+    bound = set()
+    for sym, (pos, dim) in symbols.items():
+        fwd.append(f"        {sym} = {graph.inputs[pos].name}.shape[{dim}]")
+        bound.add(sym)
+    first = next((n for n in graph.inputs if not n.attrs["state"]), graph.inputs[0] if graph.inputs else None)
+    fwd.append(f"        device = {first.name}.device" if first is not None else "        device = torch.device('cuda')")
+    for node, largs in launchers:
+        fwd.append(f"        {node.name} = launch_{node.name}({', '.join(largs + ['device'])})")
+    outs = [o.name if isinstance(o, Node) else repr(o) for o in graph.outputs]
+    if graph.returns_tuple:
+        fwd.append(f"        return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
+    else:
+        fwd.append(f"        return {outs[0]}")
+
+    preamble, model_new = _reference_parts(task_source, "\n".join(fwd))
+    header = HEADER.format(title=f"Triton lowering of the task's Model ({len(kernels)} kernel{'s' if len(kernels) != 1 else ''}).",
+                           summary="; ".join(s.split(':')[0] for s in summaries),
+                           pb=tun["pointwise.BLOCK"], pw=tun["pointwise.num_warps"], tile=tun["reduce.TILE"],
+                           bn=tun["reduce.BLOCK_N"], rw=tun["reduce.num_warps"], ns=tun["num_stages"])
+    code = header
+    if preamble.strip():
+        code += "\n# The reference's module-level definitions (sizes, helpers) the constructor may use.\n" + preamble + "\n"
+    if uses_mul:
+        code += MULTIPLY
+    code += LAUNCH_HELPERS
+    code += "".join(parts)
+    code += "\n\n\n" + model_new + "\n"
+    code = _rename_symbols(code, graph)
+    return code, summaries
+
+
+def _fused_ops(k: Kernel) -> list[str]:
+    seen, out = set(), []
+    stack = [k.node]
+    order = []
+    while stack:
+        n = stack.pop()
+        if id(n) in seen:
+            continue
+        seen.add(id(n))
+        if n is not k.node and (n in k.materialized or n.kind in (ir.INPUT, ir.EXTERN)):
+            continue
+        order.append(n)
+        stack.extend(n.inputs)
+    for n in reversed(order):
+        if n.kind in (ir.VIEW, ir.CONST) and n.op in ("view", "broadcast_in_dim", "expand", "full"):
+            continue
+        if n.op not in out:
+            out.append(n.op)
+    return out
+
+
+def _state_access(name: str) -> str:
+    parts = name.split(".")
+    if all(p.isidentifier() for p in parts):
+        return "self." + name
+    return f"self.get_parameter({name!r}) if {name!r} in dict(self.named_parameters()) else self.get_buffer({name!r})"
+
+
+def _rename_symbols(code: str, graph: ir.Graph) -> str:
+    names = {}
+    used = set(re.findall(r"\b[A-Za-z_]\w*\b", code))
+    for sym, (pos, dim) in sorted(graph.symbols.items()):
+        base = f"{graph.inputs[pos].name}_size{dim}"
+        name = base
+        while name in used and name != sym:
+            name += "_"
+        names[sym] = name
+        used.add(name)
+    if not names:
+        return code
+    return re.sub(r"\b(s\d+)\b", lambda m: names.get(m.group(1), m.group(1)), code)
+
+
+def _reference_parts(task_source: str, forward_src: str) -> tuple[str, str]:
+    """(module-level definitions of the task minus its input functions, ModelNew's class source).
+
+    ModelNew keeps the reference's constructor verbatim (same signature, same parameter and
+    buffer names, so the reference's state_dict loads) and replaces forward."""
+    tree = ast.parse(task_source)
+    keep, model = [], None
+    for stmt in tree.body:
+        if isinstance(stmt, ast.ClassDef) and stmt.name == "Model":
+            model = stmt
+        elif isinstance(stmt, ast.FunctionDef) and stmt.name in ("get_inputs", "get_init_inputs"):
+            continue
+        elif isinstance(stmt, (ast.Import, ast.ImportFrom)):
+            continue  # the header imports torch / nn / triton
+        elif isinstance(stmt, ast.Expr) and isinstance(getattr(stmt, "value", None), ast.Constant):
+            continue  # the task's docstring
+        else:
+            keep.append(stmt)
+    imports = [s for s in tree.body if isinstance(s, (ast.Import, ast.ImportFrom))]
+    extra_imports = [ast.unparse(s) for s in imports
+                     if ast.unparse(s) not in ("import torch", "import torch.nn as nn", "import math")]
+    if model is None:
+        raise Unsupported("task defines no Model class")
+    model.name = "ModelNew"
+    model.body = [s for s in model.body if not (isinstance(s, ast.FunctionDef) and s.name == "forward")]
+    if not model.body:
+        model.body = [ast.Pass()]
+    src = ast.unparse(model)
+    src = re.sub(r"super\(\s*Model\s*,\s*self\s*\)", "super()", src)
+    src = src.rstrip() + "\n\n" + forward_src
+    pre = "\n".join(extra_imports + [ast.unparse(s) for s in keep])
+    return pre, src

@@ -1,0 +1,72 @@
+"""The session graph: phases as nodes, confirmations as gates paused with interrupt_before.
+
+START → env_setup → [confirm_params] → build_task → [confirm_task] → [choose_workflow]
+      → kernelgen | … → [review_result] → integrate → report → END
+A failed run goes straight to report; `regenerate` goes back to choose_workflow; `no` at a
+confirmation ends the session (cancelled).
+"""
+from __future__ import annotations
+
+from langgraph.graph import END, START, StateGraph
+
+from graph.kernelgen import build_kernelgen
+from graph.state import STATE_MODELS, SessionState
+from nodes import build_task, gates, integrate, report
+from nodes.env_setup import env_setup
+
+GATES = ["confirm_params", "confirm_task", "choose_workflow", "review_result"]
+
+
+def _unless_cancelled(next_node: str):
+    def route(state: SessionState) -> str:
+        return END if state.status == "cancelled" else next_node
+
+    route.__name__ = f"to_{next_node}"
+    return route
+
+
+def route_workflow(state: SessionState) -> str:
+    return state.workflow
+
+
+def route_after_run(state: SessionState) -> str:
+    return "review_result" if state.current_run.status == "success" else "report"
+
+
+def route_review(state: SessionState) -> str:
+    return "integrate" if state.accepted_code_path else "choose_workflow"
+
+
+def build_graph() -> StateGraph:
+    """The uncompiled builder: the CLI compiles it with the SQLite saver, LangGraph Studio loads it."""
+    builder = StateGraph(SessionState)
+    builder.add_node("env_setup", env_setup)
+    builder.add_node("confirm_params", gates.confirm_params)
+    builder.add_node("build_task", build_task.build_task)
+    builder.add_node("confirm_task", gates.confirm_task)
+    builder.add_node("choose_workflow", gates.choose_workflow)
+    builder.add_node("kernelgen", build_kernelgen().compile())
+    builder.add_node("review_result", gates.review_result)
+    builder.add_node("integrate", integrate.integrate)
+    builder.add_node("report", report.report)
+
+    builder.add_edge(START, "env_setup")
+    builder.add_edge("env_setup", "confirm_params")
+    builder.add_conditional_edges("confirm_params", _unless_cancelled("build_task"), ["build_task", END])
+    builder.add_edge("build_task", "confirm_task")
+    builder.add_conditional_edges("confirm_task", _unless_cancelled("choose_workflow"), ["choose_workflow", END])
+    builder.add_conditional_edges("choose_workflow", route_workflow, ["kernelgen"])
+    builder.add_conditional_edges("kernelgen", route_after_run, ["review_result", "report"])
+    builder.add_conditional_edges("review_result", route_review, ["integrate", "choose_workflow"])
+    builder.add_edge("integrate", "report")
+    builder.add_edge("report", END)
+    return builder
+
+
+def compile_graph(checkpointer, *, auto_approve: bool = False):
+    """With auto_approve (--yes) no gate interrupts: each gate takes its default answer."""
+    return build_graph().compile(checkpointer=checkpointer,
+                                 interrupt_before=[] if auto_approve else GATES)
+
+
+__all__ = ["GATES", "STATE_MODELS", "build_graph", "compile_graph"]

@@ -1,0 +1,132 @@
+"""Sessions: start, answer, resume and inspect graph runs persisted in the SQLite checkpointer.
+
+The CLI and the HTTP server both drive sessions through this module, so they behave the same.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable
+
+from checkpoints.registry import SessionRegistry
+from checkpoints.saver import open_saver
+from graph.builder import GATES, STATE_MODELS, compile_graph
+from graph.state import SessionState, Settings, now_iso
+from nodes.answers import check_answer
+from nodes.errors import UserError
+
+EventHandler = Callable[[str, dict], None]  # (kind, payload): kind is "step" or "custom"
+
+
+def _config(session_id: str) -> dict:
+    return {"configurable": {"thread_id": session_id}, "recursion_limit": 500}
+
+
+class Sessions:
+    def __init__(self, configurable: dict | None = None):
+        self.saver = open_saver(STATE_MODELS)
+        self.registry = SessionRegistry()
+        self.configurable = configurable or {}  # test hooks, e.g. a generator factory
+
+    def _app(self, auto_approve: bool):
+        return compile_graph(self.saver, auto_approve=auto_approve)
+
+    def _cfg(self, session_id: str) -> dict:
+        cfg = _config(session_id)
+        cfg["configurable"].update(self.configurable)
+        return cfg
+
+    def resolve(self, session_id: str) -> str:
+        """A full id from a full or unique short id; UserError when there is none."""
+        if self.registry.get(session_id):
+            return session_id
+        matches = self.registry.find(session_id)
+        if len(matches) == 1:
+            return matches[0]["id"]
+        if not matches:
+            raise UserError(f"no session '{session_id}': list sessions with `akg-op sessions`")
+        raise UserError(f"'{session_id}' matches several sessions ({', '.join(m['id'] for m in matches)}); "
+                        "give more of the id")
+
+    def state(self, session_id: str) -> SessionState | None:
+        snapshot = self._app(False).get_state(_config(session_id))
+        if not snapshot.values:
+            return None
+        return SessionState.model_validate(snapshot.values)
+
+    def waiting_at(self, session_id: str) -> str | None:
+        """The gate the session is paused before, if any."""
+        snapshot = self._app(False).get_state(_config(session_id))
+        nxt = snapshot.next[0] if snapshot.next else None
+        return nxt if nxt in GATES else None
+
+    def next_step(self, session_id: str) -> str | None:
+        snapshot = self._app(False).get_state(_config(session_id))
+        return snapshot.next[0] if snapshot.next else None
+
+    def create(self, settings: Settings) -> str:
+        session_id = uuid.uuid4().hex[:12]
+        self.registry.upsert({"id": session_id, "op": "", "phase": "start", "status": "running",
+                              "request": settings.request or settings.task_file or "",
+                              "session_dir": "", "created": now_iso(), "updated": now_iso(),
+                              "pid": os.getpid(), "error": ""})
+        return session_id
+
+    def advance(self, session_id: str, *, settings: Settings | None = None, answer: str | None = None,
+                auto_approve: bool = False, on_event: EventHandler | None = None) -> SessionState:
+        """Run the session until the next gate or the end. `settings` starts a new session;
+        `answer` answers the pending gate first (validated: an invalid answer changes nothing)."""
+        cfg = self._cfg(session_id)
+        current = self.state(session_id)
+        if current is None and settings is None:
+            raise UserError(f"session {session_id} has no saved state yet; start it again with `akg-op run`")
+        stored = current.settings if current is not None else settings
+        auto_approve = auto_approve or stored.auto_approve
+        app = self._app(auto_approve)
+        if current is None:
+            graph_input = SessionState(session_id=session_id, settings=settings)
+        else:
+            graph_input = None
+            if answer is not None:
+                if self.waiting_at(session_id) is None or current.pending is None:
+                    raise UserError(f"session {session_id} is not waiting for an answer")
+                check_answer(current.pending, answer, current.params)
+                app.update_state(cfg, {"answer": answer})
+        self._touch(session_id, error="")
+        try:
+            for mode, chunk in self._stream(app, graph_input, cfg):
+                if mode == "updates":
+                    for node, update in chunk.items():
+                        if on_event:
+                            on_event("step", {"node": node, "update": update or {}})
+                        self._touch(session_id)
+                elif on_event:
+                    on_event("custom", chunk)
+        except UserError as exc:
+            self._touch(session_id, error=str(exc))
+            raise
+        except Exception as exc:
+            self._touch(session_id, error=f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            self._touch(session_id)
+        return self.state(session_id)
+
+    @staticmethod
+    def _stream(app, graph_input, cfg):
+        # subgraphs=True yields (namespace, mode, chunk); the namespace does not matter here.
+        for item in app.stream(graph_input, cfg, stream_mode=["updates", "custom"], subgraphs=True):
+            _namespace, mode, chunk = item
+            yield mode, chunk
+
+    def _touch(self, session_id: str, error: str | None = None) -> None:
+        state = self.state(session_id)
+        row = {"id": session_id, "updated": now_iso(), "pid": os.getpid()}
+        if error is not None:
+            row["error"] = error
+        if state is not None:
+            gate = self.waiting_at(session_id)
+            row.update(op=state.op_name or "", phase=gate or state.phase,
+                       status="waiting" if gate and state.status == "running" else state.status,
+                       session_dir=state.session_dir or "")
+        self.registry.upsert(row)

@@ -1,0 +1,112 @@
+"""Public entry points: verify() a candidate, validate_task() a task. Both run the work in a sandboxed
+worker; failures of the worker become verdicts, and only bad input raises (HarnessInputError)."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from harness.sandbox import Worker, resolve_device, shared_worker
+from harness.verdict import HarnessInputError, SandboxResult, TaskCheck, Verdict
+
+
+def _defined_names(path: str, role: str) -> set[str] | None:
+    """Top-level names a source file defines; None when it does not parse."""
+    file = Path(path)
+    if not file.is_file():
+        raise HarnessInputError(f"{role} file not found: {path}")
+    try:
+        tree = ast.parse(file.read_text(encoding="utf-8", errors="replace"), filename=path)
+    except SyntaxError:
+        return None
+    names = set()
+    for node in tree.body:
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+    return names
+
+
+def check_task_file(task_path: str) -> None:
+    names = _defined_names(task_path, "task")
+    if names is None:
+        raise HarnessInputError(f"task file does not parse: {task_path}")
+    missing = [n for n in ("Model", "get_inputs", "get_init_inputs") if n not in names]
+    if missing:
+        raise HarnessInputError(f"task file {task_path} defines no {', '.join(missing)}")
+
+
+def check_candidate_file(candidate_path: str) -> None:
+    names = _defined_names(candidate_path, "candidate")
+    # A candidate that does not parse is a compile_error verdict, not bad input.
+    if names is not None and "ModelNew" not in names:
+        raise HarnessInputError(f"candidate file {candidate_path} defines no ModelNew")
+
+
+def _failed_job_verdict(result: SandboxResult, device: str, timeout_s: float) -> Verdict:
+    """Verdict for a job that produced no report: it hung, died or the judge itself raised."""
+    if result.status == "timeout":
+        status, reason = "timeout", f"no result within {timeout_s:g} s (infinite loop or far too slow?)"
+    elif result.status == "crash" and result.signal_name == "SIGKILL":
+        status, reason = "oom", "the worker was killed (SIGKILL), most likely for using too much memory"
+    elif result.status == "crash":
+        how = f"was killed by {result.signal_name}" if result.signal_name else f"exited with code {result.exit_code}"
+        status, reason = "crash", f"the worker process {how} before reporting (segfault, abort or os._exit?)"
+    else:
+        status, reason = "crash", f"the judge failed: {result.error_type}: {result.error_message}"
+    log_tail = result.log_tail or ""
+    if result.traceback:
+        log_tail = (log_tail + "\n" + result.traceback).strip()
+    return Verdict(status=status, summary=f"REJECTED ({status}): {reason}.", log_tail=log_tail[-3000:],
+                   device=device, flags=["cuda_fault"] if device != "cpu" and result.status == "crash" else [])
+
+
+def verify_on(worker: Worker, task_path: str, candidate_path: str, *, dsl: str = "triton_cuda",
+              timeout_s: float = 120.0, trials: int = 5, measure: bool = True,
+              memory_limit_mb: int | None = None, seed: int = 0) -> Verdict:
+    """verify() on a given worker (the pool's)."""
+    check_task_file(task_path)
+    check_candidate_file(candidate_path)
+    kwargs = dict(task_path=str(Path(task_path).resolve()), candidate_path=str(Path(candidate_path).resolve()),
+                  device=worker.device, dsl=dsl, trials=trials, measure=measure, seed=seed,
+                  memory_limit_mb=memory_limit_mb)
+    result = worker.call("harness.judge:verify_job", kwargs, timeout_s=timeout_s, memory_limit_mb=memory_limit_mb)
+    if not result.ok:
+        verdict = _failed_job_verdict(result, worker.device, timeout_s)
+    else:
+        verdict = Verdict.from_dict(result.value)
+        verdict.log_tail = result.log_tail
+    if "cuda_fault" in verdict.flags:
+        worker.restart_needed()  # a fresh server before the next job, whatever the fault left behind
+    return verdict
+
+
+def verify(task_path: str, candidate_path: str, *, device: str = "auto", dsl: str = "triton_cuda",
+           timeout_s: float = 120.0, trials: int = 5, measure: bool = True,
+           memory_limit_mb: int | None = None, seed: int = 0) -> Verdict:
+    """Judge candidate_path's ModelNew against task_path's Model. Raises HarnessInputError only for
+    bad input (missing file, no Model/ModelNew); every other failure is a Verdict."""
+    try:
+        worker = shared_worker(resolve_device(device))
+    except ValueError as error:
+        raise HarnessInputError(str(error)) from None
+    return verify_on(worker, task_path, candidate_path, dsl=dsl, timeout_s=timeout_s, trials=trials,
+                     measure=measure, memory_limit_mb=memory_limit_mb, seed=seed)
+
+
+def validate_task(task_path: str, *, device: str = "auto", timeout_s: float = 60.0) -> TaskCheck:
+    """Check a task file: it loads, runs, is deterministic, takes random inputs, gives a usable output."""
+    check_task_file(task_path)
+    try:
+        worker = shared_worker(resolve_device(device))
+    except ValueError as error:
+        raise HarnessInputError(str(error)) from None
+    result = worker.call("harness.judge:validate_job",
+                         {"task_path": str(Path(task_path).resolve()), "device": worker.device},
+                         timeout_s=timeout_s)
+    if result.ok:
+        return TaskCheck(**result.value, log_tail=result.log_tail)
+    problem = f"checking the task failed ({result.status}): {result.error_message or result.signal_name}"
+    return TaskCheck(ok=False, problems=[problem], log_tail=result.log_tail)

@@ -1,0 +1,129 @@
+"""Fork server: a process that pre-imports torch and triton once, then forks a fresh child per job.
+
+Run as `python -m harness.forkserver DEVICE`. It never touches CUDA itself, so every child can
+initialise its own CUDA context; a child that segfaults, hangs or corrupts its context takes nothing
+else with it. Protocol (one JSON object per line): the client writes a job
+{"target", "kwargs", "job_dir", "timeout_s", "memory_limit_mb"}; the server answers
+{"exit_code", "signal", "timed_out", "wall_s"} once the child is gone. The child writes its result to
+job_dir/result.json and its stdout/stderr to job_dir/stdout.txt and stderr.txt.
+"""
+from __future__ import annotations
+
+import faulthandler
+import importlib
+import json
+import os
+import resource
+import signal
+import sys
+import time
+import traceback
+
+
+def _apply_memory_limit(memory_limit_mb: int) -> None:
+    # The limit counts what the job maps beyond the pre-loaded runtime (torch alone maps about 1 GB).
+    with open("/proc/self/statm") as statm:
+        mapped_bytes = int(statm.read().split()[0]) * resource.getpagesize()
+    limit = mapped_bytes + memory_limit_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def _run_child(job: dict, protocol_fds: tuple[int, int]) -> None:
+    """Body of the forked child: isolate, run the target, write result.json. Never returns."""
+    os.setsid()  # own process group: the server kills the whole group on timeout
+    for fd in protocol_fds:
+        os.close(fd)
+    job_dir = job["job_dir"]
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    for fd, name in ((1, "stdout.txt"), (2, "stderr.txt")):
+        log = os.open(os.path.join(job_dir, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(log, fd)
+    sys.stdout = os.fdopen(1, "w", buffering=1)
+    sys.stderr = os.fdopen(2, "w", buffering=1)
+    faulthandler.enable(file=sys.stderr)  # a segfault still leaves a Python traceback in the log
+    if job.get("memory_limit_mb"):
+        _apply_memory_limit(int(job["memory_limit_mb"]))
+    try:
+        module_name, function_name = job["target"].split(":")
+        function = getattr(importlib.import_module(module_name), function_name)
+        outcome = {"ok": True, "value": function(**job.get("kwargs", {}))}
+    except BaseException as error:  # SystemExit and KeyboardInterrupt from user code are results too
+        outcome = {"ok": False, "error_type": type(error).__name__, "error_message": str(error)[:2000],
+                   "traceback": traceback.format_exc()[-6000:]}
+    try:
+        payload = json.dumps(outcome, default=repr)
+    except BaseException as error:
+        payload = json.dumps({"ok": False, "error_type": type(error).__name__,
+                              "error_message": f"result is not JSON-serialisable: {error}"[:2000]})
+    with open(os.path.join(job_dir, "result.json"), "w") as result_file:
+        result_file.write(payload)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def _wait(pid: int, timeout_s: float) -> tuple[int, bool]:
+    """Wait for the child; on timeout kill its whole process group. Returns (wait status, timed_out)."""
+    deadline = time.monotonic() + timeout_s
+    pause = 0.002
+    while True:
+        done_pid, status = os.waitpid(pid, os.WNOHANG)
+        if done_pid:
+            return status, False
+        if time.monotonic() > deadline:
+            _kill_group(pid)
+            return os.waitpid(pid, 0)[1], True
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def serve(device: str) -> None:
+    if device == "cpu":
+        os.environ["TRITON_INTERPRET"] = "1"
+    # Tiny compile jobs: a pool of inductor compile workers per child costs more than it saves.
+    os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
+    # The protocol gets private descriptors; stray prints of the server go to stderr.
+    protocol_in = os.fdopen(os.dup(0), "r")
+    protocol_out = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    import torch  # pre-import: the point of the server
+    # One intra-op thread: jobs run side by side in a pool, and an OpenMP pool started here would
+    # not survive the fork.
+    torch.set_num_threads(1)
+    import triton  # noqa: F401
+    import triton.language  # noqa: F401
+    import harness.judge
+    harness.judge.warm_up(device)
+    protocol_out.write("ready\n")
+    protocol_out.flush()
+    for line in protocol_in:
+        job = json.loads(line)
+        started = time.monotonic()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                _run_child(job, (protocol_in.fileno(), protocol_out.fileno()))
+            finally:
+                os._exit(70)
+        status, timed_out = _wait(pid, float(job["timeout_s"]))
+        _kill_group(pid)  # grandchildren the job left behind
+        reply = {
+            "exit_code": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
+            "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
+            "timed_out": timed_out,
+            "wall_s": round(time.monotonic() - started, 4),
+        }
+        protocol_out.write(json.dumps(reply) + "\n")
+        protocol_out.flush()
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1])

@@ -1,0 +1,91 @@
+"""What the harness hands back: plain dataclasses that survive a JSON round trip."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+VERDICT_STATUSES = (
+    "accepted", "mismatch", "cheat", "compile_error", "runtime_error",
+    "crash", "timeout", "oom", "invalid",
+)
+
+
+class HarnessInputError(ValueError):
+    """Bad input found before any worker starts (missing file, no Model/ModelNew). One-line message."""
+
+
+@dataclass
+class Verdict:
+    status: str
+    summary: str
+    log_tail: str = ""
+    max_abs_err: float | None = None
+    max_rel_err: float | None = None  # worst |got - expected| divided by the output's scale (max |expected|)
+    triton_launches: int = 0
+    torch_ops_left: list[str] = field(default_factory=list)
+    allowed_leftovers: list[str] = field(default_factory=list)
+    timings: dict[str, Any] | None = None  # {"candidate"|"eager"|"compile": {"median_ms", "iqr_ms", ...}}
+    speedup_vs_eager: float | None = None
+    speedup_vs_compile: float | None = None
+    roofline: dict[str, Any] | None = None
+    flags: list[str] = field(default_factory=list)
+    device: str = ""
+    device_name: str = ""
+    shrunk: dict[str, list[int]] | None = None  # {constant: [original, shrunk]}
+    versions: dict[str, str] = field(default_factory=dict)
+    trials: int = 0
+
+    @property
+    def accepted(self) -> bool:
+        return self.status == "accepted"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["accepted"] = self.accepted
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Verdict":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+
+@dataclass
+class TaskCheck:
+    ok: bool
+    problems: list[str] = field(default_factory=list)
+    inputs: list[str] = field(default_factory=list)   # "float32[128, 4096]" per input
+    outputs: list[str] = field(default_factory=list)
+    init_inputs: list[str] = field(default_factory=list)
+    shrunk: dict[str, list[int]] | None = None
+    log_tail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class SandboxResult:
+    """Outcome of one isolated job. status: "ok" (value holds the result), "error" (the target raised),
+    "crash" (the worker died without a result) or "timeout"."""
+    status: str
+    value: Any = None
+    error_type: str | None = None
+    error_message: str | None = None
+    traceback: str | None = None
+    exit_code: int | None = None
+    signal_name: str | None = None
+    wall_s: float = 0.0
+    log_tail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

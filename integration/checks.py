@@ -1,0 +1,201 @@
+"""Checks that run user code and generated code: only ever inside a worker process.
+
+Every function here is importable as "integration.checks:NAME", takes JSON-able keyword arguments
+and returns a JSON-able dict with at least `ok` and `message`, so a worker (`integration.worker`,
+or the harness sandbox) can run it and hand the answer back to the orchestrator.
+"""
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import sys
+import types
+from pathlib import Path
+
+import torch
+
+_counter = itertools.count()
+
+TOLERANCES = {torch.float16: (1e-2, 1e-2), torch.bfloat16: (2e-2, 2e-2)}
+DEFAULT_TOLERANCE = (1e-4, 1e-4)  # (atol, rtol) for float32 and wider
+
+
+def load_module_from_path(path: str, extra_paths: tuple[str, ...] = ()) -> types.ModuleType:
+    """Import a file under a fresh module name; its folder (and `extra_paths`) go on sys.path so
+    that its own imports of sibling files (e.g. `{op}_generated`) resolve."""
+    file = Path(path).resolve()
+    for folder in (*extra_paths, str(file.parent)):
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+    name = f"_akg_op_{file.stem}_{next(_counter)}"
+    spec = importlib.util.spec_from_file_location(name, file)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_module_from_code(code: str, label: str) -> types.ModuleType:
+    name = f"_akg_op_task_{label}_{next(_counter)}"
+    module = types.ModuleType(name)
+    module.__file__ = f"<{label}>"
+    sys.modules[name] = module
+    exec(compile(code, f"<{label}>", "exec"), module.__dict__)
+    return module
+
+
+def _flatten(value) -> list:
+    if isinstance(value, (list, tuple)):
+        return [item for part in value for item in _flatten(part)]
+    if isinstance(value, dict):
+        return [item for key in sorted(value) for item in _flatten(value[key])]
+    return [value]
+
+
+def compare_outputs(expected, actual) -> dict:
+    """Same structure, shapes, dtypes and values (within the dtype's tolerance)."""
+    expected_items, actual_items = _flatten(expected), _flatten(actual)
+    if len(expected_items) != len(actual_items):
+        return {"ok": False, "message": f"{len(actual_items)} outputs instead of {len(expected_items)}"}
+    worst = 0.0
+    for i, (want, got) in enumerate(zip(expected_items, actual_items)):
+        if not isinstance(want, torch.Tensor):
+            if want != got:
+                return {"ok": False, "message": f"output {i}: {got!r} instead of {want!r}"}
+            continue
+        if not isinstance(got, torch.Tensor) or got.shape != want.shape or got.dtype != want.dtype:
+            described = (f"{tuple(got.shape)} {got.dtype}" if isinstance(got, torch.Tensor) else type(got).__name__)
+            return {"ok": False,
+                    "message": f"output {i}: {described} instead of {tuple(want.shape)} {want.dtype}"}
+        atol, rtol = TOLERANCES.get(want.dtype, DEFAULT_TOLERANCE)
+        if want.is_floating_point():
+            diff = (got.float() - want.float()).abs()
+            worst = max(worst, float(diff.max()) if diff.numel() else 0.0)
+            if not torch.allclose(got.float(), want.float(), atol=atol, rtol=rtol, equal_nan=True):
+                return {"ok": False, "max_abs_diff": worst,
+                        "message": f"output {i} differs: max abs diff {worst:.3g} (atol {atol}, rtol {rtol})"}
+        elif not torch.equal(got, want):
+            return {"ok": False, "message": f"output {i} differs"}
+    return {"ok": True, "max_abs_diff": worst, "outputs": len(expected_items), "message": "outputs match"}
+
+
+def _to(value, device: str):
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to(v, device) for v in value)
+    return value
+
+
+def _clone(values: list) -> list:
+    return [v.clone() if isinstance(v, torch.Tensor) else v for v in values]
+
+
+def _float_dtype(module: torch.nn.Module):
+    return next((p.dtype for p in module.parameters() if p.is_floating_point()), None)
+
+
+def _build_pair(reference_cls, candidate_cls, init_args: list, seed: int):
+    """Both modules built from the same seed, the candidate then loaded with the reference's
+    state_dict (strict): if that fails, existing checkpoints would not load either."""
+    torch.manual_seed(seed)
+    reference = reference_cls(*init_args)
+    torch.manual_seed(seed)
+    candidate = candidate_cls(*init_args)
+    dtype = _float_dtype(candidate)
+    if dtype is not None and _float_dtype(reference) not in (None, dtype):
+        reference = reference.to(dtype)
+    ref_keys, cand_keys = set(reference.state_dict()), set(candidate.state_dict())
+    if ref_keys != cand_keys:
+        return None, None, (f"state_dict keys differ: missing {sorted(ref_keys - cand_keys)}, "
+                            f"unexpected {sorted(cand_keys - ref_keys)}")
+    candidate.load_state_dict(reference.state_dict())
+    return reference.eval(), candidate.eval(), None
+
+
+def _run_pair(reference, candidate, inputs: list, device: str) -> dict:
+    with torch.no_grad():
+        expected = reference(*_to(_clone(inputs), device))
+        actual = candidate(*_to(_clone(inputs), device))
+    return _with_shapes(compare_outputs(expected, actual), expected)
+
+
+def _with_shapes(result: dict, outputs) -> dict:
+    result["output_shapes"] = [list(o.shape) for o in _flatten(outputs) if isinstance(o, torch.Tensor)]
+    return result
+
+
+def _task_inputs(task, seed: int) -> list:
+    torch.manual_seed(seed + 1)
+    return list(task.get_inputs())
+
+
+def _compare_target(reference_target, candidate_target, task, seed: int, device: str) -> dict:
+    if isinstance(reference_target, type):
+        reference, candidate, problem = _build_pair(
+            reference_target, candidate_target, list(task.get_init_inputs()), seed)
+        if problem:
+            return {"ok": False, "message": problem}
+        result = _run_pair(reference.to(device), candidate.to(device), _task_inputs(task, seed), device)
+    else:
+        inputs = _task_inputs(task, seed)
+        with torch.no_grad():
+            expected = reference_target(*_to(_clone(inputs), device))
+            result = _with_shapes(compare_outputs(expected, candidate_target(*_to(_clone(inputs), device))), expected)
+    return result
+
+
+def validate_task(task_path: str, device: str = "cpu", seed: int = 0) -> dict:
+    """The task file imports, Model builds from get_init_inputs() and runs on get_inputs()."""
+    task = load_module_from_path(task_path)
+    for name in ("Model", "get_inputs", "get_init_inputs"):
+        if not hasattr(task, name):
+            return {"ok": False, "message": f"task defines no {name}"}
+    torch.manual_seed(seed)
+    model = task.Model(*task.get_init_inputs()).to(device).eval()
+    with torch.no_grad():
+        output = model(*_to(_task_inputs(task, seed), device))
+    shapes = [list(o.shape) for o in _flatten(output) if isinstance(o, torch.Tensor)]
+    return {"ok": True, "output_shapes": shapes, "message": f"Model runs; outputs {shapes}"}
+
+
+def check_extracted(source_path: str, target_name: str, task_code: str, device: str = "cpu",
+                    seed: int = 0) -> dict:
+    """The extracted task's Model runs on get_inputs() and gives the same outputs as the target
+    imported from the user's file (same seed, same weights, same inputs)."""
+    original = load_module_from_path(source_path)
+    task = load_module_from_code(task_code, "task")
+    target = getattr(original, target_name)
+    if isinstance(target, type):
+        return _compare_target(target, task.Model, task, seed, device)
+    model = task.Model(*task.get_init_inputs()).to(device).eval()
+    return _compare_target(target, model, task, seed, device)
+
+
+def check_integrated(source_path: str, integrated_path: str, target_name: str, task_code: str,
+                     device: str = "cpu", seed: int = 0) -> dict:
+    """The integrated file's target (now backed by ModelNew) gives the same outputs as the
+    original target, and loads the original's state_dict."""
+    original = load_module_from_path(source_path)
+    integrated = load_module_from_path(integrated_path, extra_paths=(str(Path(source_path).parent),))
+    task = load_module_from_code(task_code, "task")
+    result = _compare_target(getattr(original, target_name), getattr(integrated, target_name),
+                             task, seed, device)
+    if result["ok"]:
+        result["message"] = f"{target_name} from {Path(integrated_path).name} matches the original"
+    return result
+
+
+def compare_models(source_path: str, integrated_path: str, model_name: str, init_args: list,
+                   input_shapes: list[list[int]], device: str = "cpu", seed: int = 0) -> dict:
+    """A whole model (e.g. the network that uses the target) built from the original file and
+    from the integrated one gives the same outputs on random float32 inputs."""
+    original = load_module_from_path(source_path)
+    integrated = load_module_from_path(integrated_path, extra_paths=(str(Path(source_path).parent),))
+    reference, candidate, problem = _build_pair(
+        getattr(original, model_name), getattr(integrated, model_name), init_args, seed)
+    if problem:
+        return {"ok": False, "message": problem}
+    torch.manual_seed(seed + 1)
+    inputs = [torch.randn(*shape) for shape in input_shapes]
+    return _run_pair(reference.to(device), candidate.to(device), inputs, device)

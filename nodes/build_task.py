@@ -1,0 +1,66 @@
+"""Phase 2: write the KernelBench task `{op}.py`, validate it in a worker, ask to confirm it."""
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from pathlib import Path
+
+from langchain_core.runnables import RunnableConfig
+
+import harness
+from graph.state import SessionState, log
+from nodes import questions
+from nodes.catalogue import parse_request, task_source
+from nodes.context import generator_for
+from nodes.errors import UserError
+from nodes.task_files import check_task_source, op_name_from, read_task_file
+
+
+def _task_from_request(state: SessionState, config: RunnableConfig) -> tuple[str, str]:
+    settings = state.settings
+    try:
+        parsed = parse_request(settings.request, shapes=settings.shapes, dtype=settings.dtype)
+        return parsed.op, task_source(parsed)
+    except UserError:
+        if settings.llm == "embedded":
+            raise
+    # The catalogue does not know this request: the model writes the task (validated below).
+    proposal = generator_for(state, config).build_task(settings.request)
+    if not proposal.ok:
+        raise UserError(f"the model could not write a task for this request: {proposal.error}")
+    return op_name_from(proposal.meta.get("op_name", "op")), proposal.code
+
+
+def _session_dir(state: SessionState, op: str) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d_%H%M%S")
+    root = Path(state.settings.workdir).expanduser()
+    path = root / f"op_{op}_{stamp}_{state.session_id[:6] or secrets.token_hex(3)}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def build_task(state: SessionState, config: RunnableConfig) -> dict:
+    settings = state.settings
+    if settings.task_file:
+        source = read_task_file(settings.task_file)
+        check_task_source(source, settings.task_file)
+        op = op_name_from(settings.task_file)
+        origin = f"copied from {settings.task_file}"
+    else:
+        op, source = _task_from_request(state, config)
+        check_task_source(source, f"{op}.py")
+        origin = "written from the request"
+    # A session resumed after a failure here reuses its directory.
+    directory = Path(state.session_dir) if state.session_dir else _session_dir(state, op)
+    task_path = directory / f"{op}.py"
+    task_path.write_text(source)
+    device = state.env.verify_device if state.env else "cpu"
+    check = harness.validate_task(str(task_path), device=device).to_dict()
+    if not check.get("ok"):
+        problems = "; ".join(check.get("problems") or ["unknown problem"])
+        raise UserError(f"task {task_path} failed validation: {problems}")
+    return {
+        "op_name": op, "session_dir": str(directory), "task_path": str(task_path), "task_check": check,
+        "phase": "build_task", "pending": questions.confirm_task(str(task_path), check),
+        "history": log(state, f"build_task: {task_path.name} {origin}, validated"),
+    }

@@ -1,0 +1,24 @@
+"""Phase 0: detect the environment, propose framework/backend/arch/dsl, ask to confirm them."""
+from __future__ import annotations
+
+from graph.state import EnvInfo, SessionState, log
+from nodes import questions
+from nodes.catalogue import find_arch
+from nodes.env_probe import cached_detect
+from nodes.params import propose_params
+
+
+def env_setup(state: SessionState) -> dict:
+    detected, from_cache = cached_detect()
+    settings = state.settings
+    env = EnvInfo(**detected, from_cache=from_cache, llm=settings.llm, model=settings.model)
+    params = propose_params(env, find_arch(settings.request), settings.overrides)
+    source = "cache hit" if from_cache else "detected"
+    return {
+        "env": env,
+        "params": params,
+        "phase": "env_setup",
+        "pending": questions.confirm_params(env, params),
+        "history": log(state, f"env_setup: {source} {env.device_name} ({env.triton_mode}); "
+                              f"proposed {params.backend}/{params.arch}/{params.dsl}"),
+    }

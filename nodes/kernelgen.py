@@ -1,0 +1,145 @@
+"""The kernelgen loop's steps: generate → verify → fix → verify … (wired in graph/kernelgen.py).
+
+Each step records what it did in the run's journal before returning, so a killed process resumes
+after the last completed step (see nodes/journal.py).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from langchain_core.runnables import RunnableConfig
+
+from checkpoints.results import ResultsStore
+from generators.base import Proposal
+from graph.state import Attempt, RunRecord, SessionState, log, now_iso
+from nodes import journal, questions
+from nodes.context import emit, gen_context, generator_for
+from nodes.evaluate import evaluate_candidate
+
+
+def _with_run(state: SessionState, run: RunRecord) -> list[RunRecord]:
+    return [*state.runs[:-1], run]
+
+
+def prepare(state: SessionState) -> dict:
+    """Start the run, or pick it up from its journal after an interruption."""
+    run = state.current_run.model_copy(deep=True)
+    Path(run.dir).mkdir(parents=True, exist_ok=True)
+    run.attempts = journal.read_attempts(run.dir)
+    run.iterations = len(run.attempts)
+    note = f"resumed at iteration {run.iterations}" if run.attempts else "started"
+    return {"runs": _with_run(state, run), "phase": "generate",
+            "history": log(state, f"kernelgen run {run.index}: {note}")}
+
+
+def _record(state: SessionState, action: str, proposal: Proposal) -> dict:
+    run = state.current_run.model_copy(deep=True)
+    k = run.iterations + 1
+    usage = [u.model_dump() for u in proposal.usage]
+    code_path = journal.write_proposal(run.dir, k, action, proposal.code if proposal.ok else None,
+                                       proposal.error, proposal.meta, usage)
+    store = ResultsStore()
+    for call in usage:
+        store.record_llm_call(state.session_id, f"{run.workflow}_{run.index}", call)
+    attempt = Attempt(iteration=k, action=action, code_path=str(code_path) if code_path else None,
+                      give_up=bool(proposal.meta.get("give_up")))
+    if code_path is None:
+        attempt.status = "no_code"
+        attempt.summary = proposal.error or "the generator returned no code"
+        attempt.error_signature = journal.error_signature(attempt.status, attempt.summary)
+    run.attempts.append(attempt)
+    run.iterations = k
+    emit({"kind": "attempt", "iteration": k, "action": action, "ok": code_path is not None,
+          "error": proposal.error})
+    return {"runs": _with_run(state, run),
+            "history": log(state, f"kernelgen: iteration {k} {action}"
+                                  + ("" if code_path else f" gave no code ({attempt.summary[:120]})"))}
+
+
+def generate(state: SessionState, config: RunnableConfig) -> dict:
+    proposal = generator_for(state, config).generate(gen_context(state))
+    return _record(state, "generate", proposal)
+
+
+def fix(state: SessionState, config: RunnableConfig) -> dict:
+    from generators.feedback import summarize_verdict
+
+    run = state.current_run
+    last_with_code = next((a for a in reversed(run.attempts) if a.code_path), None)
+    history = [f"iteration {a.iteration} ({a.action}): {a.status} - {a.summary.splitlines()[0] if a.summary else ''}"
+               for a in run.attempts]
+    if last_with_code is None:  # nothing to fix yet: ask for a fresh kernel
+        return generate(state, config)
+    verdict = journal.read_verdict(run.dir, last_with_code.iteration) or {}
+    feedback = summarize_verdict(verdict)
+    code = Path(last_with_code.code_path).read_text()
+    proposal = generator_for(state, config).fix(gen_context(state), code, feedback, history)
+    return _record(state, "fix", proposal)
+
+
+def verify(state: SessionState) -> dict:
+    run = state.current_run.model_copy(deep=True)
+    attempt = run.attempts[-1]
+    emit({"kind": "verify", "iteration": attempt.iteration})
+    verdict = evaluate_candidate(state, attempt.code_path, f"{run.workflow}_{run.index}")
+    journal.write_verdict(run.dir, attempt.iteration, verdict)
+    attempt.status, attempt.accepted = verdict.get("status", "unknown"), bool(verdict.get("accepted"))
+    attempt.summary = verdict.get("summary", "")
+    if not attempt.accepted:
+        attempt.error_signature = journal.error_signature(attempt.status, attempt.summary)
+    emit({"kind": "verdict", "iteration": attempt.iteration, "status": attempt.status,
+          "summary": attempt.summary})
+    return {"runs": _with_run(state, run),
+            "history": log(state, f"kernelgen: iteration {attempt.iteration} verdict {attempt.status}")}
+
+
+def _usage_totals(run_dir: str) -> dict:
+    calls = journal.read_usage(run_dir)
+    return {
+        "calls": len(calls),
+        "prompt_tokens": sum(c.get("prompt_tokens", 0) for c in calls),
+        "completion_tokens": sum(c.get("completion_tokens", 0) for c in calls),
+        "latency_s": round(sum(c.get("latency_s", 0.0) for c in calls), 3),
+        "models": sorted({c.get("model", "") for c in calls if c.get("model")}),
+    }
+
+
+def finish(state: SessionState) -> dict:
+    """Close the run: success when the last attempt was accepted; write its summary.json."""
+    run = state.current_run.model_copy(deep=True)
+    last = run.attempts[-1] if run.attempts else None
+    run.finished = now_iso()
+    run.llm_usage = _usage_totals(run.dir)
+    if last is not None and last.accepted:
+        run.status = "success"
+        run.code_path = last.code_path
+        run.verdict = journal.read_verdict(run.dir, last.iteration)
+    else:
+        run.status = "failed"
+        run.error = _failure_reason(run, state.settings.max_iterations)
+        if last is not None and last.code_path:
+            run.code_path = last.code_path
+            run.verdict = journal.read_verdict(run.dir, last.iteration)
+    summary = {"workflow": run.workflow, "index": run.index, "status": run.status,
+               "iterations": run.iterations, "error": run.error, "llm_usage": run.llm_usage,
+               "attempts": [a.model_dump() for a in run.attempts], "final_code": run.code_path,
+               "final_verdict": run.verdict}
+    (Path(run.dir) / "summary.json").write_text(json.dumps(summary, indent=2))
+    updates = {"runs": _with_run(state, run), "phase": "generate",
+               "history": log(state, f"kernelgen run {run.index}: {run.status} after {run.iterations} iteration(s)")}
+    if run.status == "success":
+        updates["pending"] = questions.review_result(run)
+    return updates
+
+
+def _failure_reason(run: RunRecord, max_iterations: int) -> str:
+    last = run.attempts[-1] if run.attempts else None
+    if last is None:
+        return "no attempt was made"
+    reason = last.summary.splitlines()[0] if last.summary else last.status
+    if last.give_up:
+        return f"the generator cannot handle this task: {reason}"
+    if run.iterations >= max_iterations:
+        return f"no accepted kernel after {run.iterations} iterations; last: {last.status}: {reason}"
+    return f"the same error repeated; last: {last.status}: {reason}"

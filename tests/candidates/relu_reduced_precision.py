@@ -1,0 +1,21 @@
+"""Wrong for fp32: computes in float16 and casts back."""
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def relu_kernel(x_ptr, out_ptr, n, BLOCK: tl.constexpr):
+    offsets = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offsets < n
+    x = tl.load(x_ptr + offsets, mask=mask)
+    tl.store(out_ptr + offsets, tl.maximum(x, 0.0), mask=mask)
+
+
+class ModelNew(nn.Module):
+    def forward(self, x):
+        low = x.to(torch.float16)
+        out = torch.empty_like(low)
+        relu_kernel[(triton.cdiv(x.numel(), 1024),)](low, out, x.numel(), BLOCK=1024)
+        return out.to(x.dtype)

@@ -1,0 +1,1 @@
+"""Hand-written accepted kernels (`ModelNew`), standing in for a generator's output in tests."""

@@ -1,0 +1,145 @@
+"""The harness on CPU (Triton interpreter): adversarial candidates are rejected for the right reason,
+honest ones accepted, worker failures become verdicts, the pool keeps order."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+import harness
+from harness.__main__ import main as harness_cli
+from harness.compare import compare_tensor
+
+HERE = Path(__file__).parent
+TASKS = HERE / "tasks_harness"
+CANDIDATES = HERE / "candidates"
+RELU, SOFTMAX = str(TASKS / "relu.py"), str(TASKS / "softmax.py")
+
+
+def candidate(name: str) -> str:
+    return str(CANDIDATES / f"{name}.py")
+
+
+def cpu_verify(task: str, name: str, **kwargs) -> harness.Verdict:
+    kwargs.setdefault("timeout_s", 60)
+    return harness.verify(task, candidate(name), device="cpu", **kwargs)
+
+
+@pytest.mark.parametrize("task,name", [
+    (RELU, "relu_ok"),
+    (SOFTMAX, "softmax_ok"),
+    (str(TASKS / "linear_relu.py"), "linear_relu_epilogue"),
+])
+def test_honest_kernels_are_accepted(task, name):
+    verdict = cpu_verify(task, name)
+    assert verdict.status == "accepted", verdict.summary
+    assert verdict.accepted and verdict.trials == 5 and verdict.triton_launches >= 5
+    assert verdict.timings is None and "Speed: not measured" in verdict.summary
+    assert verdict.max_rel_err is not None and verdict.max_rel_err <= 1e-4
+
+
+def test_matmul_left_to_torch_is_an_allowed_leftover():
+    verdict = cpu_verify(str(TASKS / "linear_relu.py"), "linear_relu_epilogue")
+    assert verdict.torch_ops_left == ["mm"] and verdict.allowed_leftovers == ["mm"]
+
+
+@pytest.mark.parametrize("task,name,status,reason", [
+    (RELU, "relu_torch_behind_decoy", "cheat", "stay the same when every Triton launch is skipped"),
+    (RELU, "relu_torch_only", "cheat", "no Triton kernel was launched"),
+    (RELU, "relu_reference_in_copy", "cheat", "still runs every compute op of the reference"),
+    (RELU, "relu_cached", "mismatch", "earlier trials matched"),
+    (RELU, "relu_inplace", "mismatch", "modified input 0 in place"),
+    (RELU, "relu_reduced_precision", "mismatch", "outside tolerance"),
+    (RELU, "relu_partial_write", "mismatch", "never wrote"),
+    (str(TASKS / "tiny_scale.py"), "tiny_scale_zeros", "mismatch", "of the output's scale"),
+    (RELU, "segfault", "crash", "SIGSEGV"),
+    (RELU, "exits", "crash", "exited with code 0"),
+    (RELU, "syntax_error", "compile_error", "SyntaxError"),
+])
+def test_bad_candidates_are_rejected_for_the_right_reason(task, name, status, reason):
+    verdict = cpu_verify(task, name)
+    assert (verdict.status, verdict.accepted) == (status, False), verdict.summary
+    assert reason in verdict.summary
+
+
+def test_tiny_output_passes_elementwise_tolerance_but_not_the_scale_check():
+    expected = torch.randn(64) * 1e-5
+    assert torch.allclose(torch.zeros(64), expected, atol=1e-4, rtol=1e-4)
+    assert not compare_tensor(torch.zeros(64), expected).ok
+
+
+def test_a_hang_becomes_a_timeout_verdict():
+    verdict = cpu_verify(RELU, "hang", timeout_s=3)
+    assert verdict.status == "timeout" and "3 s" in verdict.summary
+
+
+def test_the_memory_limit_turns_a_huge_allocation_into_oom():
+    verdict = cpu_verify(RELU, "huge_allocation", memory_limit_mb=256)
+    assert verdict.status == "oom", verdict.summary
+
+
+def test_the_worker_survives_failures():
+    cpu_verify(RELU, "segfault")
+    assert cpu_verify(RELU, "relu_ok").accepted
+
+
+def test_cpu_shapes_are_shrunk_and_recorded():
+    verdict = cpu_verify(str(TASKS / "relu_large.py"), "relu_ok")
+    assert verdict.accepted, verdict.summary
+    assert verdict.shrunk == {"batch_size": [4096, 256], "dim": [16384, 256]}
+    assert "batch_size 4096->256" in verdict.summary
+
+
+def test_verdict_round_trips_through_json():
+    verdict = cpu_verify(RELU, "relu_cached")
+    again = harness.Verdict.from_dict(json.loads(verdict.to_json()))
+    assert again == verdict and again.to_dict()["accepted"] is False
+
+
+@pytest.mark.parametrize("task,name,message", [
+    (str(TASKS / "missing.py"), "relu_ok", "not found"),
+    (RELU, "no_model_new", "defines no ModelNew"),
+    (candidate("relu_ok"), "relu_ok", "defines no Model"),
+])
+def test_bad_input_raises_before_any_worker_runs(task, name, message):
+    with pytest.raises(harness.HarnessInputError, match=message):
+        harness.verify(task, candidate(name), device="cpu")
+
+
+def test_cli_exit_codes(capsys):
+    assert harness_cli(["verify", RELU, candidate("relu_ok"), "--device", "cpu"]) == 0
+    assert harness_cli(["verify", RELU, candidate("relu_inplace"), "--device", "cpu", "--json"]) == 1
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["status"] == "mismatch"
+    assert harness_cli(["verify", RELU, candidate("no_model_new"), "--device", "cpu"]) == 2
+
+
+def test_validate_task_describes_a_good_task_and_flags_a_weak_one():
+    good = harness.validate_task(str(TASKS / "relu_large.py"), device="cpu")
+    assert good.ok and good.inputs == ["float32[256, 256]"] and good.outputs == ["float32[256, 256]"]
+    weak = harness.validate_task(str(TASKS / "weak_task.py"), device="cpu")
+    assert not weak.ok
+    assert any("same tensors for every seed" in p for p in weak.problems)
+    assert any("all zeros" in p for p in weak.problems)
+
+
+def test_sandbox_call_reports_value_error_crash_and_timeout():
+    ok = harness.sandbox_call("os:getpid", {}, device="cpu")
+    assert ok.status == "ok" and ok.value != os.getpid()
+    error = harness.sandbox_call("json:loads", {"s": "{"}, device="cpu")
+    assert error.status == "error" and error.error_type == "JSONDecodeError"
+    crash = harness.sandbox_call("os:abort", {}, device="cpu")
+    assert crash.status == "crash" and crash.signal_name == "SIGABRT"
+    late = harness.sandbox_call("subprocess:call", {"args": ["sleep", "30"]}, device="cpu", timeout_s=1)
+    assert late.status == "timeout" and late.wall_s < 10
+
+
+def test_pool_returns_verdicts_in_submission_order():
+    names = ["relu_ok", "relu_inplace", "segfault", "relu_torch_only", "relu_ok", "syntax_error"]
+    with harness.DevicePool(devices=["cpu", "cpu"]) as pool:
+        verdicts = pool.map([{"task_path": RELU, "candidate_path": candidate(n), "timeout_s": 60} for n in names])
+        with pytest.raises(harness.HarnessInputError):
+            pool.submit(RELU, candidate("no_model_new")).result()
+    assert [v.status for v in verdicts] == ["accepted", "mismatch", "crash", "cheat", "accepted", "compile_error"]

@@ -1,0 +1,71 @@
+"""The harness on a GPU: timings agree with triton's do_bench, side streams are counted, a CUDA fault
+does not leak into the next job."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import harness
+from harness.task_loading import load_module
+
+pytestmark = [pytest.mark.gpu,
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+
+HERE = Path(__file__).parent
+TASKS, CANDIDATES = HERE / "tasks_harness", HERE / "candidates"
+
+
+def _model_and_inputs(task_name: str, candidate_name: str):
+    task = load_module(str(TASKS / f"{task_name}.py"), "task")
+    new = load_module(str(CANDIDATES / f"{candidate_name}.py"), "candidate")
+    torch.manual_seed(0)
+    inputs = [x.cuda() for x in task.get_inputs()]
+    return new.ModelNew(*task.get_init_inputs()).cuda(), inputs
+
+
+@pytest.mark.parametrize("task_name,candidate_name", [("relu_large", "relu_ok"), ("softmax_large", "softmax_ok")])
+def test_timing_agrees_with_do_bench(task_name, candidate_name):
+    import triton.testing
+
+    verdict = harness.verify(str(TASKS / f"{task_name}.py"), str(CANDIDATES / f"{candidate_name}.py"),
+                             device="cuda")
+    assert verdict.accepted, verdict.summary
+    ours = verdict.timings["candidate"]["median_ms"]
+    model, inputs = _model_and_inputs(task_name, candidate_name)
+    theirs = triton.testing.do_bench(lambda: model(*inputs), return_mode="median")
+    print(f"{task_name}: harness {ours:.4f} ms, do_bench {theirs:.4f} ms; {verdict.summary}")
+    assert abs(ours - theirs) / theirs < 0.10
+    assert verdict.timings["eager"]["median_ms"] > 0 and verdict.speedup_vs_eager > 0
+    assert 0 < verdict.roofline["bandwidth_fraction"] < 1.2
+
+
+def test_side_stream_work_is_timed():
+    relu_large = str(TASKS / "relu_large.py")
+    main = harness.verify(relu_large, str(CANDIDATES / "relu_ok.py"), device="cuda")
+    side = harness.verify(relu_large, str(CANDIDATES / "relu_side_stream.py"), device="cuda")
+    assert main.accepted and side.accepted, side.summary
+    main_ms, side_ms = main.timings["candidate"]["median_ms"], side.timings["candidate"]["median_ms"]
+    # What a timer that watches only the current stream would report for the side-stream candidate.
+    model, inputs = _model_and_inputs("relu_large", "relu_side_stream")
+    model(*inputs)
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    torch.cuda.synchronize()
+    start.record()
+    model(*inputs)
+    end.record()
+    torch.cuda.synchronize()
+    naive_ms = start.elapsed_time(end)
+    print(f"main stream {main_ms:.4f} ms, side stream {side_ms:.4f} ms, current-stream-only timer {naive_ms:.4f} ms")
+    assert abs(side_ms - main_ms) / main_ms < 0.15
+    assert naive_ms < 0.5 * side_ms
+
+
+def test_cuda_fault_does_not_affect_the_next_job():
+    relu = str(TASKS / "relu.py")
+    faulty = harness.verify(relu, str(CANDIDATES / "relu_illegal_address.py"), device="cuda", measure=False)
+    assert faulty.status in ("runtime_error", "crash"), faulty.summary
+    assert "cuda_fault" in faulty.flags
+    after = harness.verify(relu, str(CANDIDATES / "relu_ok.py"), device="cuda", measure=False)
+    assert after.accepted, after.summary
