@@ -48,7 +48,7 @@ def _internal_error(exc: Exception, session_id: str | None) -> None:
 def _on_event(kind: str, payload: dict) -> None:
     if kind == "step":
         node = payload["node"]
-        if node in ("prepare", "generate", "fix", "verify", "finish", "__interrupt__"):
+        if node in ("prepare", "generate", "fix", "verify", "round", "finish", "__interrupt__"):
             return  # the custom events below say more about the loop
         out.print(f"[green]✓[/] {node}")
         return
@@ -144,13 +144,14 @@ def _parse_options(items: list[str]) -> dict[str, str]:
     return options
 
 
-def _default_llm(llm: Optional[str]) -> str:
-    choice = llm or os.environ.get("AKG_OP_LLM")
-    if not choice:
-        choice = "openai" if os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL") else "embedded"
-    if choice not in ("embedded", "openai"):
-        raise UserError(f"unknown --llm '{choice}': use embedded or openai")
-    return choice
+def _resolve_llm(llm: Optional[str], model: Optional[str], **options):
+    """Flags, then AKG_OP_LLM/AKG_OP_MODEL/OPENAI_BASE_URL; the key stays in the environment."""
+    from generators.llm_config import LLMSettings
+
+    try:
+        return LLMSettings.resolve(llm=llm, model=model, **options)
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError too
+        raise UserError(str(exc).splitlines()[0]) from None
 
 
 def _check_before_start(settings) -> None:
@@ -198,6 +199,9 @@ def run(
     max_iterations: int = typer.Option(10, "--max-iterations", min=1, max=100),
     llm: Optional[str] = typer.Option(None, "--llm", help="embedded or openai (default: openai when OPENAI_* is set)."),
     model: Optional[str] = typer.Option(None, "--model", help="Model name for --llm openai."),
+    llm_timeout: Optional[float] = typer.Option(None, "--llm-timeout", help="Seconds per model request."),
+    temperature: Optional[float] = typer.Option(None, "--temperature"),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens"),
     option: list[str] = typer.Option([], "--option", help="Search workflow option key=value (repeatable)."),
 ) -> None:
     """Start a session: runs to the first question (or to the end with --yes)."""
@@ -208,14 +212,17 @@ def run(
         if not request and not task and not source:
             raise UserError('say what to build, e.g. akg-op run "relu kernel, input (128, 4096), fp32", or pass --task FILE')
         overrides = {k: v for k, v in dict(framework=framework, backend=backend, arch=arch, dsl=dsl).items() if v}
+        llm_settings = _resolve_llm(llm, model, timeout_s=llm_timeout, temperature=temperature,
+                                    max_tokens=max_tokens)
         settings = Settings(
             request=request, task_file=str(task.expanduser().resolve()) if task else None,
             source_file=str(source.expanduser().resolve()) if source else None, target=target,
             shapes=_parse_shapes(shapes), dtype=dtype, workflow=workflow,
             workdir=str(Path(workdir).expanduser().resolve()),
             out_dir=str((out_dir or Path.cwd()).expanduser().resolve()), in_place=in_place,
-            max_iterations=max_iterations, llm=_default_llm(llm),
-            model=model or os.environ.get("AKG_OP_MODEL"), overrides=overrides,
+            max_iterations=max_iterations, llm=llm_settings.provider, model=llm_settings.model,
+            llm_base_url=llm_settings.base_url, llm_timeout_s=llm_settings.timeout_s,
+            temperature=llm_settings.temperature, max_tokens=llm_settings.max_tokens, overrides=overrides,
             search_options=_parse_options(option), auto_approve=yes,
         )
         _check_before_start(settings)
@@ -232,6 +239,8 @@ def resume(
     session_id: str = typer.Argument(..., help="The session id (or a unique prefix)."),
     answer: Optional[str] = typer.Option(None, "--answer", "-a", help="The answer to the pending question."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Take every remaining gate's default."),
+    llm: Optional[str] = typer.Option(None, "--llm", help="Switch the generator: embedded or openai."),
+    model: Optional[str] = typer.Option(None, "--model", help="Switch the model (with --llm openai)."),
 ) -> None:
     """Answer the pending question (if any) and continue the session."""
     from graph.sessions import Sessions
@@ -240,6 +249,15 @@ def resume(
     try:
         session_id = sessions.resolve(session_id)
         state = sessions.state(session_id)
+        # The endpoint in this process's environment wins over the one stored at `run`: it may
+        # have moved (a restarted local server) since the session started.
+        env_url = os.environ.get("OPENAI_BASE_URL")
+        moved = state is not None and env_url and env_url != state.settings.llm_base_url
+        if state is not None and (llm or model or moved):
+            chosen = _resolve_llm(llm or state.settings.llm, model or state.settings.model,
+                                  base_url=env_url or state.settings.llm_base_url)
+            state = sessions.update_settings(session_id, llm=chosen.provider, model=chosen.model,
+                                             llm_base_url=chosen.base_url)
     except UserError as exc:
         _fail(str(exc))
     if state is not None and sessions.next_step(session_id) is None:

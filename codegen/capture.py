@@ -296,11 +296,16 @@ def _to_ir(gm: torch.fx.GraphModule, state_names, arg_names) -> ir.Graph:
             raise Unsupported(f"unsupported: {target}")
         op = _packet_name(target)
         ns = target.namespace
+        inplace = op.endswith("_") and not op.startswith("_") and op[:-1] in POINTWISE_OPS
+        if inplace:  # x.clamp_min_(0) on a temporary: compute it functionally, later reads of x see it
+            op = op[:-1]
         b = _bind(target, fxn.args, fxn.kwargs)
         b = {k: lookup(v) for k, v in b.items()}
         name = _ident(fxn.name)
         tensor_val = val if isinstance(val, torch.Tensor) else val[0]
         env[fxn] = _convert(new, name, op, ns, target, b, tensor_val, fxn)
+        if inplace and isinstance(fxn.args[0], torch.fx.Node):
+            env[fxn.args[0]] = env[fxn]
     # sizes are read from forward()'s arguments first, then from parameters and buffers
     order = [n for n in inputs if not n.attrs["state"]] + [n for n in inputs if n.attrs["state"]]
     for node in order:

@@ -203,8 +203,8 @@ class Kernel:
         else:
             expr = f"tl.load({ptr} + {off}, mask={mask}, other=0)"
         ct = compute_type(node.dtype)
-        if TL_DTYPE.get(node.dtype) != ct:
-            expr += f".to({ct})"
+        if TL_DTYPE.get(node.dtype) != ct or node.dtype.is_floating_point:
+            expr += f".to({ct})"  # fp16/bf16 math happens in fp32
         return self.assign(expr, "x"), deps
 
     def pointwise(self, node: Node, idx):
@@ -332,8 +332,8 @@ class Kernel:
         mask = self.mask(deps)
         expr = f"tl.load({ptr} + {lin})" if mask is None else f"tl.load({ptr} + {lin}, mask={mask}, other=0)"
         ct = compute_type(node.dtype)
-        if TL_DTYPE.get(node.dtype) != ct:
-            expr += f".to({ct})"
+        if TL_DTYPE.get(node.dtype) != ct or node.dtype.is_floating_point:
+            expr += f".to({ct})"  # fp16/bf16 math happens in fp32
         return self.assign(expr, "x"), deps
 
     # -- pooling ------------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ def lower(task_source: str, *, tunables: dict | None = None, target: str = "cuda
         cap = capture(task_source, namespace=ns)
     except CaptureUnsupported as e:
         return Lowering(False, reason=str(e))
+    _generalize_sizes(cap, task_source, ns)
     if cap.graph.of_kind(ir.EXTERN):
         return _lower_extern(task_source, tunables, target)
     try:
@@ -52,6 +53,20 @@ def lower(task_source: str, *, tunables: dict | None = None, target: str = "cuda
     except (Unsupported, CaptureUnsupported) as e:
         return Lowering(False, reason=str(e), space=dict(tunables_mod.SPACE), tunables=tun)
     return Lowering(True, code=code, kernels=kernels, space=dict(tunables_mod.SPACE), tunables=tun)
+
+
+def _generalize_sizes(cap, task_source: str, ns: dict) -> None:
+    """Sizes the trace specialised (see generalize.py) become sizes read from the inputs."""
+    from .generalize import generalize, perturbed, size_constants
+
+    try:
+        consts = size_constants(ns)
+        if not consts:
+            return
+        other = capture(task_source, namespace=perturbed(task_source, consts))
+    except Exception:  # the halved task does not build: keep the traced sizes
+        return
+    generalize(cap.graph, other.graph)
 
 
 def _lower_extern(task_source, tunables, target) -> Lowering:

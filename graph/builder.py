@@ -1,7 +1,7 @@
 """The session graph: phases as nodes, confirmations as gates paused with interrupt_before.
 
 START → env_setup → [confirm_params] → build_task → [confirm_task] → [choose_workflow]
-      → kernelgen | … → [review_result] → integrate → report → END
+      → kernelgen | adaptive_search | evolve → [review_result] → integrate → report → END
 A failed run goes straight to report; `regenerate` goes back to choose_workflow; `no` at a
 confirmation ends the session (cancelled).
 """
@@ -10,11 +10,13 @@ from __future__ import annotations
 from langgraph.graph import END, START, StateGraph
 
 from graph.kernelgen import build_kernelgen
+from graph.search import build_search
 from graph.state import STATE_MODELS, SessionState
 from nodes import build_task, gates, integrate, report
 from nodes.env_setup import env_setup
 
 GATES = ["confirm_params", "confirm_task", "choose_workflow", "review_result"]
+WORKFLOWS = ["kernelgen", "adaptive_search", "evolve"]
 
 
 def _unless_cancelled(next_node: str):
@@ -46,6 +48,8 @@ def build_graph() -> StateGraph:
     builder.add_node("confirm_task", gates.confirm_task)
     builder.add_node("choose_workflow", gates.choose_workflow)
     builder.add_node("kernelgen", build_kernelgen().compile())
+    builder.add_node("adaptive_search", build_search().compile())
+    builder.add_node("evolve", build_search().compile())
     builder.add_node("review_result", gates.review_result)
     builder.add_node("integrate", integrate.integrate)
     builder.add_node("report", report.report)
@@ -55,8 +59,9 @@ def build_graph() -> StateGraph:
     builder.add_conditional_edges("confirm_params", _unless_cancelled("build_task"), ["build_task", END])
     builder.add_edge("build_task", "confirm_task")
     builder.add_conditional_edges("confirm_task", _unless_cancelled("choose_workflow"), ["choose_workflow", END])
-    builder.add_conditional_edges("choose_workflow", route_workflow, ["kernelgen"])
-    builder.add_conditional_edges("kernelgen", route_after_run, ["review_result", "report"])
+    builder.add_conditional_edges("choose_workflow", route_workflow, WORKFLOWS)
+    for workflow in WORKFLOWS:
+        builder.add_conditional_edges(workflow, route_after_run, ["review_result", "report"])
     builder.add_conditional_edges("review_result", route_review, ["integrate", "choose_workflow"])
     builder.add_edge("integrate", "report")
     builder.add_edge("report", END)

@@ -64,6 +64,13 @@ class Sessions:
         snapshot = self._app(False).get_state(_config(session_id))
         return snapshot.next[0] if snapshot.next else None
 
+    def update_settings(self, session_id: str, **changes) -> SessionState:
+        """Change stored settings (e.g. the model) before resuming; the next steps use them."""
+        state = self.state(session_id)
+        settings = state.settings.model_copy(update=changes)
+        self._app(False).update_state(_config(session_id), {"settings": settings})
+        return self.state(session_id)
+
     def create(self, settings: Settings) -> str:
         session_id = uuid.uuid4().hex[:12]
         self.registry.upsert({"id": session_id, "op": "", "phase": "start", "status": "running",

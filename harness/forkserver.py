@@ -85,9 +85,47 @@ def _kill_group(pid: int) -> None:
         pass
 
 
-def serve(device: str) -> None:
+def _children_can_use_cuda() -> bool:
+    """Fork a probe: torch marks children 'in bad fork' once the parent has touched CUDA."""
+    import torch
+    pid = os.fork()
+    if pid == 0:
+        os._exit(1 if getattr(torch._C, "_cuda_isInBadFork", lambda: False)() else 0)
+    return os.waitpid(pid, 0)[1] == 0
+
+
+def _warm_up(device: str) -> bool:
+    """Pre-load what jobs use lazily. For GPU servers CUDA stays untouched: the device count is
+    answered by NVML and lazy CUDA init is refused while warming up; a probe confirms it, and
+    a server whose children could not use CUDA restarts cold. Returns whether the warm-up stayed."""
+    import torch
+    import harness.judge
+    if device == "cpu":
+        harness.judge.warm_up(device)
+        return True
+    real_count, real_init = torch._C.__dict__.get("_cuda_getDeviceCount"), torch.cuda._lazy_init
+
+    def refuse_cuda_init():
+        raise RuntimeError("the fork server must not initialise CUDA")
+    try:
+        if real_count is not None:
+            torch._C._cuda_getDeviceCount = lambda: max(torch.cuda._device_count_nvml(), 0)
+        torch.cuda._lazy_init = refuse_cuda_init
+        harness.judge.warm_up(device)
+    except Exception as error:
+        print(f"warm-up skipped: {error}", file=sys.stderr)
+    finally:
+        if real_count is not None:
+            torch._C._cuda_getDeviceCount = real_count
+        torch.cuda._lazy_init = real_init
+    return _children_can_use_cuda()
+
+
+def serve(device: str, warm: bool = True) -> None:
     if device == "cpu":
         os.environ["TRITON_INTERPRET"] = "1"
+    else:
+        os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "1"  # availability checks must not touch CUDA
     # Tiny compile jobs: a pool of inductor compile workers per child costs more than it saves.
     os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
     # The protocol gets private descriptors; stray prints of the server go to stderr.
@@ -98,11 +136,15 @@ def serve(device: str) -> None:
     # One intra-op thread: jobs run side by side in a pool, and an OpenMP pool started here would
     # not survive the fork.
     torch.set_num_threads(1)
-    import triton  # noqa: F401
-    import triton.language  # noqa: F401
-    import harness.judge
-    harness.judge.warm_up(device)
-    protocol_out.write("ready\n")
+    if warm:
+        import triton  # noqa: F401
+        import triton.language  # noqa: F401
+        if not _warm_up(device):
+            # Something touched CUDA: start over as a cold server that pre-imports torch alone.
+            os.dup2(protocol_in.fileno(), 0)
+            os.dup2(protocol_out.fileno(), 1)
+            os.execv(sys.executable, [sys.executable, "-m", "harness.forkserver", device, "--cold"])
+    protocol_out.write("ready warm\n" if warm else "ready cold\n")
     protocol_out.flush()
     for line in protocol_in:
         job = json.loads(line)
@@ -126,4 +168,4 @@ def serve(device: str) -> None:
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1])
+    serve(sys.argv[1], warm="--cold" not in sys.argv)

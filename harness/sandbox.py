@@ -47,6 +47,7 @@ def _server_environment(device: str) -> dict[str, str]:
         env["TRITON_INTERPRET"] = "1"
     else:
         env.pop("TRITON_INTERPRET", None)
+        env["PYTORCH_NVML_BASED_CUDA_CHECK"] = "1"
         index = device.split(":")[1] if ":" in device else "0"
         # One GPU per server: inside the job the device is always cuda:0.
         visible = env.get("CUDA_VISIBLE_DEVICES")
@@ -60,6 +61,7 @@ class Worker:
     def __init__(self, device: str = "cpu"):
         self.device = device
         self._process: subprocess.Popen | None = None
+        self.warm = False
         self._lock = threading.Lock()
 
     # -- server lifecycle ---------------------------------------------------------------------------
@@ -70,8 +72,9 @@ class Worker:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._server_log,
             env=_server_environment(self.device), start_new_session=True, text=True,
         )
-        line = self._read_line(STARTUP_TIMEOUT_S)
-        if line != "ready":
+        line = self._read_line(STARTUP_TIMEOUT_S) or ""
+        self.warm = line == "ready warm"  # pre-loaded machinery kept (see forkserver._warm_up)
+        if not line.startswith("ready"):
             log = _tail(Path(self._server_log.name))
             self.restart_needed()
             raise RuntimeError(f"fork server for {self.device} did not start: {log}")

@@ -7,8 +7,11 @@ in a worker through `integration.worker.run_check`.
 from integration.errors import ExtractionError, IntegrationError, RollbackError
 from integration.extract import ExtractedTask, Need, extract_task
 from integration.integrate import FileChange, integrate, report_section, rollback
+from integration.verification import check_extraction, compare_whole_model
+from integration.worker import CheckResult
 
 __all__ = [
-    "ExtractedTask", "ExtractionError", "FileChange", "IntegrationError", "Need", "RollbackError",
-    "extract_task", "integrate", "report_section", "rollback",
+    "CheckResult", "ExtractedTask", "ExtractionError", "FileChange", "IntegrationError", "Need",
+    "RollbackError", "check_extraction", "compare_whole_model", "extract_task", "integrate",
+    "report_section", "rollback",
 ]

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import torch
 
+from harness.task_loading import shrink_task
+
 _counter = itertools.count()
 
 TOLERANCES = {torch.float16: (1e-2, 1e-2), torch.bfloat16: (2e-2, 2e-2)}
@@ -35,13 +37,15 @@ def load_module_from_path(path: str, extra_paths: tuple[str, ...] = ()) -> types
     return module
 
 
-def load_module_from_code(code: str, label: str) -> types.ModuleType:
-    name = f"_akg_op_task_{label}_{next(_counter)}"
+def load_task_code(code: str, device: str) -> tuple[types.ModuleType, dict | None]:
+    """The task as a module; on CPU its size constants are shrunk as the harness does, so a
+    Triton kernel finishes in the interpreter. Returns the module and what was shrunk."""
+    name = f"_akg_op_task_{next(_counter)}"
     module = types.ModuleType(name)
-    module.__file__ = f"<{label}>"
+    module.__file__ = "<task>"
     sys.modules[name] = module
-    exec(compile(code, f"<{label}>", "exec"), module.__dict__)
-    return module
+    exec(compile(code, "<task>", "exec"), module.__dict__)
+    return module, (shrink_task(module) if device == "cpu" else None)
 
 
 def _flatten(value) -> list:
@@ -64,7 +68,8 @@ def compare_outputs(expected, actual) -> dict:
                 return {"ok": False, "message": f"output {i}: {got!r} instead of {want!r}"}
             continue
         if not isinstance(got, torch.Tensor) or got.shape != want.shape or got.dtype != want.dtype:
-            described = (f"{tuple(got.shape)} {got.dtype}" if isinstance(got, torch.Tensor) else type(got).__name__)
+            described = (f"{tuple(got.shape)} {got.dtype}" if isinstance(got, torch.Tensor)
+                         else type(got).__name__)
             return {"ok": False,
                     "message": f"output {i}: {described} instead of {tuple(want.shape)} {want.dtype}"}
         atol, rtol = TOLERANCES.get(want.dtype, DEFAULT_TOLERANCE)
@@ -95,16 +100,17 @@ def _float_dtype(module: torch.nn.Module):
     return next((p.dtype for p in module.parameters() if p.is_floating_point()), None)
 
 
-def _build_pair(reference_cls, candidate_cls, init_args: list, seed: int):
-    """Both modules built from the same seed, the candidate then loaded with the reference's
-    state_dict (strict): if that fails, existing checkpoints would not load either."""
+def _build_pair(reference_cls, candidate_cls, init_args: list, seed: int, dtype=None):
+    """Both modules built from the same seed (and cast to `dtype`, the task's parameter dtype),
+    the candidate then loaded with the reference's state_dict (strict): if that fails, existing
+    checkpoints would not load either."""
     torch.manual_seed(seed)
     reference = reference_cls(*init_args)
     torch.manual_seed(seed)
     candidate = candidate_cls(*init_args)
-    dtype = _float_dtype(candidate)
-    if dtype is not None and _float_dtype(reference) not in (None, dtype):
-        reference = reference.to(dtype)
+    dtype = dtype or _float_dtype(candidate)
+    if dtype is not None:
+        reference, candidate = reference.to(dtype), candidate.to(dtype)
     ref_keys, cand_keys = set(reference.state_dict()), set(candidate.state_dict())
     if ref_keys != cand_keys:
         return None, None, (f"state_dict keys differ: missing {sorted(ref_keys - cand_keys)}, "
@@ -132,8 +138,10 @@ def _task_inputs(task, seed: int) -> list:
 
 def _compare_target(reference_target, candidate_target, task, seed: int, device: str) -> dict:
     if isinstance(reference_target, type):
-        reference, candidate, problem = _build_pair(
-            reference_target, candidate_target, list(task.get_init_inputs()), seed)
+        init_args = list(task.get_init_inputs())
+        # The task's Model may cast its parameters to the inputs' dtype (fp16/bf16 tasks).
+        dtype = _float_dtype(task.Model(*init_args))
+        reference, candidate, problem = _build_pair(reference_target, candidate_target, init_args, seed, dtype)
         if problem:
             return {"ok": False, "message": problem}
         result = _run_pair(reference.to(device), candidate.to(device), _task_inputs(task, seed), device)
@@ -141,22 +149,9 @@ def _compare_target(reference_target, candidate_target, task, seed: int, device:
         inputs = _task_inputs(task, seed)
         with torch.no_grad():
             expected = reference_target(*_to(_clone(inputs), device))
-            result = _with_shapes(compare_outputs(expected, candidate_target(*_to(_clone(inputs), device))), expected)
+            actual = candidate_target(*_to(_clone(inputs), device))
+        result = _with_shapes(compare_outputs(expected, actual), expected)
     return result
-
-
-def validate_task(task_path: str, device: str = "cpu", seed: int = 0) -> dict:
-    """The task file imports, Model builds from get_init_inputs() and runs on get_inputs()."""
-    task = load_module_from_path(task_path)
-    for name in ("Model", "get_inputs", "get_init_inputs"):
-        if not hasattr(task, name):
-            return {"ok": False, "message": f"task defines no {name}"}
-    torch.manual_seed(seed)
-    model = task.Model(*task.get_init_inputs()).to(device).eval()
-    with torch.no_grad():
-        output = model(*_to(_task_inputs(task, seed), device))
-    shapes = [list(o.shape) for o in _flatten(output) if isinstance(o, torch.Tensor)]
-    return {"ok": True, "output_shapes": shapes, "message": f"Model runs; outputs {shapes}"}
 
 
 def check_extracted(source_path: str, target_name: str, task_code: str, device: str = "cpu",
@@ -164,12 +159,14 @@ def check_extracted(source_path: str, target_name: str, task_code: str, device: 
     """The extracted task's Model runs on get_inputs() and gives the same outputs as the target
     imported from the user's file (same seed, same weights, same inputs)."""
     original = load_module_from_path(source_path)
-    task = load_module_from_code(task_code, "task")
+    task, shrunk = load_task_code(task_code, device)
     target = getattr(original, target_name)
     if isinstance(target, type):
-        return _compare_target(target, task.Model, task, seed, device)
-    model = task.Model(*task.get_init_inputs()).to(device).eval()
-    return _compare_target(target, model, task, seed, device)
+        result = _compare_target(target, task.Model, task, seed, device)
+    else:
+        model = task.Model(*task.get_init_inputs()).to(device).eval()
+        result = _compare_target(target, model, task, seed, device)
+    return {**result, "shrunk": shrunk}
 
 
 def check_integrated(source_path: str, integrated_path: str, target_name: str, task_code: str,
@@ -178,12 +175,12 @@ def check_integrated(source_path: str, integrated_path: str, target_name: str, t
     original target, and loads the original's state_dict."""
     original = load_module_from_path(source_path)
     integrated = load_module_from_path(integrated_path, extra_paths=(str(Path(source_path).parent),))
-    task = load_module_from_code(task_code, "task")
+    task, shrunk = load_task_code(task_code, device)
     result = _compare_target(getattr(original, target_name), getattr(integrated, target_name),
                              task, seed, device)
     if result["ok"]:
         result["message"] = f"{target_name} from {Path(integrated_path).name} matches the original"
-    return result
+    return {**result, "shrunk": shrunk}
 
 
 def compare_models(source_path: str, integrated_path: str, model_name: str, init_args: list,

@@ -18,7 +18,9 @@ from pydantic import BaseModel, Field
 
 from integration.errors import ExtractionError
 from integration.literals import module_constants, parameter_defaults
-from integration.signature import Param, find_method, params_of, pass_through_call, use_site_arguments
+from integration.signature import (
+    Param, find_method, params_of, pass_through_call, use_site_arguments, use_site_literals,
+)
 from integration.source import Definition, SourceFile
 from integration.targets import find_target
 
@@ -117,7 +119,7 @@ def extract_task(
         init_params, input_params = _class_signature(source, definition)
         init_args = _constructor_args(source, definition, init_params, init_args, needs, notes)
     else:
-        init_params, input_params = [], params_of(definition.node, drop_self=False)
+        input_params = params_of(definition.node, drop_self=False)
         init_args = []
     inputs = _input_plan(source, definition, input_params, shape_list, needs)
 
@@ -150,7 +152,8 @@ def _refuse_reserved_names(source: SourceFile, definition: Definition) -> None:
             )
 
 
-def _class_signature(source: SourceFile, definition: Definition) -> tuple[list[Param] | None, list[Param] | None]:
+def _class_signature(source: SourceFile, definition: Definition) -> tuple[list[Param] | None, ...]:
+    """Parameters of __init__ and forward (None where torch, not the file, defines them)."""
     init = find_method(source, definition, "__init__")
     forward = find_method(source, definition, "forward")
     return (
@@ -162,10 +165,10 @@ def _class_signature(source: SourceFile, definition: Definition) -> tuple[list[P
 def _constructor_args(source, definition, init_params, given, needs, notes) -> list | None:
     if given is not None:
         return list(given)
+    init = find_method(source, definition, "__init__")
     if init_params is None:  # constructor inherited from torch: only use sites can tell
         init_params = [Param(f"arg{i}", "positional", False, None) for i in range(8)]
     defaults = {}
-    init = find_method(source, definition, "__init__")
     if init is not None:
         defaults = parameter_defaults(init, module_constants(source.module))
     sites = use_site_arguments(source, definition, init_params, defaults)
@@ -177,11 +180,9 @@ def _constructor_args(source, definition, init_params, given, needs, notes) -> l
     required = [p.name for p in init_params if p.kind == "positional" and not p.has_default]
     if init is not None and not required:
         return []
-    needs.append(Need(
-        kind="init_args",
-        question=f"constructor arguments for {definition.name}"
-                 f"({', '.join(p.name for p in init_params if p.kind == 'positional')})",
-    ))
+    signature = (", ".join(p.name for p in init_params if p.kind == "positional")
+                 if init is not None else "its constructor comes from torch")
+    needs.append(Need(kind="init_args", question=f"constructor arguments for {definition.name}({signature})"))
     return None
 
 
@@ -210,7 +211,8 @@ def _input_plan(source, definition, input_params, shapes, needs) -> list[tuple[s
             plan.append(("value", scalar_values[param.name]))
         else:
             plan.append(("value", None))
-            needs.append(Need(kind="inputs", question=f"a value for {definition.name}'s {param.name} ({param.hint})"))
+            needs.append(Need(kind="inputs",
+                              question=f"a value for {definition.name}'s {param.name} ({param.hint})"))
     if tensors and shapes is None:
         needs.append(Need(
             kind="shapes",
@@ -220,17 +222,13 @@ def _input_plan(source, definition, input_params, shapes, needs) -> list[tuple[s
 
 
 def _scalar_values_from_use_sites(source, definition, params) -> dict[str, object]:
-    """Scalar (int/float/bool/str) arguments a function target is called with in the file."""
+    """Scalars (int/float/bool/str) a function target is called with in the file, for its
+    parameters without a default: `rms_norm(h, self.weight, 1e-6)` → {eps: 1e-6}."""
     if definition.kind != "function":
         return {}
-    defaults = parameter_defaults(definition.node, module_constants(source.module))
-    values: dict[str, object] = {}
-    positional = [p for p in params if p.kind == "positional"]
-    for site in use_site_arguments(source, definition, params, defaults):
-        for param, value in zip(positional, site):
-            if isinstance(value, (int, float, bool, str)) and param.name not in values:
-                values[param.name] = value
-    return {k: v for k, v in values.items() if any(p.name == k and not p.has_default for p in params)}
+    required = {p.name for p in params if not p.has_default}
+    return {name: value for name, value in use_site_literals(source, definition, params).items()
+            if name in required and isinstance(value, (int, float, bool, str))}
 
 
 # -- rendering ---------------------------------------------------------------------------------
@@ -254,7 +252,8 @@ def _render(source, definition, init_args, inputs, shapes, dtype, notes) -> str:
     size_names = _size_constants(inputs, source.top_level_names())
     kind = "nn.Module" if definition.kind == "class" else "function"
     header = (
-        f'"""{definition.name} ({kind}) extracted from {source.path.name}: KernelBench task written by akg-op.\n\n'
+        f'"""{definition.name} ({kind}) extracted from {source.path.name}: '
+        'KernelBench task written by akg-op.\n\n'
         + (f"Model is {definition.name} itself; ModelNew must keep its constructor signature and\n"
            f"state_dict keys, so that it can replace {definition.name} in {source.path.name}.\n"
            if definition.kind == "class" else
@@ -321,7 +320,8 @@ def _trimmed_statement(source: SourceFile, index: int, used: set[str], notes: li
             changes.update(lpar=None, rpar=None)
         new_body.append(small.with_changes(**changes))
         binds_torch = binds_torch or any(
-            isinstance(small, cst.Import) and a.asname is None and _bound_name(a, small).split(".")[0] == "torch"
+            isinstance(small, cst.Import) and a.asname is None
+            and _bound_name(a, small).split(".")[0] == "torch"
             for a in kept
         )
     for i, small in enumerate(new_body[:-1]):
@@ -382,7 +382,8 @@ def _model_class(source: SourceFile, definition: Definition, dtype: str) -> str:
         cst.FunctionDef(
             name=cst.Name("forward"),
             params=params,
-            body=cst.IndentedBlock([cst.SimpleStatementLine([cst.Return(pass_through_call(function, definition.name))])]),
+            body=cst.IndentedBlock([cst.SimpleStatementLine(
+                [cst.Return(pass_through_call(function, definition.name))])]),
             returns=function.returns,
         )
     )

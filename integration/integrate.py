@@ -79,10 +79,12 @@ def integrate(
     notes = []
     if integrated_path == kernel_path:  # model.py integrating op "model": keep both files
         integrated_path = dest_dir / f"{source.stem}_integrated.py"
-        notes.append(f"{source.stem}_generated.py is the kernel's name, so the integrated source is {integrated_path.name}")
+        notes.append(f"{source.stem}_generated.py is the kernel's name, "
+                     f"so the integrated source is {integrated_path.name}")
 
     # Decoded from bytes, not read_text: universal newlines would rewrite every \r\n in the file.
-    rewrite = integrated_source(source.read_bytes().decode("utf-8"), task.target_name, task.target_kind, kernel_module)
+    rewrite = integrated_source(
+        source.read_bytes().decode("utf-8"), task.target_name, task.target_kind, kernel_module)
     notes += rewrite.notes
     kernel_bytes = generated.read_bytes()
     planned: list[tuple[Path, bytes, str]] = [(integrated_path, rewrite.code.encode("utf-8"), "; ".join(notes))]
@@ -153,7 +155,8 @@ def _verify_in_staging(task, workdir: Path, source: Path, kernel_module: str, ke
         shutil.rmtree(staging, ignore_errors=True)
     if not result.ok:
         raise IntegrationError(
-            f"the integrated {task.target_name} does not match the original ({result.message}); nothing was written"
+            f"the integrated {task.target_name} does not match the original ({result.message}); "
+            "nothing was written"
         )
 
 
@@ -236,7 +239,8 @@ def rollback(session_workdir: str, *, force: bool = False) -> list[FileChange]:
     for entry, current, action in plan:
         path = Path(entry["path"])
         if action == "restored":
-            atomic_write(path, Path(entry["backup_path"]).read_bytes(), mode_from=path if path.exists() else entry["backup_path"])
+            mode_from = path if path.exists() else entry["backup_path"]
+            atomic_write(path, Path(entry["backup_path"]).read_bytes(), mode_from=mode_from)
         elif action == "removed" and path.exists():
             path.unlink()
         changes.append(FileChange(path=str(path), action=action, before_hash=current,
@@ -285,7 +289,8 @@ def report_section(changes: list[FileChange | dict], session_id: str | None = No
         lines += [""] + [f"- {note}" for note in notes]
     lines.append("")
     if rolled_back:
-        lines.append("The original files were restored byte for byte from `backup/`; files akg-op created were removed.")
+        lines.append("The original files were restored byte for byte from `backup/`; "
+                     "files akg-op created were removed.")
     else:
         command = f"akg-op rollback {session_id or 'ID'}"
         lines.append(

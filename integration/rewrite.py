@@ -48,7 +48,8 @@ def integrated_source(source_text: str, target_name: str, target_kind: str, kern
         replacement = _class_replacement(original, kernel_name, kernel_module, notes)
     else:
         instance = _free_name(f"_{target_name}_kernel", bound | {kernel_name})
-        instance_line = cst.parse_statement(f"{instance} = {kernel_name}()  # akg-op: {target_name}() calls it\n")
+        instance_line = cst.parse_statement(
+            f"{instance} = {kernel_name}()  # akg-op: {target_name}() calls it\n")
         new_statements.append(instance_line.with_changes(leading_lines=[cst.EmptyLine()]))
         replacement = _function_replacement(original, instance, kernel_module, notes)
 
@@ -76,7 +77,8 @@ def _top_level_names(module: cst.Module) -> set[str]:
             names.add(stmt.name.value)
         elif isinstance(stmt, cst.SimpleStatementLine):
             for small in stmt.body:
-                if isinstance(small, (cst.Import, cst.ImportFrom)) and not isinstance(small.names, cst.ImportStar):
+                if isinstance(small, (cst.Import, cst.ImportFrom)) \
+                        and not isinstance(small.names, cst.ImportStar):
                     for alias in small.names:
                         bound = alias.asname.name if alias.asname else alias.name
                         names.add(cst.Module([]).code_for_node(bound).split(".")[0])
@@ -131,7 +133,8 @@ def _docstring_statement(node: cst.ClassDef | cst.FunctionDef) -> list[cst.BaseS
     return []
 
 
-def _class_replacement(node: cst.ClassDef, kernel_name: str, kernel_module: str, notes: list[str]) -> cst.ClassDef:
+def _class_replacement(node: cst.ClassDef, kernel_name: str, kernel_module: str,
+                       notes: list[str]) -> cst.ClassDef:
     dropped = [s.name.value for s in node.body.body
                if isinstance(s, cst.FunctionDef) and s.name.value not in ("__init__", "forward")]
     if dropped:
@@ -150,7 +153,9 @@ def _function_replacement(node: cst.FunctionDef, instance: str, kernel_module: s
                           notes: list[str]) -> cst.FunctionDef:
     decorators = []
     for decorator in node.decorators:
-        expression = decorator.decorator.func if isinstance(decorator.decorator, cst.Call) else decorator.decorator
+        expression = decorator.decorator
+        if isinstance(expression, cst.Call):  # @torch.compile(mode=...) is named by its func
+            expression = expression.func
         name = cst.Module([]).code_for_node(expression)
         if name in _COMPILING_DECORATORS:
             notes.append(f"{node.name.value}: dropped decorator @{name} (it cannot compile a call to ModelNew)")

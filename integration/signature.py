@@ -88,27 +88,34 @@ class _CallFinder(cst.CSTVisitor):
             self.calls.append((node, self.functions[-1] if self.functions else None))
 
 
+def literal_arguments(call: cst.Call, params: list[Param], names: dict[str, object]) -> dict[str, object]:
+    """The call's arguments that are literals, by parameter name (`f(x, 1e-6)` → {eps: 1e-6});
+    `*args`/`**kwargs` at the call make the mapping unknowable, so nothing is returned."""
+    values: dict[str, object] = {}
+    positional = [p for p in params if p.kind == "positional"]
+    for index, arg in enumerate(call.args):
+        if arg.star:
+            return {}
+        if arg.keyword is None and index >= len(positional):
+            continue
+        name = arg.keyword.value if arg.keyword is not None else positional[index].name
+        value = literal_value(arg.value, names)
+        if value is not UNKNOWN:
+            values[name] = value
+    return values
+
+
 def bind_call(call: cst.Call, params: list[Param], names: dict[str, object],
               defaults: dict[str, object]) -> list | None:
     """The call's arguments as a positional list of literal values for `params` (skipped ones
     filled in from their literal `defaults`), or None when some argument is not a literal or
     cannot be passed positionally."""
-    values: dict[str, object] = {}
-    positional = [p for p in params if p.kind == "positional"]
-    for index, arg in enumerate(call.args):
-        if arg.star:
-            return None
-        value = literal_value(arg.value, names)
-        if value is UNKNOWN:
-            return None
-        if arg.keyword is None:
-            if index >= len(positional):
-                return None
-            values[positional[index].name] = value
-        else:
-            values[arg.keyword.value] = value
+    values = literal_arguments(call, params, names)
+    if len(values) != len(call.args):
+        return None
     if any(p.kind != "positional" and p.name in values for p in params):
         return None  # keyword-only arguments cannot travel through get_init_inputs()
+    positional = [p for p in params if p.kind == "positional"]
     last = max((i for i, p in enumerate(positional) if p.name in values), default=-1)
     result = []
     for param in positional[: last + 1]:
@@ -121,20 +128,36 @@ def bind_call(call: cst.Call, params: list[Param], names: dict[str, object],
     return result
 
 
-def use_site_arguments(source: SourceFile, definition: Definition, params: list[Param],
-                       defaults: dict[str, object]) -> list[list]:
-    """Literal argument lists from every call of the target in the file, in file order."""
+def _use_sites(source: SourceFile, definition: Definition):
+    """Each call of the target in the file, with the names whose literal values it can see:
+    module constants and the literal defaults of the function it appears in."""
     finder = _CallFinder(definition.name, definition.node)
     source.module.visit(finder)
     constants = module_constants(source.module)
-    found = []
     for call, function in finder.calls:
         names = dict(constants)
         if function is not None:
             names.update(parameter_defaults(function, constants))
+        yield call, names
+
+
+def use_site_arguments(source: SourceFile, definition: Definition, params: list[Param],
+                       defaults: dict[str, object]) -> list[list]:
+    """Complete literal argument lists from the calls of the target in the file, in file order."""
+    found = []
+    for call, names in _use_sites(source, definition):
         bound = bind_call(call, params, names, defaults)
         if bound is not None:
             found.append(bound)
+    return found
+
+
+def use_site_literals(source: SourceFile, definition: Definition, params: list[Param]) -> dict[str, object]:
+    """Per parameter, the first literal value a call in the file passes it."""
+    found: dict[str, object] = {}
+    for call, names in _use_sites(source, definition):
+        for name, value in literal_arguments(call, params, names).items():
+            found.setdefault(name, value)
     return found
 
 

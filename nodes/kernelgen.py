@@ -12,9 +12,11 @@ from langchain_core.runnables import RunnableConfig
 
 from checkpoints.results import ResultsStore
 from generators.base import Proposal
+from generators.usage import usage_totals
 from graph.state import Attempt, RunRecord, SessionState, log, now_iso
 from nodes import journal, questions
 from nodes.context import emit, gen_context, generator_for
+from nodes.errors import UserError
 from nodes.evaluate import evaluate_candidate
 
 
@@ -33,10 +35,25 @@ def prepare(state: SessionState) -> dict:
             "history": log(state, f"kernelgen run {run.index}: {note}")}
 
 
+def _stop_unreachable(state: SessionState, proposal: Proposal) -> None:
+    """The model gave no reply at all: write a failure report, then stop this step without
+    recording an attempt, so `akg-op resume` retries it once the endpoint is back."""
+    from nodes.report import render_report
+
+    path = Path(state.session_dir) / "report.md"
+    path.write_text(render_report(state) + f"\n## Interrupted\n\nThe model could not be reached: {proposal.error}\n")
+    raise UserError(f"the model could not be reached: {proposal.error}; report at {path}")
+
+
 def _record(state: SessionState, action: str, proposal: Proposal) -> dict:
     run = state.current_run.model_copy(deep=True)
     k = run.iterations + 1
     usage = [u.model_dump() for u in proposal.usage]
+    if proposal.meta.get("error_kind") == "endpoint":
+        store = ResultsStore()
+        for call in usage:
+            store.record_llm_call(state.session_id, f"{run.workflow}_{run.index}", call)
+        _stop_unreachable(state, proposal)
     code_path = journal.write_proposal(run.dir, k, action, proposal.code if proposal.ok else None,
                                        proposal.error, proposal.meta, usage)
     store = ResultsStore()
@@ -63,14 +80,16 @@ def generate(state: SessionState, config: RunnableConfig) -> dict:
 
 
 def fix(state: SessionState, config: RunnableConfig) -> dict:
-    from generators.feedback import summarize_verdict
+    from generators.feedback import summarize_attempt, summarize_verdict
 
     run = state.current_run
     last_with_code = next((a for a in reversed(run.attempts) if a.code_path), None)
-    history = [f"iteration {a.iteration} ({a.action}): {a.status} - {a.summary.splitlines()[0] if a.summary else ''}"
-               for a in run.attempts]
     if last_with_code is None:  # nothing to fix yet: ask for a fresh kernel
         return generate(state, config)
+    # The attempt being fixed is described in full by `feedback`; the history holds the others.
+    history = [summarize_attempt(a.iteration, journal.read_verdict(run.dir, a.iteration)
+                                 or {"status": a.status, "summary": a.summary})
+               for a in run.attempts if a.iteration != last_with_code.iteration]
     verdict = journal.read_verdict(run.dir, last_with_code.iteration) or {}
     feedback = summarize_verdict(verdict)
     code = Path(last_with_code.code_path).read_text()
@@ -94,23 +113,12 @@ def verify(state: SessionState) -> dict:
             "history": log(state, f"kernelgen: iteration {attempt.iteration} verdict {attempt.status}")}
 
 
-def _usage_totals(run_dir: str) -> dict:
-    calls = journal.read_usage(run_dir)
-    return {
-        "calls": len(calls),
-        "prompt_tokens": sum(c.get("prompt_tokens", 0) for c in calls),
-        "completion_tokens": sum(c.get("completion_tokens", 0) for c in calls),
-        "latency_s": round(sum(c.get("latency_s", 0.0) for c in calls), 3),
-        "models": sorted({c.get("model", "") for c in calls if c.get("model")}),
-    }
-
-
 def finish(state: SessionState) -> dict:
     """Close the run: success when the last attempt was accepted; write its summary.json."""
     run = state.current_run.model_copy(deep=True)
     last = run.attempts[-1] if run.attempts else None
     run.finished = now_iso()
-    run.llm_usage = _usage_totals(run.dir)
+    run.llm_usage = usage_totals(journal.read_usage(run.dir))
     if last is not None and last.accepted:
         run.status = "success"
         run.code_path = last.code_path

@@ -12,6 +12,8 @@ def confirm_params(env: EnvInfo, params: Params) -> Pending:
         else "no GPU here: kernels are verified in the Triton interpreter on shrunk shapes, speed is not measured"
     )
     llm = f"{env.llm} ({env.model})" if env.model else env.llm
+    if env.llm == "embedded":
+        llm = "embedded (no model: the built-in Triton lowering)"
     detail = (
         f"framework={params.framework} backend={params.backend} arch={params.arch} dsl={params.dsl}\n"
         f"environment: {env.device_name}, torch {env.torch_version}, triton {env.triton_version}"
@@ -33,9 +35,11 @@ def confirm_task(task_path: str, check: dict) -> Pending:
 
 def choose_workflow(default: str | None, workflows: list[str]) -> Pending:
     chosen = default if default in workflows else workflows[0]
+    from nodes.workflows import DESCRIPTIONS
+
     return Pending(gate="choose_workflow", question="Which workflow should generate the kernel?",
                    options=list(workflows), default=chosen,
-                   detail="kernelgen: generate → verify → fix (1-5 min)")
+                   detail="\n".join(f"{name}: {DESCRIPTIONS.get(name, '')}" for name in workflows))
 
 
 def review_result(run: RunRecord) -> Pending:

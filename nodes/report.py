@@ -40,6 +40,9 @@ def _run_section(run: RunRecord) -> str:
         lines.append(f"- LLM: {usage['calls']} call(s), {usage['prompt_tokens']} prompt + "
                      f"{usage['completion_tokens']} completion tokens, {usage['latency_s']} s "
                      f"({', '.join(usage.get('models', []))})")
+    snippet = Path(run.dir) / "report_snippet.md"
+    if snippet.exists():  # the search workflows' table, lineage and best-speedup plot
+        lines += ["", snippet.read_text().rstrip()]
     if run.verdict:
         v = run.verdict
         lines.append(f"- final verdict: {v.get('status')} — max abs err {v.get('max_abs_err')}, "

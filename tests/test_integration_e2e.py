@@ -12,8 +12,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from integration import extract_task, integrate, report_section, rollback
-from integration.worker import run_check
+from harness import validate_task
+from integration import (
+    check_extraction, compare_whole_model, extract_task, integrate, report_section, rollback,
+)
 from tests.models.project import user_project
 
 
@@ -39,12 +41,6 @@ CASES = [
     Case("rms_decoder", "Speed up the rms norm in rms_decoder.py", None,
          [(4, 24)], "RMSNorm", "rms_norm", "DecoderLayer", [[2, 24]]),
 ]
-
-
-def check(function: str, **kwargs) -> dict:
-    result = run_check(f"integration.checks:{function}", kwargs, timeout_s=240)
-    assert result.ok, f"{function}: {result.message}\n{result.log_tail}"
-    return result.value
 
 
 def target_span(source: str, name: str) -> range:
@@ -77,9 +73,13 @@ def test_optimize_existing_code_end_to_end(tmp_path, case: Case):
     # imported from the user's own file.
     task = extract_task(str(project.source), case.request, target=case.target, shapes=case.shapes)
     assert (task.target_name, task.op_name, task.needs) == (case.expected_target, case.op_name, [])
-    extracted = check("check_extracted", source_path=str(project.source), target_name=task.target_name,
-                      task_code=task.task_code)
-    assert extracted["output_shapes"] == [list(case.shapes[0])]
+    task_file = project.workdir / f"{task.op_name}.py"
+    task_file.write_text(task.task_code)
+    validation = validate_task(str(task_file), device="cpu")  # the same validation as any task
+    assert validation.ok, validation.problems
+    extracted = check_extraction(task)
+    assert extracted.ok, extracted.message
+    assert len(extracted.value["output_shapes"][0]) == len(case.shapes[0])
 
     # Phase 3/4 stand-in: the hand-written kernel is the accepted one.
     project.accept_kernel(task.op_name)
@@ -96,8 +96,9 @@ def test_optimize_existing_code_end_to_end(tmp_path, case: Case):
     assert_only_target_replaced(project.source.read_text(), integrated, task.target_name)
 
     # The whole model, built from the integrated file, computes what the original computed.
-    assert check("compare_models", source_path=str(project.source), integrated_path=str(integrated_file),
-                 model_name=case.whole_model, init_args=[], input_shapes=case.whole_model_inputs)["ok"]
+    whole = compare_whole_model(str(project.source), str(integrated_file), case.whole_model,
+                                init_args=[], input_shapes=case.whole_model_inputs)
+    assert whole.ok, f"{whole.message}\n{whole.log_tail}"
 
     section = report_section(changes, session_id="s123")
     assert str(integrated_file) in section and "akg-op rollback s123" in section

@@ -121,3 +121,52 @@ def test_extraction_never_writes(tmp_path):
     before = project.tree()
     extract_task(str(project.source), "optimize the layernorm", shapes=[(4, 32)])
     assert project.tree() == before and list(project.workdir.iterdir()) == []
+
+
+USER_FILE = '''\
+import torch
+import torch.nn as nn
+
+WIDTH = 8
+
+
+def rms_norm(x, weight, eps: float):
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * weight
+
+
+class Gate(nn.Module):
+    def __init__(self, dim, bias=True, scale=1.0):
+        super().__init__()
+        self.proj = nn.Linear(dim, dim, bias=bias)
+        self.scale = scale
+
+    def forward(self, x, temperature: float = 1.0):
+        return torch.sigmoid(self.proj(x) / temperature) * self.scale
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(WIDTH))
+        self.gate = Gate(WIDTH, scale=2 * 0.5)
+
+    def forward(self, x):
+        return self.gate(rms_norm(x, self.w, 1e-6))
+'''
+
+
+def test_literal_arguments_at_use_sites_fill_scalars_and_skipped_defaults(tmp_path):
+    source = tmp_path / "net.py"
+    source.write_text(USER_FILE)
+    norm = extract_task(str(source), "optimize rms_norm", shapes=[(2, 8), (8,)])
+    # eps is a float argument written at the call site: it becomes a literal input.
+    # Equal sizes share one constant (D1), so shrinking them keeps the inputs compatible.
+    assert ("return [torch.randn(D0, D1, dtype=torch.float32), torch.randn(D1, dtype=torch.float32), 1e-06]"
+            in norm.task_code)
+    gate = extract_task(str(source), "optimize the gate", shapes=[(2, 8)])
+    # Gate(WIDTH, scale=2 * 0.5): the constant resolved, the skipped default filled in, the
+    # keyword put in its position; forward's defaulted temperature is not an input.
+    assert gate.init_args == [8, True, 1.0] and gate.needs == []
+    assert "return [DIM, True, 1.0]" in gate.task_code
+    given = extract_task(str(source), "optimize the gate", shapes=[(2, 8)], init_args=[8, False])
+    assert given.init_args == [8, False]

@@ -83,6 +83,11 @@ def test_describe_says_which_generator_is_in_use():
     assert "m" in line and "http://h/v1" in line
 
 
+def test_make_generator_embedded_by_default():
+    generator = make_generator(LLMSettings.resolve(env={}))
+    assert generator.name == "embedded"
+
+
 def test_make_generator_openai():
     generator = make_generator(LLMSettings(provider="openai", model="m"), on_progress=print)
     assert generator.name == "openai"

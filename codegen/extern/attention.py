@@ -123,9 +123,9 @@ def emit(g) -> tuple[str, str]:
     cfg = f"{g.kernel_name.upper()}_CONFIG"
     scale = "1.0 / math.sqrt(head_dim)" if g.scale is None else repr(float(g.scale))
     L = [f"def {g.name}({', '.join(g.arg_names)}):",
+         f"    out_shape = {g.q_expr}.shape",
          f"    q, k, v = attention_operands({g.q_expr}, {g.k_expr}, {g.v_expr})",
-         "    batch, heads, length, head_dim = q.shape",
-         "    out_shape = q.shape if " + f"{g.q_expr}.dim() == 4 else (batch, length, head_dim)"]
+         "    batch, heads, length, head_dim = q.shape"]
     prepared = {}
     for op in ep.operands.values():
         L.append(f"    {op.name} = {op.name}.expand(out_shape).reshape(q.shape)")

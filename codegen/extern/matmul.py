@@ -126,6 +126,9 @@ def emit(g) -> tuple[str, str]:
         "offs_am = (pid_m * BLOCK_M + tl.arange(0, BLOCK_M)) % M",
         "offs_bn = (pid_n * BLOCK_N + tl.arange(0, BLOCK_N)) % N",
         "offs_k = tl.arange(0, BLOCK_K)",
+        "# The batch offset goes on the base pointers: tile offsets stay 32-bit.",
+        "a_ptr += batch * stride_ab",
+        "b_ptr += batch * stride_bb",
     ]
     if k_bounds:
         lines += ["# K tiles where a triangular operand is all zeros are skipped.",
@@ -133,18 +136,18 @@ def emit(g) -> tuple[str, str]:
         loop = "for k in range(k_start, k_end):"
         start = "k_start * BLOCK_K"
         lines += [
-            f"a_ptrs = a_ptr + batch * stride_ab + offs_am[:, None] * stride_am"
+            f"a_ptrs = a_ptr + offs_am[:, None] * stride_am"
             f" + (k_start * BLOCK_K + offs_k[None, :]) * stride_ak",
-            f"b_ptrs = b_ptr + batch * stride_bb + (k_start * BLOCK_K + offs_k[:, None]) * stride_bk"
+            f"b_ptrs = b_ptr + (k_start * BLOCK_K + offs_k[:, None]) * stride_bk"
             f" + offs_bn[None, :] * stride_bn",
         ]
     else:
         loop = "for k in range(0, tl.cdiv(K, BLOCK_K)):"
         start = None
         lines += [
-            "a_ptrs = a_ptr + batch * stride_ab + offs_am[:, None] * stride_am"
+            "a_ptrs = a_ptr + offs_am[:, None] * stride_am"
             " + offs_k[None, :] * stride_ak",
-            "b_ptrs = b_ptr + batch * stride_bb + offs_k[:, None] * stride_bk"
+            "b_ptrs = b_ptr + offs_k[:, None] * stride_bk"
             " + offs_bn[None, :] * stride_bn",
         ]
     body = ["k_mask = offs_k < K - k * BLOCK_K"]
@@ -181,11 +184,10 @@ def emit(g) -> tuple[str, str]:
     ]
     lines += [ep.operand_load(op, SPACE) for op in ep.operands.values()]
     lines += [line for _, line in ep.expressions(SPACE)]
-    lines.append("c_offsets = batch * stride_cb + offs_cm[:, None] * stride_cm"
-                 " + offs_cn[None, :] * stride_cn")
+    lines.append("c_offsets = offs_cm[:, None] * stride_cm + offs_cn[None, :] * stride_cn")
     for o in g.outputs:
         ptr = f"{var(o.name)}_out_ptr"
-        lines.append(f"tl.store({ptr} + c_offsets, {ep.var_of(o)}.to({ptr}.dtype.element_ty),"
+        lines.append(f"tl.store({ptr} + batch * stride_cb + c_offsets, {ep.var_of(o)}.to({ptr}.dtype.element_ty),"
                      " mask=c_mask)")
     del start
     kernel = (

@@ -1,0 +1,152 @@
+"""Lower every task of the suite with the embedded generator, verify it with the harness, tabulate.
+
+    python -m bench.run_suite --device cpu  --out BENCH_CPU.md        # interpreter, shrunk shapes
+    python -m bench.run_suite --device cuda --out BENCHMARKS.md       # full shapes, timed
+    options: --only PATTERN (substring, repeatable)  --tasks DIR  --keep DIR (generated files)
+             --no-measure  --tunables JSON
+
+The table: task, family, verdict, eager / torch.compile / ours (ms, median), speedups, achieved
+GB/s and % of the device's peak bandwidth (from the harness's roofline figures). A summary line
+gives the acceptance rate and, on a GPU, geometric-mean speedups per family.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+import codegen  # noqa: E402
+
+
+def family(name: str) -> str:
+    return name.split("_")[0]
+
+
+def _ms(verdict, key):
+    t = (verdict.timings or {}).get(key) or {}
+    v = t.get("median_ms")
+    return v
+
+
+def _fmt(v, digits=3):
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def run(tasks: list[Path], device: str, keep: Path, measure: bool, tunables: dict | None, log=print):
+    import harness
+
+    rows = []
+    for path in tasks:
+        name = path.stem
+        t0 = time.time()
+        res = codegen.lower(path.read_text(), tunables=tunables, target="cuda")
+        t_lower = time.time() - t0
+        row = {"task": name, "family": family(name), "lower_s": round(t_lower, 2), "kernels": len(res.kernels)}
+        if not res.ok:
+            row.update(verdict="unsupported", detail=res.reason)
+            rows.append(row)
+            log(f"{name:45s} lowering failed: {res.reason}")
+            continue
+        cand = keep / f"{name}_generated.py"
+        cand.write_text(res.code)
+        try:
+            v = harness.verify(str(path), str(cand), device=device, measure=measure, timeout_s=600.0)
+        except Exception as e:  # a harness input error is this task's result, not the suite's end
+            row.update(verdict="error", detail=f"{type(e).__name__}: {e}")
+            rows.append(row)
+            log(f"{name:45s} harness error: {e}")
+            continue
+        roof = v.roofline or {}
+        row.update(verdict=v.status, detail="" if v.accepted else v.summary[:200],
+                   eager_ms=_ms(v, "eager"), compile_ms=_ms(v, "compile"), ours_ms=_ms(v, "candidate"),
+                   vs_eager=v.speedup_vs_eager, vs_compile=v.speedup_vs_compile,
+                   gbps=roof.get("achieved_gbps"), peak_frac=roof.get("bandwidth_fraction"),
+                   tflops=roof.get("achieved_tflops"), compute_frac=roof.get("compute_fraction"),
+                   max_abs_err=v.max_abs_err, device_name=v.device_name)
+        rows.append(row)
+        log(f"{name:45s} {v.status:12s} ours={_fmt(row['ours_ms'])}ms eager={_fmt(row['eager_ms'])}ms "
+            f"compile={_fmt(row['compile_ms'])}ms x{_fmt(row['vs_eager'], 2)} / x{_fmt(row['vs_compile'], 2)} "
+            f"({time.time() - t0:.0f}s)")
+    return rows
+
+
+def _geomean(values):
+    values = [v for v in values if v]
+    if not values:
+        return None
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+def table(rows: list[dict], device: str, command: str) -> str:
+    accepted = sum(r["verdict"] == "accepted" for r in rows)
+    dev = next((r.get("device_name") for r in rows if r.get("device_name")), device)
+    out = [f"## Embedded generator suite ({dev})", "",
+           f"`{command}`", "",
+           f"Accepted: **{accepted}/{len(rows)}** ({100.0 * accepted / max(len(rows), 1):.1f} %).", ""]
+    fams = sorted({r["family"] for r in rows})
+    if any(r.get("ours_ms") for r in rows):
+        out += ["| family | tasks | accepted | geomean vs eager | geomean vs compile |", "|---|---|---|---|---|"]
+        for f in fams:
+            fr = [r for r in rows if r["family"] == f]
+            out.append(f"| {f} | {len(fr)} | {sum(r['verdict'] == 'accepted' for r in fr)} | "
+                       f"{_fmt(_geomean([r.get('vs_eager') for r in fr if r['verdict'] == 'accepted']), 2)} | "
+                       f"{_fmt(_geomean([r.get('vs_compile') for r in fr if r['verdict'] == 'accepted']), 2)} |")
+        out.append("")
+    out += ["| task | verdict | kernels | eager ms | compile ms | ours ms | vs eager | vs compile | GB/s | % of peak |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        frac = r.get("peak_frac")
+        out.append(f"| {r['task']} | {r['verdict']} | {r.get('kernels', '-')} | {_fmt(r.get('eager_ms'))} | "
+                   f"{_fmt(r.get('compile_ms'))} | {_fmt(r.get('ours_ms'))} | {_fmt(r.get('vs_eager'), 2)} | "
+                   f"{_fmt(r.get('vs_compile'), 2)} | {_fmt(r.get('gbps'), 0)} | "
+                   f"{'-' if frac is None else f'{100 * frac:.0f}'} |")
+    failed = [r for r in rows if r["verdict"] != "accepted"]
+    if failed:
+        out += ["", "Not accepted:", ""]
+        out += [f"- {r['task']}: {r['verdict']}: {r.get('detail', '')}" for r in failed]
+    return "\n".join(out) + "\n"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.run_suite")
+    p.add_argument("--device", default="cpu", help="cpu (interpreter, shrunk shapes) or cuda[:N]")
+    p.add_argument("--out", default=None, help="markdown file for the table")
+    p.add_argument("--json", default=None, help="also write the rows as JSON here")
+    p.add_argument("--tasks", default=str(HERE / "tasks"))
+    p.add_argument("--only", action="append", default=[], help="run tasks whose name contains this")
+    p.add_argument("--skip", action="append", default=[], help="skip tasks whose name contains this")
+    p.add_argument("--keep", default=None, help="directory for the generated files")
+    p.add_argument("--no-measure", action="store_true")
+    p.add_argument("--tunables", default=None)
+    a = p.parse_args(argv)
+    tasks = sorted(Path(a.tasks).glob("*.py"))
+    tasks = [t for t in tasks if not t.name.startswith("_")]
+    if a.only:
+        tasks = [t for t in tasks if any(s in t.stem for s in a.only)]
+    if a.skip:
+        tasks = [t for t in tasks if not any(s in t.stem for s in a.skip)]
+    keep = Path(a.keep) if a.keep else Path(a.out or "bench_out.md").resolve().parent / "generated"
+    keep.mkdir(parents=True, exist_ok=True)
+    rows = run(tasks, a.device, keep, not a.no_measure, json.loads(a.tunables) if a.tunables else None)
+    command = "python -m bench.run_suite " + " ".join(argv if argv is not None else sys.argv[1:])
+    text = table(rows, a.device, command)
+    print(text)
+    if a.out:
+        Path(a.out).write_text(text)
+    if a.json:
+        Path(a.json).write_text(json.dumps(rows, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

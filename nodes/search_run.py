@@ -1,0 +1,128 @@
+"""The search workflows' steps (adaptive_search, evolve), wired as a cyclic subgraph in
+graph/search.py: prepare (seed) → round → round … → finish.
+
+The population lives in the run directory (`search_state.json`, saved after every evaluator
+batch), so a killed worker resumes mid-round without re-evaluating finished candidates; the
+results store also serves any verdict already computed for the same code.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from langchain_core.runnables import RunnableConfig
+
+import harness
+import search
+from checkpoints.results import ResultsStore
+from generators.base import Proposal
+from graph.state import RunRecord, SessionState, log, now_iso
+from nodes import questions
+from nodes.context import emit, gen_context, generator_for
+from nodes.errors import UserError
+from nodes.evaluate import evaluate_candidate
+
+
+def _with_run(state: SessionState, run: RunRecord) -> list[RunRecord]:
+    return [*state.runs[:-1], run]
+
+
+def _best_previous(state: SessionState) -> tuple[str, dict, dict] | None:
+    """The fastest (else latest) accepted kernel of earlier runs: (code, meta, verdict)."""
+    done = [r for r in state.runs[:-1] if r.status == "success" and r.code_path]
+    if not done:
+        return None
+
+    def speed(run: RunRecord) -> float:
+        return (run.verdict or {}).get("speedup_vs_eager") or 0.0
+
+    best = max(done, key=lambda r: (speed(r), r.finished or ""))
+    meta = {}
+    proposal = Path(best.code_path).with_name(Path(best.code_path).name.replace("_candidate.py", "_proposal.json"))
+    if proposal.exists():  # a kernelgen attempt: its tunables let the embedded generator search nearby
+        meta = json.loads(proposal.read_text()).get("meta", {})
+    elif (Path(best.dir) / "search_state.json").exists():
+        best_cand = search.load_search(best.dir).best
+        meta = best_cand.meta if best_cand else {}
+    return Path(best.code_path).read_text(), meta, best.verdict or {}
+
+
+def _fresh_seed(state: SessionState, config: RunnableConfig, run: RunRecord) -> tuple[str, dict, dict]:
+    """No earlier kernel: the generator's first proposal, verified like any candidate."""
+    proposal: Proposal = generator_for(state, config).generate(gen_context(state))
+    if not proposal.ok:
+        raise UserError(f"{run.workflow} needs a first kernel and the generator gave none: {proposal.error}")
+    path = Path(run.dir) / "seed_candidate.py"
+    path.write_text(proposal.code)
+    verdict = evaluate_candidate(state, str(path), f"{run.workflow}_{run.index}")
+    return proposal.code, proposal.meta, verdict
+
+
+def prepare(state: SessionState, config: RunnableConfig) -> dict:
+    run = state.current_run.model_copy(deep=True)
+    Path(run.dir).mkdir(parents=True, exist_ok=True)
+    resumed = (Path(run.dir) / "search_state.json").exists()
+    if not resumed:
+        options = search.parse_options(run.workflow, [f"{k}={v}" for k, v in state.settings.search_options.items()])
+        code, meta, verdict = _best_previous(state) or _fresh_seed(state, config, run)
+        search.open_search(run.workflow, code, run.dir, options, seed_meta=meta,
+                           seed_verdict=verdict if verdict.get("accepted") else None)
+    note = "resumed" if resumed else "started from " + ("the best earlier kernel" if _best_previous(state) else "a fresh kernel")
+    return {"runs": _with_run(state, run), "phase": "generate",
+            "history": log(state, f"{run.workflow} run {run.index}: {note}")}
+
+
+def search_round(state: SessionState, config: RunnableConfig) -> dict:
+    """One round: propose children, evaluate them in parallel through the device pool."""
+    run = state.current_run.model_copy(deep=True)
+    population = search.load_search(run.dir)
+    device = state.env.verify_device if state.env else "cpu"
+    workflow_tag = f"{run.workflow}_{run.index}"
+    task_source = Path(state.task_path).read_text()
+    generator = generator_for(state, config)
+    propose = search.proposer_from_generator(generator, gen_context(state))
+    store = ResultsStore()
+    with harness.DevicePool() as pool:
+        evaluate = search.with_cache(
+            search.pool_evaluator(pool, state.task_path, Path(run.dir) / "scratch", dsl=state.params.dsl,
+                                  timeout_s=state.settings.harness_timeout_s, trials=state.settings.trials),
+            *search.results_store_cache(store, task_source, device, session=state.session_id, workflow=workflow_tag),
+        )
+        population = search.run_round(population, propose, evaluate)
+    for cand in population.candidates:  # model calls of this round's proposals, once each
+        for call in cand.meta.pop("usage", []) or []:
+            store.record_llm_call(state.session_id, workflow_tag, call)
+    population.save()
+    progress = search.read_progress(run.dir)
+    if progress is not None:
+        emit({"kind": "progress", "text": search.format_progress(progress)})
+    run.iterations = population.round
+    return {"runs": _with_run(state, run)}
+
+
+def search_done(state: SessionState) -> bool:
+    return search.load_search(state.current_run.dir).status != "running"
+
+
+def finish(state: SessionState) -> dict:
+    run = state.current_run.model_copy(deep=True)
+    population = search.load_search(run.dir)
+    best = population.best
+    run.finished = now_iso()
+    run.iterations = population.round
+    llm_calls = [u for c in population.candidates for u in c.meta.get("usage", [])]
+    run.llm_usage = {"calls": len(llm_calls)} if llm_calls else {}
+    if best is not None and best.accepted:
+        code_path = Path(run.dir) / "best_candidate.py"
+        code_path.write_text(best.code)
+        run.status, run.code_path, run.verdict = "success", str(code_path), best.verdict
+    else:
+        run.status = "failed"
+        run.error = f"no accepted kernel (search stopped: {population.stop_reason})"
+    summary_line = (f"{population.evaluated_count} candidates evaluated, "
+                    f"{len(population.arms)} accepted, stopped by {population.stop_reason}")
+    updates = {"runs": _with_run(state, run), "phase": "generate",
+               "history": log(state, f"{run.workflow} run {run.index}: {run.status}; {summary_line}")}
+    if run.status == "success":
+        updates["pending"] = questions.review_result(run)
+    return updates

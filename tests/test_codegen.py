@@ -1,0 +1,203 @@
+"""The embedded generator (codegen): lowering, numerics in the Triton interpreter, file hygiene.
+
+Small shapes and a representative subset of families; the whole suite runs in bench/run_suite.py.
+"""
+from __future__ import annotations
+
+import ast
+import importlib.util
+import itertools
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import pytest
+import torch
+
+import codegen
+
+_ids = itertools.count()
+
+
+def make_task(forward: str, inputs: str, init: str = "", init_args: str = "[]", consts: str = "",
+              sig: str = "x") -> str:
+    return textwrap.dedent(f'''\
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+{consts}
+
+class Model(nn.Module):
+    def __init__(self{', ' + init.split('|')[0] if init else ''}):
+        super().__init__()
+        {init.split('|')[1] if init else 'pass'}
+
+    def forward(self, {sig}):
+        return {forward}
+
+
+def get_inputs():
+    return {inputs}
+
+
+def get_init_inputs():
+    return {init_args}
+''')
+
+
+def load(path, role):
+    name = f"cg_test_{role}_{next(_ids)}"
+    spec = importlib.util.spec_from_file_location(name, str(path))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_both(tmp_path, source, tunables=None, dtype=None, tol=None, shrink=None):
+    """Lower `source`, run Model and ModelNew on the same inputs, compare. `dtype` makes the task's
+    float inputs (and parameters) that dtype; `shrink` edits the task source before running (sizes
+    the lowering never saw)."""
+    if dtype is not None:
+        name = str(dtype).replace("torch.", "")
+        source = source.replace("def get_inputs():\n    return ", "def get_inputs():\n    return _cast(") \
+            .replace("\n\n\ndef get_init_inputs", ")\n\n\ndef get_init_inputs")
+        source += (f"\n\ndef _cast(xs):\n    return [x.to(torch.{name}) if x.is_floating_point() else x for x in xs]\n")
+    res = codegen.lower(source, tunables=tunables)
+    assert res.ok, res.reason
+    task_file = tmp_path / f"task_{next(_ids)}.py"
+    task_file.write_text(shrink(source) if shrink else source)
+    cand_file = tmp_path / f"cand_{next(_ids)}.py"
+    cand_file.write_text(res.code)
+    task, cand = load(task_file, "task"), load(cand_file, "cand")
+    torch.manual_seed(0)
+    ref = task.Model(*task.get_init_inputs())
+    new = cand.ModelNew(*task.get_init_inputs())
+    new.load_state_dict(ref.state_dict())
+    inputs = task.get_inputs()
+    with torch.no_grad():
+        want, got = ref(*inputs), new(*inputs)
+    want = want if isinstance(want, (tuple, list)) else [want]
+    got = got if isinstance(got, (tuple, list)) else [got]
+    assert len(want) == len(got)
+    tol = tol or {None: 1e-4, torch.float32: 1e-4, torch.float16: 2e-2, torch.bfloat16: 5e-2}[dtype]
+    for w, g in zip(want, got):
+        assert g.shape == w.shape and g.dtype == w.dtype, (g.shape, w.shape, g.dtype, w.dtype)
+        torch.testing.assert_close(g.float(), w.float(), atol=tol, rtol=tol, equal_nan=True)
+    return res
+
+
+DTYPES = [torch.float32, torch.float16, torch.bfloat16]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_activation_chain_all_dtypes(tmp_path, dtype):
+    src = make_task("F.mish(x) + torch.tanh(F.gelu(x, approximate='tanh')) * F.hardsigmoid(x) - F.selu(x)",
+                    "[torch.randn(33, 65)]")
+    res = run_both(tmp_path, src, dtype=dtype)
+    assert len(res.kernels) == 1  # the whole chain is one pointwise kernel
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_softmax_middle_dim_all_dtypes(tmp_path, dtype):
+    run_both(tmp_path, make_task("torch.softmax(x, dim=1)", "[torch.randn(3, 37, 5)]"), dtype=dtype)
+
+
+def test_broadcast_scalars_and_clamp(tmp_path):
+    src = make_task("torch.clamp((x + b) * s - 0.5, min=-1.0, max=2.0)", "[torch.randn(4, 8, 16), torch.randn(16), torch.tensor(1.5)]",
+                    sig="x, b, s")
+    run_both(tmp_path, src)
+
+
+@pytest.mark.parametrize("strategy", ["persistent", "looped"])
+def test_layernorm_persistent_and_looped(tmp_path, strategy):
+    src = make_task("self.norm(x)", "[torch.randn(6, 300)]", init="dim|self.norm = nn.LayerNorm(dim)", init_args="[300]")
+    res = run_both(tmp_path, src, tunables={"reduce.strategy": strategy, "reduce.BLOCK_N": 64})
+    assert len(res.kernels) == 1  # statistics and normalisation in one row kernel
+
+
+def test_groupnorm_bf16(tmp_path):
+    src = make_task("self.gn(x)", "[torch.randn(2, 8, 5, 5)]", init="|self.gn = nn.GroupNorm(4, 8)")
+    run_both(tmp_path, src, dtype=torch.bfloat16)
+
+
+@pytest.mark.parametrize("strategy", ["persistent", "looped"])
+def test_reductions_keepdim_and_arg(tmp_path, strategy):
+    src = make_task("(torch.sum(x, dim=1, keepdim=True), torch.amax(x, dim=-1), torch.argmax(x, dim=1), torch.argmin(x, dim=2), "
+                    "torch.prod(1 + 0.01 * x, dim=0))", "[torch.randn(3, 70, 9)]")
+    run_both(tmp_path, src, tunables={"reduce.strategy": strategy, "reduce.BLOCK_N": 16})
+
+
+@pytest.mark.parametrize("strategy", ["persistent", "looped"])
+def test_scans_reverse_exclusive_masked(tmp_path, strategy):
+    src = make_task("(torch.cumsum(x.flip(1), 1).flip(1), torch.cumprod(1 + 0.01 * x, dim=1), "
+                    "torch.cumsum(torch.cat((torch.zeros_like(x[:, :1]), x), dim=1)[:, :-1], dim=1), torch.cumsum(x * m, dim=1))",
+                    "[torch.randn(5, 100), torch.rand(5, 100) > 0.5]", sig="x, m")
+    run_both(tmp_path, src, tunables={"reduce.strategy": strategy, "reduce.BLOCK_N": 32})
+
+
+def test_losses(tmp_path):
+    src = make_task("(F.cross_entropy(x, t), F.smooth_l1_loss(x, y), F.kl_div(torch.log_softmax(x, 1), torch.softmax(y, 1), reduction='batchmean'), "
+                    "F.cosine_similarity(x, y).mean(), F.triplet_margin_loss(x, y, x.flip(0)))",
+                    "[torch.randn(8, 12), torch.randn(8, 12), torch.randint(0, 12, (8,))]", sig="x, y, t")
+    run_both(tmp_path, src)
+
+
+def test_pooling(tmp_path):
+    src = make_task("(F.max_pool2d(x, 3, 2, 1), F.avg_pool2d(x, 3, 2, 1), F.avg_pool2d(x, 2, count_include_pad=False), "
+                    "F.max_pool1d(x.flatten(2), 4, 3))", "[torch.randn(2, 3, 9, 10)]")
+    run_both(tmp_path, src)
+
+
+def test_batchnorm_train_and_eval(tmp_path):
+    src = make_task("self.bn(x)", "[torch.randn(4, 3, 5, 5)]", init="|self.bn = nn.BatchNorm2d(3)")
+    run_both(tmp_path, src)
+
+
+def test_sizes_not_seen_while_lowering(tmp_path):
+    """The harness shrinks a task's constants on CPU: the file lowered at one size must run at another,
+    including sizes the trace specialised (LayerNorm's normalized_shape)."""
+    src = make_task("self.norm(x) + x.mean()", "[torch.randn(BATCH, DIM)]", init="dim|self.norm = nn.LayerNorm(dim)",
+                    init_args="[DIM]", consts="BATCH = 16\nDIM = 96")
+    run_both(tmp_path, src, shrink=lambda s: s.replace("BATCH = 16", "BATCH = 5").replace("DIM = 96", "DIM = 40"))
+
+
+def test_unsupported_op_has_a_clear_reason():
+    res = codegen.lower(make_task("torch.sort(x, dim=1)[0]", "[torch.randn(4, 8)]"))
+    assert not res.ok and res.reason.startswith("unsupported:") and "sort" in res.reason
+
+
+def test_file_is_self_contained_and_loads_state_dict(tmp_path):
+    src = make_task("F.relu(self.norm(x) * self.scale)", "[torch.randn(4, 32)]",
+                    init="dim|self.norm = nn.LayerNorm(dim); self.scale = nn.Parameter(torch.randn(dim))", init_args="[32]")
+    res = run_both(tmp_path, src)
+    tree = ast.parse(res.code)
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            imported.add(node.module.split(".")[0])
+    assert imported <= {"torch", "triton", "math"}
+    assert "@triton.jit" in res.code and "class ModelNew(nn.Module)" in res.code
+    assert "tl.constexpr" in res.code
+    assert res.space and res.tunables["pointwise.BLOCK"] in res.space["pointwise.BLOCK"]
+
+
+def test_tunables_neighbour_and_json_cli(tmp_path):
+    space = codegen.SPACE
+    base = dict(codegen.DEFAULTS)
+    moves = [codegen.neighbour(space, base, seed) for seed in range(6)]
+    assert all(sum(m[k] != base[k] for k in base) == 1 for m in moves)
+    task = tmp_path / "t.py"
+    task.write_text(make_task("torch.relu(x)", "[torch.randn(4, 8)]"))
+    out = subprocess.run([sys.executable, "-m", "codegen", str(task), "--json", "--tunables", '{"pointwise.BLOCK": 256}'],
+                         capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(__file__)), timeout=120)
+    data = json.loads(out.stdout)
+    assert data["ok"] and data["tunables"]["pointwise.BLOCK"] == 256 and "POINTWISE_BLOCK = 256" in data["code"]
+    bad = codegen.lower_to_dict(task.read_text(), {"no.such": 1})
+    assert not bad["ok"] and "no.such" in bad["reason"]
