@@ -63,7 +63,7 @@ def _on_event(kind: str, payload: dict) -> None:
     elif event == "tokens":
         out.print(f"    … {payload['tokens']} tokens", end="\r", highlight=False)
     elif event == "progress":
-        out.print(f"  [cyan]●[/] {payload.get('text', '')}", highlight=False)
+        out.print(f"  ● {payload.get('text', '')}", highlight=False, markup=False)
 
 
 def _show_pending(session_id: str, state) -> None:
@@ -203,6 +203,7 @@ def run(
     temperature: Optional[float] = typer.Option(None, "--temperature"),
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens"),
     option: list[str] = typer.Option([], "--option", help="Search workflow option key=value (repeatable)."),
+    background: bool = typer.Option(False, "--background", help="Detach: run in a worker process, return at once."),
 ) -> None:
     """Start a session: runs to the first question (or to the end with --yes)."""
     from graph.sessions import Sessions
@@ -219,7 +220,9 @@ def run(
             source_file=str(source.expanduser().resolve()) if source else None, target=target,
             shapes=_parse_shapes(shapes), dtype=dtype, workflow=workflow,
             workdir=str(Path(workdir).expanduser().resolve()),
-            out_dir=str((out_dir or Path.cwd()).expanduser().resolve()), in_place=in_place,
+            # Without --out: a kernel goes to the current directory, an integration beside --source.
+            out_dir=str(out_dir.expanduser().resolve()) if out_dir else (None if source else str(Path.cwd())),
+            in_place=in_place,
             max_iterations=max_iterations, llm=llm_settings.provider, model=llm_settings.model,
             llm_base_url=llm_settings.base_url, llm_timeout_s=llm_settings.timeout_s,
             temperature=llm_settings.temperature, max_tokens=llm_settings.max_tokens, overrides=overrides,
@@ -231,6 +234,8 @@ def run(
     sessions = Sessions()
     session_id = sessions.create(settings)
     out.print(f"session [bold]{session_id}[/]", highlight=False)
+    if background:
+        raise typer.Exit(_detach(session_id, settings=settings))
     raise typer.Exit(_drive(sessions, session_id, settings=settings, auto_approve=yes))
 
 
@@ -241,6 +246,7 @@ def resume(
     yes: bool = typer.Option(False, "--yes", "-y", help="Take every remaining gate's default."),
     llm: Optional[str] = typer.Option(None, "--llm", help="Switch the generator: embedded or openai."),
     model: Optional[str] = typer.Option(None, "--model", help="Switch the model (with --llm openai)."),
+    background: bool = typer.Option(False, "--background", help="Detach: continue in a worker process."),
 ) -> None:
     """Answer the pending question (if any) and continue the session."""
     from graph.sessions import Sessions
@@ -264,6 +270,15 @@ def resume(
         out.print(f"session {session_id} is already {state.status}"
                   + (f": report at {state.report_path}" if state.report_path else ""), highlight=False)
         raise typer.Exit(0)
+    if background:
+        if answer is not None and sessions.waiting_at(session_id):
+            try:
+                from nodes.answers import check_answer
+
+                check_answer(state.pending, answer, state.params)
+            except UserError as exc:
+                _fail(str(exc))
+        raise typer.Exit(_detach(session_id, answer=answer, yes=yes))
     if answer is None and not yes and state is not None and sessions.waiting_at(session_id):
         if not sys.stdin.isatty():
             _show_pending(session_id, state)
@@ -271,6 +286,35 @@ def resume(
             raise typer.Exit(0)
         answer = _ask(session_id, state)
     raise typer.Exit(_drive(sessions, session_id, answer=answer, auto_approve=yes))
+
+
+@app.command()
+def rollback(
+    session_id: str = typer.Argument(...),
+    force: bool = typer.Option(False, "--force", help="Restore even files edited since the integration."),
+) -> None:
+    """Restore every file the session wrote or replaced to its original bytes."""
+    from graph.sessions import Sessions
+    from integration.errors import IntegrationPackageError
+    from integration.integrate import report_section
+    from integration.integrate import rollback as restore
+
+    sessions = Sessions()
+    try:
+        session_id = sessions.resolve(session_id)
+        state = sessions.state(session_id)
+        if state is None or not state.session_dir:
+            raise UserError(f"session {session_id} has no work directory: nothing to roll back")
+        changes = restore(state.session_dir, force=force)
+    except (UserError, IntegrationPackageError) as exc:
+        _fail(str(exc))
+    sessions.record_rollback(session_id, [c.model_dump(exclude={"note"}) for c in changes])
+    if state.report_path and Path(state.report_path).exists():
+        with open(state.report_path, "a") as report:
+            report.write("\n" + report_section(changes, session_id))
+    for change in changes:
+        out.print(f"{change.action}: {change.path}", highlight=False)
+    out.print(f"rolled back {len(changes)} file(s)", highlight=False)
 
 
 @app.command(name="sessions")
@@ -318,6 +362,107 @@ def show(session_id: str = typer.Argument(...)) -> None:
     out.print("history:")
     for line in state.history:
         out.print(f"  {line}", highlight=False)
+
+
+def _detach(session_id: str, *, settings=None, answer: str | None = None, yes: bool = False) -> int:
+    """Continue the session in a detached worker process (its own session, output to a log)."""
+    import subprocess
+
+    from checkpoints.home import akg_home
+
+    logs = akg_home() / "logs"
+    logs.mkdir(exist_ok=True)
+    command = [sys.executable, str(Path(__file__).resolve()), "worker", session_id]
+    if settings is not None:
+        settings_file = logs / f"{session_id}.settings.json"
+        settings_file.write_text(settings.model_dump_json())
+        command += ["--settings-file", str(settings_file)]
+    if answer is not None:
+        command += ["--answer", answer]
+    if yes:
+        command.append("--yes")
+    log = (logs / f"{session_id}.log").open("ab")
+    worker = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                              start_new_session=True, env={**os.environ, "COLUMNS": "120"})
+    out.print(f"running in the background (pid {worker.pid}); log: {logs / f'{session_id}.log'}", highlight=False)
+    out.print(f"follow it with: akg-op watch {session_id}   or: akg-op status {session_id}", highlight=False)
+    return 0
+
+
+@app.command(hidden=True)
+def worker(
+    session_id: str,
+    settings_file: Optional[Path] = typer.Option(None, "--settings-file"),
+    answer: Optional[str] = typer.Option(None, "--answer"),
+    yes: bool = typer.Option(False, "--yes"),
+) -> None:
+    """The detached process behind --background: drives the session to the next gate or the end."""
+    from graph.sessions import Sessions
+    from graph.state import Settings
+
+    settings = None
+    if settings_file is not None:
+        settings = Settings.model_validate_json(settings_file.read_text())
+        settings_file.unlink()
+    raise typer.Exit(_drive(Sessions(), session_id, settings=settings, answer=answer, auto_approve=yes))
+
+
+def _status_line(info: dict) -> str:
+    where = f"waiting at {info['gate']}" if info["gate"] else info["status"]
+    worker = "" if info["status"] != "running" else (" (worker running)" if info["worker_alive"] else " (no worker: resume it)")
+    line = f"{info['id']}: {where}, phase {info['phase']}{worker}"
+    if info["text"]:
+        line += f"\n  {info['text']}"
+    if info["error"]:
+        line += f"\n  last error: {info['error']}"
+    return line
+
+
+@app.command()
+def status(session_id: str = typer.Argument(...)) -> None:
+    """Progress of a session: phase, candidates done / budget, best speedup, ETA."""
+    from graph.sessions import Sessions
+
+    sessions = Sessions()
+    try:
+        session_id = sessions.resolve(session_id)
+    except UserError as exc:
+        _fail(str(exc))
+    out.print(_status_line(sessions.progress(session_id)), highlight=False, markup=False)
+
+
+@app.command()
+def watch(
+    session_id: str = typer.Argument(...),
+    interval: float = typer.Option(1.0, "--interval", min=0.1),
+    timeout: Optional[float] = typer.Option(None, "--timeout", help="Stop watching after this many seconds."),
+) -> None:
+    """Show a session's progress live until it reaches a question or ends."""
+    import time
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from graph.sessions import Sessions
+
+    sessions = Sessions()
+    try:
+        session_id = sessions.resolve(session_id)
+    except UserError as exc:
+        _fail(str(exc))
+    started = time.monotonic()
+    with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=out,
+                  transient=False) as bar:
+        task = bar.add_task(session_id, total=1.0)
+        while True:
+            info = sessions.progress(session_id)
+            bar.update(task, completed=info["fraction"] or 0.0,
+                       description=f"{session_id} {info['phase']}: {info['text'] or info['status']}".replace("[", "("))
+            finished = info["gate"] or info["status"] not in ("running",)
+            stalled = info["status"] == "running" and not info["worker_alive"]
+            if finished or stalled or (timeout and time.monotonic() - started > timeout):
+                break
+            time.sleep(interval)
+    out.print(_status_line(sessions.progress(session_id)), highlight=False, markup=False)
 
 
 @app.command()

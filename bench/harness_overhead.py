@@ -4,7 +4,8 @@
     python -m bench.harness_overhead --device cuda --jobs 20
 
 Overhead is the wall time of verify() for a trivial candidate (a relu on the small relu task), so
-nearly all of it is the harness: fork, load, 5 trials, anti-cheat replay. Prints one JSON object."""
+nearly all of it is the harness: fork, load, 5 trials, anti-cheat replay. Prints one JSON line per
+measurement as soon as it is taken, so a run cut short still reports what it measured."""
 from __future__ import annotations
 
 import argparse
@@ -30,6 +31,10 @@ def seconds(fn) -> float:
     return time.perf_counter() - start
 
 
+def emit(key: str, value) -> None:
+    print(json.dumps({key: value}), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--device", default="cpu")
@@ -37,24 +42,25 @@ def main() -> None:
     parser.add_argument("--pool-workers", type=int, default=2, help="CPU workers when no GPU is used")
     args = parser.parse_args()
     device = "cuda:0" if args.device == "cuda" else args.device
-    report = {"device": device}
+    emit("device", device)
 
     worker = Worker(device)
-    report["worker_start_s"] = round(seconds(lambda: worker.call("os:getpid", {})), 3)
-    report["empty_job_s"] = round(statistics.median(seconds(lambda: worker.call("os:getpid", {}))
-                                                    for _ in range(10)), 4)
+    emit("worker_start_s", round(seconds(lambda: worker.call("os:getpid", {})), 3))
+    emit("worker_warm", worker.warm)
+    empty_jobs = [seconds(lambda: worker.call("os:getpid", {})) for _ in range(10)]
+    emit("empty_job_s", round(statistics.median(empty_jobs), 4))
     walls = []
     for _ in range(args.jobs):
         walls.append(seconds(lambda: harness.api.verify_on(worker, RELU, CANDIDATE, measure=False)))
-    report["verify_no_timing_s"] = {"first": round(walls[0], 3), "median": round(statistics.median(walls[1:]), 3)}
+    emit("verify_no_timing_s", {"first": round(walls[0], 3), "median": round(statistics.median(walls[1:]), 3)})
     if device != "cpu":
         verdict = None
 
         def measured():
             nonlocal verdict
             verdict = harness.api.verify_on(worker, RELU_LARGE, CANDIDATE)
-        report["verify_with_timing_s"] = [round(seconds(measured), 2) for _ in range(2)]
-        report["timed_summary"] = verdict.summary
+        emit("verify_with_timing_s", [round(seconds(measured), 2) for _ in range(2)])
+        emit("timed_summary", verdict.summary)
     worker.close()
 
     devices = None if device != "cpu" else ["cpu"] * args.pool_workers
@@ -64,9 +70,8 @@ def main() -> None:
     with harness.DevicePool(devices=devices) as pool:
         pool.map(jobs[:len(pool.devices)])  # start every worker before the clock runs
         wall = seconds(lambda: pool.map(jobs))
-        report["pool"] = {"workers": pool.devices, "jobs": len(jobs), "wall_s": round(wall, 2),
-                          "candidates_per_minute": round(60 * len(jobs) / wall, 1)}
-    print(json.dumps(report, indent=1))
+        emit("pool", {"workers": pool.devices, "jobs": len(jobs), "wall_s": round(wall, 2),
+                      "candidates_per_minute": round(60 * len(jobs) / wall, 1)})
 
 
 if __name__ == "__main__":

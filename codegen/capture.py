@@ -69,7 +69,7 @@ POINTWISE_OPS = {
     "relu", "_to_copy", "convert_element_type", "isnan", "isinf", "clone", "alias", "copy",
     "lift_fresh_copy", "atan", "asin", "acos", "sinh", "cosh", "fmod", "remainder", "atan2",
     "square", "detach", "contiguous", "heaviside", "signbit", "masked_fill", "true_divide",
-    "floor_divide", "hypot", "copysign",
+    "floor_divide", "hypot", "copysign", "clamp_min", "clamp_max",
 }
 REDUCTION_OPS = {"sum", "amax", "amin", "prod", "argmax", "argmin", "max", "min", "any", "all",
                  "var", "mean"}
@@ -148,9 +148,6 @@ def capture(task_source: str, *, namespace: dict | None = None) -> Capture:
         raise
     except Exception as e:  # data-dependent control flow and the like
         raise Unsupported(f"unsupported: could not trace Model.forward ({type(e).__name__}: {str(e).splitlines()[0][:160]})")
-    with torch.no_grad():
-        probe = model(*inputs)
-    gm._akg_returns_tuple = isinstance(probe, (tuple, list))
     arg_names = fwd_params[: len(inputs)] if len(fwd_params) >= len(inputs) else [f"x{i}" for i in range(len(inputs))]
     graph = _to_ir(gm, state_names, arg_names)
     return Capture(graph, gm, model, inputs, ns, init_inputs, fwd_params)
@@ -320,12 +317,8 @@ def _to_ir(gm: torch.fx.GraphModule, state_names, arg_names) -> ir.Graph:
     for o in out_node.args[0] if isinstance(out_node.args[0], (list, tuple)) else [out_node.args[0]]:
         outs.append(env[o] if isinstance(o, torch.fx.Node) else o)
     g = ir.Graph(nodes=nodes, inputs=inputs, outputs=outs, state_names=list(state_names),
-                 arg_names=list(arg_names), symbols=symbols, returns_tuple=isinstance(out_node.args[0], (list, tuple)) and _returns_tuple(gm))
+                 arg_names=list(arg_names), symbols=symbols, returns_tuple=isinstance(out_node.args[0], (list, tuple)))
     return g
-
-
-def _returns_tuple(gm) -> bool:
-    return getattr(gm, "_akg_returns_tuple", True)
 
 
 def _ident(name: str) -> str:

@@ -15,6 +15,7 @@ Graphs that differ in structure are left as traced (the sizes stay specialised).
 from __future__ import annotations
 
 import itertools
+import re
 
 import torch
 
@@ -58,13 +59,19 @@ def perturbed(task_source: str, consts: dict[str, int]) -> dict:
     return ns
 
 
+def _has_literal(expr: str) -> bool:
+    """Whether a size expression holds a number a trace may have baked in (not 0/1/2)."""
+    return any(int(t) > 2 for t in re.findall(r"\b\d+\b", expr))
+
+
 class _Dims:
     """Runtime-readable quantities: input dims, with their values in both traces."""
 
     def __init__(self, g1: ir.Graph, g2: ir.Graph):
         self.g1 = g1
         self.dims = []  # (pos, dim, v1, v2)
-        for n1, n2 in zip(g1.inputs, g2.inputs):
+        pairs = sorted(zip(g1.inputs, g2.inputs), key=lambda p: bool(p[0].attrs["state"]))
+        for n1, n2 in pairs:
             for d, (h1, h2) in enumerate(zip(n1.hint, n2.hint)):
                 if isinstance(h1, int) and isinstance(h2, int):
                     self.dims.append((n1.attrs["position"], d, h1, h2))
@@ -109,7 +116,7 @@ def generalize(g1: ir.Graph, g2: ir.Graph) -> int:
     for n1, n2 in zip(g1.nodes, g2.nodes):
         shape = list(n1.shape)
         for i, (s, h1, h2) in enumerate(zip(n1.shape, n1.hint, n2.hint)):
-            if s.isdigit() and isinstance(h2, int) and h1 != h2:
+            if _has_literal(s) and isinstance(h2, int) and h1 != h2:
                 found = dims.find(h1, h2)
                 if found:
                     shape[i] = found[0]
@@ -120,6 +127,15 @@ def generalize(g1: ir.Graph, g2: ir.Graph) -> int:
                 n1.attrs["shape"] = n1.shape
         for key, v1 in list(n1.attrs.items()):
             v2 = n2.attrs.get(key)
+            if isinstance(v1, Sym) and isinstance(v2, Sym) and _has_literal(v1.expr) and v1.hint != v2.hint:
+                found = dims.find(v1.hint, v2.hint)
+                if found:
+                    expr = found[0] if found[1] == "int" and isinstance(v1.hint, int) else f"float({found[0]})"
+                    sym = Sym(expr, v1.hint)
+                    n1.attrs[key] = sym
+                    n1.args = [sym if a is v1 else a for a in n1.args]
+                    changed += 1
+                continue
             if isinstance(v1, (int, float)) and not isinstance(v1, bool) and isinstance(v2, (int, float)) and v1 != v2:
                 found = dims.find(v1, v2)
                 if found:

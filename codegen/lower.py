@@ -45,6 +45,8 @@ def lower(task_source: str, *, tunables: dict | None = None, target: str = "cuda
         cap = capture(task_source, namespace=ns)
     except CaptureUnsupported as e:
         return Lowering(False, reason=str(e))
+    except Exception as e:  # the task itself does not build or run
+        return Lowering(False, reason=f"task failed to run: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
     _generalize_sizes(cap, task_source, ns)
     if cap.graph.of_kind(ir.EXTERN):
         return _lower_extern(task_source, tunables, target)
@@ -136,6 +138,10 @@ def _make_kernel(node: Node, known: set, tun: dict, large: bool) -> Kernel:
     x = anchor.inputs[0]
     dims = anchor.attrs["dims"] if anchor.kind == ir.REDUCTION else [anchor.attrs["dim"]]
     n_cols = _hint_prod(x, dims)
+    n_rows = _hint_prod(x, [d for d in range(len(x.shape)) if d not in dims])
+    if anchor is not node and n_rows < 64 and tuple(node.shape) == tuple(x.shape) and anchor.kind == ir.REDUCTION:
+        # few rows, every element written: give the reduction its own kernel, keep this one wide
+        raise NeedMaterialize(anchor)
     strategy = tun["reduce.strategy"]
     if strategy == "auto":
         strategy = "persistent" if _next_pow2(n_cols) <= tun["reduce.persistent_max"] else "looped"

@@ -63,7 +63,7 @@ def expression(node: Node, operand) -> str:
         if isinstance(v, Node):
             return operand(v)
         if isinstance(v, Sym):
-            return f"({v.expr})"
+            return literal(v)
         return v
 
     x = arg("self") if "self" in a else None
@@ -155,6 +155,9 @@ def expression(node: Node, operand) -> str:
         if hi is not None:
             out = f"tl.minimum({out}, {fl(hi)})"
         return out
+    if op in ("clamp_min", "clamp_max"):
+        fn = "tl.maximum" if op == "clamp_min" else "tl.minimum"
+        return f"{fn}({x}, {fl(arg('min') if op == 'clamp_min' else arg('max'))})"
     if op == "where":
         c, s, o = arg("condition"), arg("self"), arg("other")
         return f"tl.where({c}, {fl(s)}, {fl(o)})"

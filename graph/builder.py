@@ -27,6 +27,13 @@ def _unless_cancelled(next_node: str):
     return route
 
 
+def route_confirmed_task(state: SessionState) -> str:
+    """A --source task that lacked shapes goes back to build_task with the answer."""
+    if state.status == "cancelled":
+        return END
+    return "build_task" if state.task_path is None else "choose_workflow"
+
+
 def route_workflow(state: SessionState) -> str:
     return state.workflow
 
@@ -58,7 +65,7 @@ def build_graph() -> StateGraph:
     builder.add_edge("env_setup", "confirm_params")
     builder.add_conditional_edges("confirm_params", _unless_cancelled("build_task"), ["build_task", END])
     builder.add_edge("build_task", "confirm_task")
-    builder.add_conditional_edges("confirm_task", _unless_cancelled("choose_workflow"), ["choose_workflow", END])
+    builder.add_conditional_edges("confirm_task", route_confirmed_task, ["choose_workflow", "build_task", END])
     builder.add_conditional_edges("choose_workflow", route_workflow, WORKFLOWS)
     for workflow in WORKFLOWS:
         builder.add_conditional_edges(workflow, route_after_run, ["review_result", "report"])

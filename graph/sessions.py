@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 from checkpoints.registry import SessionRegistry
 from checkpoints.saver import open_saver
@@ -16,6 +17,22 @@ from nodes.answers import check_answer
 from nodes.errors import UserError
 
 EventHandler = Callable[[str, dict], None]  # (kind, payload): kind is "step" or "custom"
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, not yet reaped) still answers signal 0.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return True
 
 
 def _config(session_id: str) -> dict:
@@ -70,6 +87,45 @@ class Sessions:
         settings = state.settings.model_copy(update=changes)
         self._app(False).update_state(_config(session_id), {"settings": settings})
         return self.state(session_id)
+
+    def progress(self, session_id: str) -> dict:
+        """What `status`/`watch` show: phase, status, the current run's progress, worker liveness."""
+        state = self.state(session_id)
+        row = self.registry.get(session_id) or {}
+        info = {"id": session_id, "status": row.get("status", "unknown"), "phase": row.get("phase", ""),
+                "error": row.get("error") or "", "worker_alive": _alive(row.get("pid")),
+                "text": "", "fraction": None, "gate": self.waiting_at(session_id)}
+        run = state.current_run if state else None
+        if run is None:
+            return info
+        if run.workflow == "kernelgen":
+            from nodes.journal import read_attempts
+
+            attempts = read_attempts(run.dir) if Path(run.dir).exists() else []
+            last = attempts[-1] if attempts else None
+            info["text"] = (f"kernelgen run {run.index}: {len(attempts)}/{state.settings.max_iterations} "
+                            f"iterations" + (f", last {last.status}" if last else ""))
+            info["fraction"] = 1.0 if run.status != "running" else len(attempts) / state.settings.max_iterations
+        else:
+            from search import format_progress, read_progress
+
+            progress = read_progress(run.dir) if Path(run.dir).exists() else None
+            if progress is not None:
+                info["text"] = format_progress(progress)
+                info["fraction"] = progress.fraction
+            else:
+                info["text"] = f"{run.workflow} run {run.index}: preparing the seed kernel"
+        return info
+
+    def record_rollback(self, session_id: str, changes: list[dict]) -> None:
+        from graph.state import FileChange, log
+
+        state = self.state(session_id)
+        records = [FileChange(**c) for c in changes]
+        self._app(False).update_state(_config(session_id), {
+            "changes": [*state.changes, *records],
+            "history": log(state, f"rollback: {len(records)} file(s) restored or removed")})
+        self.registry.upsert({"id": session_id, "status": "rolled_back", "updated": now_iso()})
 
     def create(self, settings: Settings) -> str:
         session_id = uuid.uuid4().hex[:12]

@@ -56,6 +56,7 @@ class Settings(BaseModel):
     target: str | None = None
     shapes: list[list[int]] | None = None
     dtype: str | None = None
+    init_args: list | None = None  # constructor arguments of a --source target
     workflow: str | None = None  # preselected workflow (default answer at choose_workflow)
     workdir: str = "~/akg_agents_logs"
     out_dir: str | None = None  # where integrate copies {op}_generated.py (default: the cwd at run)
@@ -84,6 +85,7 @@ class Pending(BaseModel):
     default: str = "yes"
     detail: str = ""  # what to show with the question (parameters, task source, code)
     detail_kind: Literal["text", "python", "markdown"] = "text"
+    asks: list[str] = Field(default_factory=list)  # keys a key=value answer must give (e.g. shapes)
 
 
 class Attempt(BaseModel):
@@ -139,7 +141,8 @@ class SessionState(BaseModel):
     session_dir: str | None = None  # <workdir>/op_{op}_{timestamp}_{id}
     task_path: str | None = None
     task_check: dict | None = None
-    target_name: str | None = None  # the class/function in settings.source_file (issue 6)
+    target_name: str | None = None  # the class/function in settings.source_file
+    extracted: dict | None = None  # integration.extract.ExtractedTask, for --source sessions
 
     workflow: str | None = None
     runs: list[RunRecord] = Field(default_factory=list)

@@ -87,11 +87,10 @@ def verify(task_path: str, candidate_path: str, *, device: str = "auto", dsl: st
            timeout_s: float = 120.0, trials: int = 5, measure: bool = True,
            memory_limit_mb: int | None = None, seed: int = 0) -> Verdict:
     """Judge candidate_path's ModelNew against task_path's Model. Raises HarnessInputError only for
-    bad input (missing file, no Model/ModelNew); every other failure is a Verdict."""
-    try:
-        worker = shared_worker(resolve_device(device))
-    except ValueError as error:
-        raise HarnessInputError(str(error)) from None
+    bad input (missing file, no Model/ModelNew, unknown device); every other failure is a Verdict.
+    memory_limit_mb: on CPU the address space a job may map beyond the pre-loaded runtime (default
+    8192); on a GPU the share of device memory the job's allocator may use (default: no limit)."""
+    worker = shared_worker(resolve_device(device))
     return verify_on(worker, task_path, candidate_path, dsl=dsl, timeout_s=timeout_s, trials=trials,
                      measure=measure, memory_limit_mb=memory_limit_mb, seed=seed)
 
@@ -99,10 +98,7 @@ def verify(task_path: str, candidate_path: str, *, device: str = "auto", dsl: st
 def validate_task(task_path: str, *, device: str = "auto", timeout_s: float = 60.0) -> TaskCheck:
     """Check a task file: it loads, runs, is deterministic, takes random inputs, gives a usable output."""
     check_task_file(task_path)
-    try:
-        worker = shared_worker(resolve_device(device))
-    except ValueError as error:
-        raise HarnessInputError(str(error)) from None
+    worker = shared_worker(resolve_device(device))
     result = worker.call("harness.judge:validate_job",
                          {"task_path": str(Path(task_path).resolve()), "device": worker.device},
                          timeout_s=timeout_s)

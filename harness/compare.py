@@ -65,6 +65,8 @@ def compare_tensor(got: torch.Tensor, expected: torch.Tensor) -> Comparison:
         return Comparison(False, f"shape {tuple(got.shape)} instead of {tuple(expected.shape)}")
     if got.dtype != expected.dtype:
         return Comparison(False, f"dtype {got.dtype} instead of {expected.dtype}")
+    if got.device != expected.device:
+        return Comparison(False, f"on device {got.device} instead of {expected.device}")
     tol = tolerance_for(expected.dtype)
     if not (expected.dtype.is_floating_point or expected.dtype.is_complex):
         wrong = got != expected

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import platform
 
 import torch
@@ -41,6 +42,11 @@ def _describe(value) -> str:
     if isinstance(value, torch.Tensor):
         return f"{str(value.dtype).replace('torch.', '')}{list(value.shape)}"
     return f"{type(value).__name__}({value!r})"[:60]
+
+
+def _finite_or_none(value: float) -> float | None:
+    """Verdicts are strict JSON: an error that is NaN or infinite is reported as unknown (None)."""
+    return value if math.isfinite(value) else None
 
 
 def _error_text(error: BaseException) -> str:
@@ -118,8 +124,8 @@ class Judge:
             raise Rejection("compile_error", f"the candidate file does not import: {_error_text(error)}") from None
         if not hasattr(candidate, "ModelNew"):
             raise Rejection("invalid", "the candidate file defines no ModelNew")
-        init_inputs = self.task.get_init_inputs()
         try:
+            init_inputs = self.task.get_init_inputs()
             torch.manual_seed(self.seed)
             self.reference = self.task.Model(*init_inputs).to(self.device).eval()
         except Exception as error:
@@ -152,7 +158,8 @@ class Judge:
             self._check_inputs_untouched(inputs, pristine, got, trial)
             result, index = compare.compare_outputs(got, expected)
             if not result.ok:
-                self.report["max_abs_err"], self.report["max_rel_err"] = result.max_abs_err, result.max_rel_err
+                self.report["max_abs_err"] = _finite_or_none(result.max_abs_err)
+                self.report["max_rel_err"] = _finite_or_none(result.max_rel_err)
                 hints = []
                 if result.unwritten:
                     hints.append("fresh torch.empty* allocations are NaN-filled by the harness, so these are "
@@ -247,8 +254,10 @@ class Judge:
             self.report["flags"].append(
                 f"suspicious: {candidate_ms:.4f} ms is below the {figures['memory_bound_ms']:.4f} ms that moving "
                 f"{traffic} bytes takes at peak bandwidth")
-        if (self.report.get("speedup_vs_eager") or 0) > SPEEDUP_SUSPICIOUS:
-            self.report["flags"].append(f"suspicious: {self.report['speedup_vs_eager']:.1f}x faster than eager")
+        for baseline in ("eager", "compile"):
+            speedup = self.report.get(f"speedup_vs_{baseline}") or 0
+            if speedup > SPEEDUP_SUSPICIOUS:
+                self.report["flags"].append(f"suspicious: {speedup:.1f}x faster than {baseline}")
 
 
 def warm_up(device: str) -> None:
@@ -319,8 +328,11 @@ def verify_job(task_path: str, candidate_path: str, device: str, dsl: str = "tri
         judge.load()
         judge.check_trials()
         judge.check_own_work()
-        if judge.on_gpu and measure:
-            judge.time_all()
+        if judge.on_gpu and judge.measure:
+            try:
+                judge.time_all()
+            except (Exception, SystemExit) as error:
+                raise classify_exception(error, "the timing run") from None
         judge.report["status"], judge.report["reason"] = "accepted", ""
     except Rejection as rejection:
         judge.report["status"], judge.report["reason"] = rejection.status, rejection.reason

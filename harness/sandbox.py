@@ -18,7 +18,7 @@ import threading
 import time
 from pathlib import Path
 
-from harness.verdict import SandboxResult
+from harness.verdict import HarnessInputError, SandboxResult
 
 LOG_TAIL_CHARS = 3000
 STARTUP_TIMEOUT_S = 180.0
@@ -109,7 +109,10 @@ class Worker:
         with self._lock:
             if self._process is None or self._process.poll() is not None:
                 self.restart_needed()
-                self._start()
+                try:
+                    self._start()
+                except RuntimeError as error:
+                    return SandboxResult(status="crash", error_message=str(error)[-2000:])
             job_dir = Path(tempfile.mkdtemp(prefix="akg-job-"))
             try:
                 return self._run(target, kwargs, job_dir, timeout_s, memory_limit_mb)
@@ -184,15 +187,20 @@ def _close_shared_workers() -> None:
 
 
 def resolve_device(device: str) -> str:
-    """"auto" → "cuda:0" when a GPU is visible, else "cpu"; "cuda" → "cuda:0"."""
+    """"auto" → "cuda:0" when a GPU is visible, else "cpu"; "cuda" → "cuda:0". HarnessInputError for
+    a device that does not exist here."""
+    import torch
     if device == "auto":
-        import torch
         return "cuda:0" if torch.cuda.is_available() else "cpu"
-    if device == "cuda":
-        return "cuda:0"
-    if device == "cpu" or (device.startswith("cuda:") and device[5:].isdigit()):
+    if device == "cpu":
         return device
-    raise ValueError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N")
+    if device == "cuda":
+        device = "cuda:0"
+    if not (device.startswith("cuda:") and device[5:].isdigit()):
+        raise HarnessInputError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N")
+    if int(device[5:]) >= torch.cuda.device_count():
+        raise HarnessInputError(f"device {device} is not available here ({torch.cuda.device_count()} CUDA devices)")
+    return device
 
 
 def sandbox_call(target: str, kwargs: dict, *, device: str = "cpu", timeout_s: float = 120.0,

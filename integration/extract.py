@@ -176,6 +176,9 @@ def _constructor_args(source, definition, init_params, given, needs, notes) -> l
         if len({repr(s) for s in sites}) > 1:
             notes.append(f"{definition.name} is built with different arguments in the file; "
                          f"using the first: {sites[0]}")
+        else:
+            notes.append(f"constructor arguments {sites[0]} come from where "
+                         f"{source.path.name} builds {definition.name}")
         return sites[0]
     required = [p.name for p in init_params if p.kind == "positional" and not p.has_default]
     if init is not None and not required:

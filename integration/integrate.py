@@ -87,7 +87,9 @@ def integrate(
         source.read_bytes().decode("utf-8"), task.target_name, task.target_kind, kernel_module)
     notes += rewrite.notes
     kernel_bytes = generated.read_bytes()
-    planned: list[tuple[Path, bytes, str]] = [(integrated_path, rewrite.code.encode("utf-8"), "; ".join(notes))]
+    # (destination, bytes, note for the report), the kernel first: the rewrite imports it.
+    planned: list[tuple[Path, bytes, str]] = [
+        (integrated_path, rewrite.code.encode("utf-8"), "; ".join(notes))]
     if kernel_path != generated:
         planned.insert(0, (kernel_path, kernel_bytes, ""))
 
@@ -98,10 +100,12 @@ def integrate(
     if dest_dir.is_dir():
         check_destinations()
     elif not dest_dir.parent.is_dir() or read_only(str(dest_dir.parent)):
-        raise IntegrationError(f"cannot create the --out folder {dest_dir}: its parent is missing or read-only")
+        raise IntegrationError(
+            f"cannot create the --out folder {dest_dir}: its parent is missing or read-only")
 
     if verify:
-        _verify_in_staging(task, workdir, source, kernel_module, kernel_bytes, rewrite.code, device, timeout_s)
+        _verify_in_staging(task, workdir, source, kernel_module, kernel_bytes, rewrite.code,
+                           device, timeout_s)
 
     if not dest_dir.is_dir():
         dest_dir.mkdir()
@@ -122,6 +126,8 @@ def _check_inputs(task, workdir: Path, source: Path, generated: Path, out_dir, i
         raise IntegrationError(f"accepted kernel not found: {generated}")
     if not workdir.is_dir():
         raise IntegrationError(f"session work directory not found: {workdir}")
+    if read_only(str(workdir)):
+        raise IntegrationError(f"the session work directory {workdir} is read-only: no place for backups")
     if out_dir is not None and Path(out_dir).is_symlink():
         raise IntegrationError(f"refusing to write through a symlink: {out_dir}")
     if in_place and out_dir is not None and os.path.realpath(out_dir) != os.path.realpath(source.parent):
@@ -160,7 +166,14 @@ def _verify_in_staging(task, workdir: Path, source: Path, kernel_module: str, ke
         )
 
 
-def _apply(planned: list[tuple[Path, bytes, str]], workdir: Path, source: Path) -> list[FileChange]:
+def place_files(session_workdir: str, planned: list[tuple[Path, bytes, str]]) -> list[FileChange]:
+    """Write files (e.g. the kernel copied to --out) under the session's backup manifest, so
+    `rollback` restores or removes them like any integrated file."""
+    workdir = Path(os.path.abspath(os.path.expanduser(session_workdir)))
+    return _apply([(Path(os.path.abspath(p)), data, note) for p, data, note in planned], workdir, None)
+
+
+def _apply(planned: list[tuple[Path, bytes, str]], workdir: Path, source: Path | None) -> list[FileChange]:
     """Back up, record, then write. The manifest is saved before the first write, so a crash
     half-way still leaves everything rollback needs."""
     backup_dir = workdir / BACKUP_DIR
@@ -168,7 +181,7 @@ def _apply(planned: list[tuple[Path, bytes, str]], workdir: Path, source: Path) 
     manifest = _load_manifest(workdir, missing_ok=True)
     if manifest is None or manifest.get("rolled_back_at"):
         manifest = {"created_at": _now(), "rolled_back_at": None, "entries": []}
-    if "source" not in manifest:
+    if source is not None and "source" not in manifest:
         # The source as it was, even when only new files are written beside it: the user's
         # reference copy of the code the kernel was extracted from.
         snapshot = backup_dir / f"source_{source.name}"

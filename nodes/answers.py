@@ -15,6 +15,8 @@ def interpret(pending: Pending, answer: str | None, params: Params | None = None
     text = (answer if answer is not None and answer.strip() else pending.default).strip()
     lowered = text.lower()
     gate = pending.gate
+    if gate == "confirm_task" and pending.asks:
+        return _task_details(text, pending.asks)
     if gate in ("confirm_params", "confirm_task"):
         if lowered in YES:
             return {"decision": "yes"}
@@ -29,6 +31,40 @@ def interpret(pending: Pending, answer: str | None, params: Params | None = None
             return {"decision": lowered}
         raise UserError(f"'{text}' is not an answer to {gate}: answer one of {', '.join(pending.options)}")
     raise UserError(f"unknown gate {gate}")
+
+
+def _task_details(text: str, asks: list[str]) -> dict:
+    """'shapes=(8, 512) dtype=fp16 init_args=[512]' → settings updates for a --source task."""
+    import ast
+    import re
+
+    from nodes.catalogue import DTYPES, _find_shapes
+
+    if text.strip().lower() in NO:
+        return {"decision": "no"}
+    value = r"('[^']*'|\"[^\"]*\"|\([^)]*\)(?:\s*[,;]?\s*\([^)]*\))*|\[[^\]]*\]|\S+)"
+    found = dict(re.findall(r"(shapes|dtype|init_args)\s*=\s*" + value, text))
+    found = {k: v.strip("'\"") for k, v in found.items()}
+    missing = [k for k in asks if k not in found]
+    if missing:
+        raise UserError(f"this task still needs {', '.join(missing)}: answer e.g. shapes='(8, 512)' init_args='[512]'")
+    updates: dict = {}
+    if "shapes" in found:
+        shapes = _find_shapes(found["shapes"] if "(" in found["shapes"] else f"({found['shapes']})")
+        if not shapes:
+            raise UserError(f"malformed shapes '{found['shapes']}': write e.g. shapes='(8, 512)'")
+        updates["shapes"] = [list(s) for s in shapes]
+    if "dtype" in found:
+        if found["dtype"].lower() not in DTYPES:
+            raise UserError(f"unknown dtype '{found['dtype']}': use fp32, fp16 or bf16")
+        updates["dtype"] = found["dtype"].lower()
+    if "init_args" in found:
+        try:
+            value = ast.literal_eval(found["init_args"])
+        except (ValueError, SyntaxError):
+            raise UserError(f"init_args must be a Python list literal such as [512], not {found['init_args']}") from None
+        updates["init_args"] = list(value) if isinstance(value, (list, tuple)) else [value]
+    return {"decision": "details", "settings": updates}
 
 
 def check_answer(pending: Pending, answer: str, params: Params | None = None) -> None:

@@ -14,6 +14,9 @@ from nodes.catalogue import parse_request, task_source
 from nodes.context import generator_for
 from nodes.errors import UserError
 from nodes.task_files import check_task_source, op_name_from, read_task_file
+from integration.errors import IntegrationPackageError
+from integration.extract import ExtractedTask, extract_task
+from integration.verification import check_extraction
 
 
 def _task_from_request(state: SessionState, config: RunnableConfig) -> tuple[str, str]:
@@ -39,13 +42,32 @@ def _session_dir(state: SessionState, op: str) -> Path:
     return path
 
 
+def _extract_from_source(state: SessionState) -> ExtractedTask:
+    settings = state.settings
+    try:
+        return extract_task(settings.source_file, settings.request, target=settings.target,
+                            shapes=settings.shapes, dtype=settings.dtype, init_args=settings.init_args)
+    except IntegrationPackageError as exc:
+        raise UserError(str(exc)) from None
+
+
 def build_task(state: SessionState, config: RunnableConfig) -> dict:
     settings = state.settings
+    extracted = None
     if settings.task_file:
         source = read_task_file(settings.task_file)
         check_task_source(source, settings.task_file)
         op = op_name_from(settings.task_file)
         origin = f"copied from {settings.task_file}"
+    elif settings.source_file:
+        extracted = _extract_from_source(state)
+        if extracted.needs:  # confirm_task asks for what the file does not determine
+            return {"op_name": extracted.op_name, "target_name": extracted.target_name, "task_path": None,
+                    "phase": "build_task", "pending": questions.task_needs(extracted.needs, extracted.notes),
+                    "history": log(state, f"build_task: {extracted.target_name} needs "
+                                          + ", ".join(n.kind for n in extracted.needs))}
+        op, source = extracted.op_name, extracted.task_code
+        origin = f"extracted {extracted.target_kind} {extracted.target_name} from {settings.source_file}"
     else:
         op, source = _task_from_request(state, config)
         check_task_source(source, f"{op}.py")
@@ -59,8 +81,15 @@ def build_task(state: SessionState, config: RunnableConfig) -> dict:
     if not check.get("ok"):
         problems = "; ".join(check.get("problems") or ["unknown problem"])
         raise UserError(f"task {task_path} failed validation: {problems}")
+    if extracted is not None:
+        same = check_extraction(extracted, device=device)
+        if not same.ok:
+            raise UserError(f"the extracted task does not reproduce {extracted.target_name}: {same.message}")
+    notes = extracted.notes if extracted is not None else []
     return {
         "op_name": op, "session_dir": str(directory), "task_path": str(task_path), "task_check": check,
-        "phase": "build_task", "pending": questions.confirm_task(str(task_path), check),
+        "extracted": extracted.model_dump() if extracted is not None else None,
+        "target_name": extracted.target_name if extracted is not None else None,
+        "phase": "build_task", "pending": questions.confirm_task(str(task_path), check, notes),
         "history": log(state, f"build_task: {task_path.name} {origin}, validated"),
     }

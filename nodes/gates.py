@@ -31,6 +31,10 @@ def confirm_task(state: SessionState) -> dict:
     choice = interpret(state.pending, state.answer)
     if choice["decision"] == "no":
         return _cancel(state, "confirm_task")
+    if choice["decision"] == "details":  # back to build_task with what the source lacked
+        settings = state.settings.model_copy(update=choice["settings"])
+        return {"settings": settings, "pending": None, "answer": None, "phase": "confirm_task",
+                "history": log(state, f"confirm_task: given {', '.join(choice['settings'])}")}
     return {"pending": questions.choose_workflow(state.settings.workflow, available_workflows()),
             "answer": None, "phase": "confirm_task", "history": log(state, "confirm_task: yes")}
 

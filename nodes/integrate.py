@@ -1,51 +1,34 @@
-"""Phase 5: put the accepted kernel where the user wants it, backing up whatever it replaces."""
+"""Phase 5: put the accepted kernel where the user wants it; every file written is first backed
+up under the session's manifest, so `akg-op rollback` restores the originals byte for byte."""
 from __future__ import annotations
 
-import hashlib
-import os
-import shutil
 from pathlib import Path
 
 from graph.state import FileChange, SessionState, log
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _atomic_copy(src: Path, dest: Path) -> None:
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dest)
-
-
-def place_file(src: Path, dest: Path, backup_dir: Path) -> FileChange:
-    """Copy src to dest; an existing dest is first backed up (so `rollback` can restore it)."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    before = backup = None
-    if dest.exists():
-        before = sha256(dest)
-        backup_dir.mkdir(parents=True, exist_ok=True)
-        backup = backup_dir / dest.name
-        shutil.copy2(dest, backup)
-    _atomic_copy(src, dest)
-    return FileChange(path=str(dest), action="modified" if before else "created", before_hash=before,
-                      after_hash=sha256(dest), backup_path=str(backup) if backup else None)
+from integration.errors import IntegrationPackageError
+from integration.integrate import integrate as integrate_source
+from integration.integrate import place_files
+from nodes.errors import UserError
 
 
 def integrate(state: SessionState) -> dict:
     session_dir = Path(state.session_dir)
-    accepted = Path(state.accepted_code_path)
-    name = f"{state.op_name}_generated.py"
-    changes = [place_file(accepted, session_dir / name, session_dir / "backup")]
-    if state.settings.source_file:
-        from integration.integrate import integrate_source
-
-        changes.extend(FileChange(**c) for c in integrate_source(state))
-    else:
-        out_dir = Path(state.settings.out_dir or ".").expanduser()
-        if out_dir.resolve() != session_dir.resolve():
-            changes.append(place_file(accepted, out_dir / name, session_dir / "backup"))
-    return {"changes": [*state.changes, *changes], "kernel_path": changes[-1].path if not state.settings.source_file
-            else changes[0].path, "phase": "integrate",
-            "history": log(state, "integrate: " + ", ".join(f"{c.action} {c.path}" for c in changes))}
+    kernel_name = f"{state.op_name}_generated.py"
+    kernel = Path(state.accepted_code_path).read_bytes()
+    settings = state.settings
+    try:
+        planned = [(session_dir / kernel_name, kernel, "the accepted kernel")]
+        if not settings.source_file and settings.out_dir and Path(settings.out_dir).resolve() != session_dir.resolve():
+            planned.append((Path(settings.out_dir) / kernel_name, kernel, "copied to --out"))
+        changes = place_files(str(session_dir), planned)
+        if settings.source_file:
+            device = state.env.verify_device if state.env else "cpu"
+            changes += integrate_source(state.extracted, str(session_dir), out_dir=settings.out_dir,
+                                        in_place=settings.in_place, device=device)
+    except IntegrationPackageError as exc:
+        raise UserError(str(exc)) from None
+    records = [FileChange(**c.model_dump(exclude={"note"})) for c in changes]
+    # The file the user imports: the integrated source if there is one, else the kernel's copy.
+    user_facing = records[-1].path
+    return {"changes": [*state.changes, *records], "kernel_path": user_facing, "phase": "integrate",
+            "history": log(state, "integrate: " + ", ".join(f"{c.action} {c.path}" for c in records))}

@@ -24,13 +24,28 @@ def confirm_params(env: EnvInfo, params: Params) -> Pending:
                   options=["yes", "no", "key=value ..."], default="yes", detail=detail)
 
 
-def confirm_task(task_path: str, check: dict) -> Pending:
+def confirm_task(task_path: str, check: dict, notes: list[str] | None = None) -> Pending:
     checks = "validated: imports, runs, deterministic, finite outputs"
     if check.get("outputs"):
-        checks += f"; outputs {check['outputs']}"
+        checks += f"; outputs {', '.join(check['outputs'])}"
+    if notes:
+        checks += "\nnotes: " + "; ".join(notes)
     return Pending(gate="confirm_task", question=f"Use this task ({Path(task_path).name})? {checks}",
                    options=["yes", "no"], default="yes", detail=Path(task_path).read_text(),
                    detail_kind="python")
+
+
+ANSWER_KEY = {"shapes": "shapes", "inputs": "shapes", "init_args": "init_args"}
+
+
+def task_needs(needs, notes: list[str]) -> Pending:
+    """What the source file does not determine: the answer gives it as key=value."""
+    asks = sorted({ANSWER_KEY[n.kind] for n in needs})
+    example = " ".join({"shapes": "shapes='(8, 512)'", "init_args": "init_args='[512]'"}[k] for k in asks)
+    detail = "\n".join([n.question for n in needs] + [f"note: {n}" for n in notes])
+    return Pending(gate="confirm_task", question=f"The source does not determine everything: answer {example}"
+                                                 " (dtype=fp16 optional), or no",
+                   options=[example, "no"], default="", detail=detail, asks=asks)
 
 
 def choose_workflow(default: str | None, workflows: list[str]) -> Pending:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from graph.state import RunRecord, SessionState, log
+from integration.integrate import report_section
 
 
 def _timing_lines(verdict: dict) -> list[str]:
@@ -78,15 +79,7 @@ def render_report(state: SessionState) -> str:
     else:
         failed = next((r for r in reversed(state.runs) if r.status == "failed"), None)
         out.append(f"No kernel accepted. {failed.error if failed else ''}".strip())
-    out += ["", "## File changes", ""]
-    if state.changes:
-        out += ["| path | action | before sha256 | after sha256 | backup |", "|---|---|---|---|---|"]
-        for c in state.changes:
-            out.append(f"| `{c.path}` | {c.action} | {(c.before_hash or '-')[:12]} | "
-                       f"{(c.after_hash or '-')[:12]} | {c.backup_path or '-'} |")
-        out += ["", f"Roll back with `akg-op rollback {state.session_id}`."]
-    else:
-        out.append("None.")
+    out += ["", report_section([c.model_dump() for c in state.changes], state.session_id)]
     return "\n".join(out) + "\n"
 
 

@@ -109,6 +109,14 @@ def test_bad_input_raises_before_any_worker_runs(task, name, message):
         harness.verify(task, candidate(name), device="cpu")
 
 
+def test_unknown_or_missing_device_is_bad_input():
+    with pytest.raises(harness.HarnessInputError, match="unknown device"):
+        harness.verify(RELU, candidate("relu_ok"), device="tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(harness.HarnessInputError, match="not available"):
+            harness.verify(RELU, candidate("relu_ok"), device="cuda")
+
+
 def test_cli_exit_codes(capsys):
     assert harness_cli(["verify", RELU, candidate("relu_ok"), "--device", "cpu"]) == 0
     assert harness_cli(["verify", RELU, candidate("relu_inplace"), "--device", "cpu", "--json"]) == 1

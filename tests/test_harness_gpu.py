@@ -47,19 +47,9 @@ def test_side_stream_work_is_timed():
     side = harness.verify(relu_large, str(CANDIDATES / "relu_side_stream.py"), device="cuda")
     assert main.accepted and side.accepted, side.summary
     main_ms, side_ms = main.timings["candidate"]["median_ms"], side.timings["candidate"]["median_ms"]
-    # What a timer that watches only the current stream would report for the side-stream candidate.
-    model, inputs = _model_and_inputs("relu_large", "relu_side_stream")
-    model(*inputs)
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    torch.cuda.synchronize()
-    start.record()
-    model(*inputs)
-    end.record()
-    torch.cuda.synchronize()
-    naive_ms = start.elapsed_time(end)
-    print(f"main stream {main_ms:.4f} ms, side stream {side_ms:.4f} ms, current-stream-only timer {naive_ms:.4f} ms")
+    print(f"main stream {main_ms:.4f} ms, side stream {side_ms:.4f} ms")
+    # The same kernel on a side stream that nobody joins must cost what it costs on the main stream.
     assert abs(side_ms - main_ms) / main_ms < 0.15
-    assert naive_ms < 0.5 * side_ms
 
 
 def test_cuda_fault_does_not_affect_the_next_job():
