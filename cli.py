@@ -172,8 +172,26 @@ def _check_before_start(settings) -> None:
         parse_request(settings.request, shapes=settings.shapes, dtype=settings.dtype)
     if settings.workflow and settings.workflow not in available_workflows():
         raise UserError(f"unknown workflow '{settings.workflow}': choose one of {', '.join(available_workflows())}")
+    if settings.search_options:
+        _check_search_options(settings)
     env, _ = cached_detect()
     propose_params(EnvInfo(**env), find_arch(settings.request), settings.overrides)
+
+
+def _check_search_options(settings) -> None:
+    """--option pairs must suit the chosen search workflow (or, with none chosen, one of them)."""
+    import search
+
+    pairs = [f"{k}={v}" for k, v in settings.search_options.items()]
+    workflows = [settings.workflow] if settings.workflow in ("adaptive_search", "evolve") else ["adaptive_search", "evolve"]
+    errors = []
+    for workflow in workflows:
+        try:
+            search.parse_options(workflow, pairs)
+            return
+        except search.OptionError as exc:
+            errors.append(str(exc))
+    raise UserError(errors[0])
 
 
 # ---------------------------------------------------------------- commands

@@ -431,6 +431,8 @@ class Kernel:
         if op == "var":
             mean = self.reduce("mean", x, None)
         persistent = self.strategy == "persistent"
+        if op == "mean" and node is not None and node.attrs.get("split"):
+            op = "sum"  # a partial: the combining kernel divides by the whole row's length
         outer = self.scope
         is_int = not x.dtype.is_floating_point
         acc_t = "tl.int64" if is_int and op in ("sum", "prod") else "tl.float32"
@@ -451,6 +453,8 @@ class Kernel:
             body = Scope(parent=section)
             self.scope = body
             self._open_cols(body, "col_start")
+            # reductions this one needs go before it
+            caller_section, self.current_section = self.current_section, section
         v, _ = self.value(x, self.full_idx())
         if op == "var":
             v = self.assign(f"({v} - {mean})", "d")
@@ -490,6 +494,7 @@ class Kernel:
                 self.emit(f"{acc} = {upd}")
                 final = acc
             self._close_loop(section, body, "col_start")
+            self.current_section = caller_section
             self.scope = section
             if op in ("argmax", "argmin"):
                 self.emit(f"{res} = {final}")
@@ -536,12 +541,18 @@ class Kernel:
         return out, "rc"
 
     def _open_cols(self, body: Scope, start: str):
-        body.lines.append(f"cols = {start} + tl.arange(0, BLOCK_N)[None, :]")
-        body.lines.append("col_mask = cols < n_cols")
+        if self.strategy == "split":  # this program's share of the row: [part * chunk, (part + 1) * chunk)
+            body.lines.append(f"in_chunk = {start} + tl.arange(0, BLOCK_N)[None, :]")
+            body.lines.append("cols = part * chunk + in_chunk")
+            body.lines.append("col_mask = (cols < n_cols) & (in_chunk < chunk)")
+        else:
+            body.lines.append(f"cols = {start} + tl.arange(0, BLOCK_N)[None, :]")
+            body.lines.append("col_mask = cols < n_cols")
         body.lines.extend(self.col_lines)
 
     def _close_loop(self, section: Scope, body: Scope, start: str):
-        section.lines.append(f"for {start} in range(0, n_cols, BLOCK_N):")
+        end = "chunk" if self.strategy == "split" else "n_cols"
+        section.lines.append(f"for {start} in range(0, {end}, BLOCK_N):")
         section.lines.extend("    " + l for l in body.lines + body.tail)
 
 
@@ -607,14 +618,25 @@ def build_row(k: Kernel, F, A, strategy: str) -> None:
     k.n_rows, k.n_cols = _prod(kept), _prod(red)
     k.row_mask = "row_mask"
     pid = "tl.program_id(0).to(tl.int64)" if k.large else "tl.program_id(0)"
-    k.root.lines += [f"n_rows = {k.n_rows}", f"n_cols = {k.n_cols}",
-                     f"rows = {pid} * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]",
-                     "row_mask = rows < n_rows"]
+    if strategy == "split":
+        # few long rows: SPLIT programs per row each reduce one chunk; a second kernel combines
+        k.root.lines += [f"n_rows = {k.n_rows}", f"n_cols = {k.n_cols}",
+                         f"programs = {pid} * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]",
+                         "row_mask = programs < n_rows * SPLIT",
+                         "rows = programs // SPLIT",
+                         "part = programs % SPLIT",
+                         "chunk = tl.cdiv(n_cols, SPLIT)"]
+    else:
+        k.root.lines += [f"n_rows = {k.n_rows}", f"n_cols = {k.n_cols}",
+                         f"rows = {pid} * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]",
+                         "row_mask = rows < n_rows"]
     lines, k.row_vars = index_vars("rows", kept, "row", "r")
     k.root.lines += lines
     k.col_lines, k.col_vars = index_vars("cols", red, "col", "c")
     trailing = k.A == list(range(len(F) - len(A), len(F)))
     full = None
+    if trailing:  # reduced dims innermost: an element's offset is row * n_cols + col, no div/mod
+        k.flat = (k.full_idx(), k.F, "rows * n_cols + cols")
     if strategy == "persistent":
         k.tile = Scope(parent=k.root)
         k.tile.lines += ["cols = tl.arange(0, BLOCK_N)[None, :]", "col_mask = cols < n_cols"] + list(k.col_lines)
@@ -645,6 +667,13 @@ def build_row(k: Kernel, F, A, strategy: str) -> None:
             off, _ = k.linear(full, F)
             k.emit(_store(k, node, val, off, "row_mask & col_mask"))
             k._close_loop(section, body, "col_start")
+    elif strategy == "split":
+        section = Scope(parent=k.root)
+        k.sections.append(section)
+        k.current_section = section
+        k.scope = section
+        val = k.reduce(node.op, node.inputs[0], node)
+        k.emit(_store(k, node, val, "programs", "row_mask"))
     else:
         # a per-row result: node's non-1 dims must be the kept dims
         if [s for s in node.shape if s != "1"] != [s for s in kept if s != "1"]:
@@ -659,7 +688,7 @@ def build_row(k: Kernel, F, A, strategy: str) -> None:
         val, deps = k.value(node, idx)
         if "r" not in deps:
             val = f"({val} + tl.zeros([BLOCK_M, 1], {compute_type(node.dtype)}))"
-        k.emit(_store(k, node, val, "rows", "row_mask"))
+        k.emit(_store(k, node, val, "programs" if strategy == "split" else "rows", "row_mask"))
 
 
 def _first_reduction(node: Node, materialized) -> Node | None:
@@ -689,7 +718,7 @@ def prune(lines: list[str]) -> list[str]:
         keep = []
         for line in lines:
             m = re.match(r"\s*([A-Za-z_]\w*) = ", line)
-            if m and counts.get(m.group(1), 0) == 1 and m.group(1) not in ("cols", "col_mask"):
+            if m and counts.get(m.group(1), 0) == 1 and m.group(1) not in ("cols", "col_mask", "in_chunk"):
                 continue
             keep.append(line)
         if len(keep) == len(lines):

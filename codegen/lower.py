@@ -20,6 +20,7 @@ from .capture import Unsupported as CaptureUnsupported, capture, load_task
 from .emit import (DTYPE_NAME, Kernel, NeedMaterialize, Unsupported, _first_reduction, _prod,
                    build_pointwise, build_row, prune)
 from .ir import Node
+from .emit import _prod as _prod_sizes  # noqa: F401
 
 
 @dataclass
@@ -99,6 +100,7 @@ def _next_pow2(n: int) -> int:
 
 
 def _schedule(graph: ir.Graph, tun: dict):
+    _split_reductions(graph, tun)
     outputs = [o for o in graph.outputs if isinstance(o, Node)]
     materialized = set(graph.inputs) | set(graph.of_kind(ir.EXTERN))
     large = max((n.numel_hint for n in graph.nodes if isinstance(n.numel_hint, int)), default=0) >= 2**31 - 1
@@ -113,6 +115,85 @@ def _schedule(graph: ir.Graph, tun: dict):
                 raise Unsupported(f"unsupported: could not schedule {e.node.op} ({e.node.name})")
             materialized.add(e.node)
     raise Unsupported("unsupported: scheduling did not converge")
+
+
+SPLITTABLE = {"sum", "mean", "amax", "amin", "prod", "any", "all", "var"}
+
+
+def _split_reductions(graph: ir.Graph, tun: dict) -> None:
+    """Few long rows (a loss, a norm of a whole tensor): one program per row would leave the GPU
+    idle, so r = reduce(x) becomes partial = reduce(x in SPLIT chunks per row), a [rows, SPLIT]
+    buffer, and r = reduce(partial) (/ n for a mean), whose epilogue fuses as usual."""
+    target = tun["reduce.split_programs"]
+    for r in list(graph.nodes) + ["again"]:
+        if r == "again":  # a split variance added reductions: split those too
+            for r2 in list(graph.nodes):
+                _split_one(graph, r2, target)
+            break
+        _split_one(graph, r, target)
+
+
+def _split_one(graph: ir.Graph, r: Node, target: int) -> None:
+    """Split reduction r in place when it has few long rows (see _split_reductions)."""
+    if r.kind != ir.REDUCTION or r.op not in SPLITTABLE or r.attrs.get("split"):
+        return
+    x = r.inputs[0]
+    dims = r.attrs["dims"]
+    kept = [d for d in range(len(x.shape)) if d not in dims]
+    n_rows, n_cols = _hint_prod(x, kept), _hint_prod(x, dims)
+    if target <= 0 or n_rows >= 128 or n_cols < 65536:
+        return
+    split = min(_next_pow2(-(-target // n_rows)), max(1, n_cols // 4096))
+    if split < 4:
+        return
+    split = 1 << (split.bit_length() - 1)
+    kept_shape = tuple(x.shape[d] for d in kept)
+    if r.op == "var":
+        _split_variance(graph, r, x, dims, kept_shape)
+        return
+    acc = torch.int64 if not r.dtype.is_floating_point and r.op in ("sum", "prod") else (
+        r.dtype if r.op in ("any", "all") else torch.float32)
+    partial = Node(name=f"{r.name}_partial", op="sum" if r.op == "mean" else r.op, kind=ir.REDUCTION,
+                   args=[x], attrs={"dims": list(dims), "keepdim": False, "split": split},
+                   shape=kept_shape + (str(split),), hint=tuple(x.hint[d] for d in kept) + (split,), dtype=acc)
+    final = Node(name=f"{r.name}_final", op="sum" if r.op == "mean" else r.op, kind=ir.REDUCTION,
+                 args=[partial], attrs={"dims": [len(kept)], "keepdim": False},
+                 shape=kept_shape, hint=partial.hint[:-1], dtype=r.dtype if r.op != "mean" else torch.float32)
+    new = [partial, final]
+    value = final
+    if r.op == "mean":
+        n = ir.Sym(_prod([x.shape[d] for d in dims]), n_cols)
+        value = Node(name=f"{r.name}_mean", op="div", kind=ir.POINTWISE, args=[final, n],
+                     attrs={"self": final, "other": n}, shape=kept_shape, hint=final.hint, dtype=r.dtype)
+        new.append(value)
+    # r itself becomes a view of the combined value: its users and shape stay as they were
+    r.op, r.kind, r.args, r.attrs = "view", ir.VIEW, [value], {"shape": r.shape}
+    i = graph.nodes.index(r)
+    graph.nodes[i:i] = new
+
+
+def _split_variance(graph: ir.Graph, r: Node, x: Node, dims, kept_shape) -> None:
+    """var(x) = sum((x - mean(x))^2) / (n - correction), written with two plain reductions that
+    _split_reductions then splits (the mean is materialised between them)."""
+    n_hint = _hint_prod(x, dims)
+    n = ir.Sym(_prod([x.shape[d] for d in dims]), n_hint)
+    keep_shape = tuple("1" if d in dims else s for d, s in enumerate(x.shape))
+    keep_hint = tuple(1 if d in dims else h for d, h in enumerate(x.hint))
+    mean = Node(name=f"{r.name}_mean", op="mean", kind=ir.REDUCTION, args=[x],
+                attrs={"dims": list(dims), "keepdim": True}, shape=keep_shape, hint=keep_hint, dtype=torch.float32)
+    diff = Node(name=f"{r.name}_diff", op="sub", kind=ir.POINTWISE, args=[x, mean],
+                attrs={"self": x, "other": mean}, shape=x.shape, hint=x.hint, dtype=torch.float32)
+    square = Node(name=f"{r.name}_sq", op="mul", kind=ir.POINTWISE, args=[diff, diff],
+                  attrs={"self": diff, "other": diff}, shape=x.shape, hint=x.hint, dtype=torch.float32)
+    total = Node(name=f"{r.name}_ss", op="sum", kind=ir.REDUCTION, args=[square],
+                 attrs={"dims": list(dims), "keepdim": r.attrs.get("keepdim", False)}, shape=r.shape, hint=r.hint,
+                 dtype=torch.float32)
+    corr = r.attrs.get("correction", 1.0)
+    denom = ir.Sym(f"({n.expr}) - {float(corr)}", n_hint - corr)
+    r.op, r.kind, r.args = "div", ir.POINTWISE, [total, denom]
+    r.attrs = {"self": total, "other": denom}
+    i = graph.nodes.index(r)
+    graph.nodes[i:i] = [mean, diff, square, total]
 
 
 def _hint_prod(node: Node, dims) -> int:
@@ -137,16 +218,26 @@ def _make_kernel(node: Node, known: set, tun: dict, large: bool) -> Kernel:
         return k
     x = anchor.inputs[0]
     dims = anchor.attrs["dims"] if anchor.kind == ir.REDUCTION else [anchor.attrs["dim"]]
+    if anchor is node and node.attrs.get("split"):
+        build_row(k, x.shape, dims, "split")
+        k.launch = ("row", "split")
+        k.split = node.attrs["split"]
+        return k
     n_cols = _hint_prod(x, dims)
     n_rows = _hint_prod(x, [d for d in range(len(x.shape)) if d not in dims])
-    if anchor is not node and n_rows < 64 and tuple(node.shape) == tuple(x.shape) and anchor.kind == ir.REDUCTION:
+    if (anchor is not node and n_rows < 128 and n_cols >= 65536 and tuple(node.shape) == tuple(x.shape)
+            and anchor.kind == ir.REDUCTION):
         # few rows, every element written: give the reduction its own kernel, keep this one wide
         raise NeedMaterialize(anchor)
     strategy = tun["reduce.strategy"]
+    # reduced dims not innermost: neighbouring rows are neighbouring addresses, so a program takes
+    # a wide block of rows and loops over the reduced dims (coalesced loads, whatever the stride)
+    strided = (len(x.shape) - 1) not in dims and _hint_prod(x, [len(x.shape) - 1]) > 1
     if strategy == "auto":
-        strategy = "persistent" if _next_pow2(n_cols) <= tun["reduce.persistent_max"] else "looped"
+        strategy = "persistent" if _next_pow2(n_cols) <= tun["reduce.persistent_max"] and not strided else "looped"
     build_row(k, x.shape, dims, strategy)
     k.launch = ("row", strategy)
+    k.strided = strided and strategy == "looped"
     return k
 
 
@@ -192,6 +283,7 @@ POINTWISE_BLOCK = {pb}      # elements per program of a pointwise kernel
 POINTWISE_WARPS = {pw}
 ROW_TILE = {tile}            # elements per program of a persistent row block (rows x whole row)
 ROW_BLOCK_N = {bn}         # column block of a looped reduction
+ROW_STRIDED_M = {sm}         # rows per program when the reduced dims are not the innermost
 ROW_WARPS = {rw}              # 0: picked from the block size
 NUM_STAGES = {ns}
 '''
@@ -205,11 +297,15 @@ def _multiply(a, b):
 
 LAUNCH_HELPERS = '''
 
-def _row_blocks(n_rows, n_cols, persistent):
-    """Block sizes of a row kernel: whole rows (several per program when short) or a column loop."""
+def _row_blocks(n_rows, n_cols, persistent, strided=False):
+    """Block sizes of a row kernel: whole rows (several per program when short), a column loop,
+    or (strided: rows are the contiguous dim) a wide block of rows looping over columns."""
     if persistent:
         block_n = triton.next_power_of_2(max(n_cols, 1))
         block_m = max(1, min(triton.next_power_of_2(max(n_rows, 1)), ROW_TILE // block_n))
+    elif strided:
+        block_m = min(ROW_STRIDED_M, triton.next_power_of_2(max(n_rows, 1)))
+        block_n = min(max(ROW_TILE // 4 // block_m, 1), triton.next_power_of_2(max(n_cols, 1)))
     else:
         block_n, block_m = ROW_BLOCK_N, 1
     warps = ROW_WARPS or (4 if block_m * block_n <= 2048 else 8 if block_m * block_n <= 8192 else 16)
@@ -249,6 +345,8 @@ def _lower_graph(cap, task_source: str, tun: dict):
             casts = []
         if k.launch[0] == "pointwise":
             const = ["BLOCK: tl.constexpr"]
+        elif k.launch[1] == "split":
+            const = ["SPLIT: tl.constexpr", "BLOCK_M: tl.constexpr", "BLOCK_N: tl.constexpr"]
         else:
             const = ["BLOCK_M: tl.constexpr", "BLOCK_N: tl.constexpr"]
         fused = _fused_ops(k)
@@ -270,10 +368,16 @@ def _lower_graph(cap, task_source: str, tun: dict):
             lsrc += [f"    n_elements = {_prod(node.shape)}",
                      "    grid = (triton.cdiv(n_elements, POINTWISE_BLOCK),)",
                      f"    {k.name}[grid]({call_args}, BLOCK=POINTWISE_BLOCK, num_warps=POINTWISE_WARPS, num_stages=NUM_STAGES)"]
+        elif k.launch[1] == "split":
+            lsrc += [f"    n_rows, n_cols = {k.n_rows}, {k.n_cols}",
+                     f"    grid = (n_rows * {k.split},)  # {k.split} programs share each row",
+                     "    warps = ROW_WARPS or 8",
+                     f"    {k.name}[grid]({call_args}, SPLIT={k.split}, BLOCK_M=1, BLOCK_N=ROW_BLOCK_N, num_warps=warps, num_stages=NUM_STAGES)"]
         else:
             persistent = k.launch[1] == "persistent"
             lsrc += [f"    n_rows, n_cols = {k.n_rows}, {k.n_cols}",
-                     f"    block_m, block_n, warps = _row_blocks(n_rows, n_cols, persistent={persistent})",
+                     f"    block_m, block_n, warps = _row_blocks(n_rows, n_cols, persistent={persistent}"
+                     + (", strided=True)" if getattr(k, "strided", False) else ")"),
                      "    grid = (triton.cdiv(n_rows, block_m),)",
                      f"    {k.name}[grid]({call_args}, BLOCK_M=block_m, BLOCK_N=block_n, num_warps=warps, num_stages=NUM_STAGES)"]
         lsrc.append(f"    return {node.name}")
@@ -305,7 +409,7 @@ def _lower_graph(cap, task_source: str, tun: dict):
     header = HEADER.format(title=f"Triton lowering of the task's Model ({len(kernels)} kernel{'s' if len(kernels) != 1 else ''}).",
                            summary="; ".join(s.split(':')[0] for s in summaries),
                            pb=tun["pointwise.BLOCK"], pw=tun["pointwise.num_warps"], tile=tun["reduce.TILE"],
-                           bn=tun["reduce.BLOCK_N"], rw=tun["reduce.num_warps"], ns=tun["num_stages"])
+                           bn=tun["reduce.BLOCK_N"], sm=tun["reduce.strided_BLOCK_M"], rw=tun["reduce.num_warps"], ns=tun["num_stages"])
     code = header
     if preamble.strip():
         code += "\n# The reference's module-level definitions (sizes, helpers) the constructor may use.\n" + preamble + "\n"

@@ -17,6 +17,8 @@ SPACE: dict[str, list] = {
     "reduce.TILE": [1024, 2048, 4096, 8192, 16384],  # elements per program of a persistent row block
     "reduce.BLOCK_N": [256, 512, 1024, 2048, 4096, 8192],  # column block of a looped reduction
     "reduce.num_warps": [0, 1, 2, 4, 8, 16, 32],  # 0: picked from the block size
+    "reduce.strided_BLOCK_M": [16, 32, 64, 128, 256],  # rows per program, reduced dims not innermost
+    "reduce.split_programs": [0, 256, 512, 1024, 2048],  # few long rows: programs sharing them (0: off)
     "num_stages": [1, 2, 3, 4],
 }
 
@@ -28,6 +30,8 @@ DEFAULTS: dict[str, object] = {
     "reduce.TILE": 4096,
     "reduce.BLOCK_N": 2048,
     "reduce.num_warps": 0,
+    "reduce.strided_BLOCK_M": 64,
+    "reduce.split_programs": 1024,
     "num_stages": 1,
 }
 

@@ -239,7 +239,6 @@ class Judge:
             flop_counter = FlopCounterMode(display=False)
             with flop_counter:
                 output = self.reference(*inputs)
-        timings["sync_overhead_ms"] = overhead
         self.report["timings"] = timings
         candidate_ms = timings["candidate"]["median_ms"]
         for baseline in ("eager", "compile"):

@@ -62,4 +62,4 @@ def time_callable(fn, args, *, flush: L2Flusher, overhead_ms: float, calls: int 
     _warm_up(fn, args)
     q1, median, q3 = _quartiles(_samples_ms(fn, args, flush, calls))
     return {"median_ms": max(median - overhead_ms, 0.0), "iqr_ms": q3 - q1, "calls": calls,
-            "raw_median_ms": median}
+            "raw_median_ms": median, "sync_overhead_ms": overhead_ms}

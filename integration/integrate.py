@@ -170,6 +170,8 @@ def place_files(session_workdir: str, planned: list[tuple[Path, bytes, str]]) ->
     """Write files (e.g. the kernel copied to --out) under the session's backup manifest, so
     `rollback` restores or removes them like any integrated file."""
     workdir = Path(os.path.abspath(os.path.expanduser(session_workdir)))
+    for path, _, _ in planned:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
     return _apply([(Path(os.path.abspath(p)), data, note) for p, data, note in planned], workdir, None)
 
 

@@ -63,7 +63,10 @@ def prepare(state: SessionState, config: RunnableConfig) -> dict:
     Path(run.dir).mkdir(parents=True, exist_ok=True)
     resumed = (Path(run.dir) / "search_state.json").exists()
     if not resumed:
-        options = search.parse_options(run.workflow, [f"{k}={v}" for k, v in state.settings.search_options.items()])
+        try:
+            options = search.parse_options(run.workflow, [f"{k}={v}" for k, v in state.settings.search_options.items()])
+        except search.OptionError as exc:
+            raise UserError(f"{exc} (options are fixed at run; start a new session to change them)") from None
         code, meta, verdict = _best_previous(state) or _fresh_seed(state, config, run)
         search.open_search(run.workflow, code, run.dir, options, seed_meta=meta,
                            seed_verdict=verdict if verdict.get("accepted") else None)

@@ -191,3 +191,52 @@ def test_has_extern():
 def test_bench_tasks_shrunk(name):
     source = open(os.path.join(TASKS, name)).read()
     check(shrink(source, 16 if name.startswith(("fused_conv", "attn")) else 64))
+
+
+def test_views_follow_the_input_sizes():
+    """The file is lowered at full size and run on shrunk inputs: views must not bake sizes."""
+    body = ("    def __init__(self, d):\n        super().__init__()\n"
+            "        self.fc = nn.Linear(d, d)\n"
+            "    def forward(self, x):\n"
+            "        y = x.view(x.size(0), -1)\n"
+            "        return F.relu(self.fc(y)).view(x.size(0), 4, -1)\n")
+    big = task(body, "[torch.randn(B, 4, 16)]", "[64]", consts="B = 32\n")
+    low = lower_extern(big)
+    assert low.ok, low.reason
+    gen = load_generated(low.code, "extern_views")
+    small = big.replace("B = 32", "B = 6")
+    ns: dict = {}
+    exec(small, ns)
+    model = ns["Model"](*ns["get_init_inputs"]())
+    new = gen["ModelNew"](*ns["get_init_inputs"]())
+    new.load_state_dict(model.state_dict())
+    x = ns["get_inputs"]()[0]
+    torch.testing.assert_close(new(x), model(x), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("equation,shapes", [
+    ("bijl,lk->bijk", "(2, 3, 5, 16), (16, 24)"),
+    ("bik,bkj->bij", "(2, 20, 16), (2, 16, 24)"),
+    ("ik,jk->ij", "(20, 16), (24, 16)"),
+    ("bhqd,bhkd->bhqk", "(1, 2, 20, 16), (1, 2, 24, 16)"),
+])
+def test_einsum_as_matmul(equation, shapes):
+    a, b = shapes.split("), (")
+    src = task(NO_INIT + "    def forward(self, a, b):\n"
+               f"        return torch.einsum('{equation}', a, b)\n",
+               f"[torch.randn{a}), torch.randn({b}]")
+    check(src, expect_kernels=1)
+
+
+def test_baddbmm():
+    src = task(NO_INIT + "    def forward(self, c, a, b):\n"
+               "        return torch.relu(torch.baddbmm(c, a, b, beta=0.5, alpha=1.5))\n",
+               "[torch.randn(2, 1, 24), torch.randn(2, 20, 16), torch.randn(2, 16, 24)]")
+    check(src, expect_kernels=1)
+
+
+def test_triangle_outside_a_matmul_is_an_elementwise_mask():
+    src = task(NO_INIT + "    def forward(self, a, b):\n"
+               "        return torch.triu(torch.relu(a) * b, diagonal=-1) + 1.0\n",
+               "[torch.randn(2, 20, 24), torch.randn(2, 20, 24)]")
+    check(src, expect_kernels=1)

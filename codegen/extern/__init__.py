@@ -26,11 +26,17 @@ Returns `ExternLowering(ok, code, reason, kernels, space, tunables)`, field for 
 - space: the declared search space, {key: [candidate values]} for the templates used.
 - tunables: the values used (defaults for `target` and the task's shapes, then overrides).
 
+Extern ops: linear, matmul, mm, bmm, mv, addmm, baddbmm, two-operand einsum of matmul form,
+scaled_dot_product_attention (no attn_mask/dropout), conv1d/2d/3d and conv_transpose; diag(v) @ B
+(a row scaling) and tril/triu anywhere (operands and products of a matmul, or elementwise).
+
 What is lowered: each extern op starts a group; the pointwise ops that follow it (bias, activations,
 scaling, residual adds, tril/triu of a product) are fused into its kernel's epilogue, applied to the
 fp32 accumulator before the store. Pointwise ops not fed by an extern op get one fused pointwise
 kernel per chain. Views (transpose, permute, view, unsqueeze, expand, t) become strided views, never
-copies. Reductions after an extern op are not lowered here yet ("unsupported: <op>").
+copies; sizes in view/reshape/expand follow the inputs' sizes, so a file lowered at full size also
+runs on shrunk inputs. Reductions (sum, mean, softmax, norms) anywhere in such a graph are not
+lowered here yet: "unsupported: <op>".
 
 `EXTERN_OPS` lists the ATen overload packets this package owns; `has_extern(graph)` says whether
 an fx graph contains one (what `lower.py` uses to dispatch here).

@@ -10,11 +10,14 @@ from __future__ import annotations
 from textwrap import indent
 
 from codegen.extern.epilogue import TileSpace, var
+from codegen.extern.ops import TRIANGLE_OPS, packet
 
 
 def space_for(rank: int) -> TileSpace:
     return TileSpace(suffixes=[str(d) for d in range(rank)], index=[f"idx{d}" for d in range(rank)],
-                     masks=[None] * rank, full_mask="mask", flat_index="offs")
+                     masks=[None] * rank, full_mask="mask", flat_index="offs",
+                     row_dim=rank - 2 if rank >= 2 else None,
+                     col_dim=rank - 1 if rank >= 2 else None)
 
 
 def emit(g) -> tuple[str, str]:
@@ -22,8 +25,10 @@ def emit(g) -> tuple[str, str]:
     rank = len(g.shape)
     space = space_for(rank)
     kname = f"{g.kernel_name}_kernel"
-    dims = sorted({d for op in ep.operands.values() if not op.flat
-                   for d, used in enumerate(op.used) if used})
+    dims = {d for op in ep.operands.values() if not op.flat for d, used in enumerate(op.used) if used}
+    if any(packet(m) in TRIANGLE_OPS for m in ep.members):  # tril/triu need row and column
+        dims |= {rank - 2, rank - 1}
+    dims = sorted(dims)
     out_params = [f"{var(o.name)}_out_ptr" for o in g.outputs]
     size_params = []
     for d in dims:

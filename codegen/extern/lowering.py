@@ -8,7 +8,6 @@ soon as one of its values is needed outside it. Views stay torch views in forwar
 from __future__ import annotations
 
 import ast
-import math
 from dataclasses import dataclass, field
 
 import torch
@@ -154,10 +153,14 @@ class MatmulGroup(Group):
         self._helpers = ns
         a_meta = _meta(_shape(a))
         b_meta = _meta(_shape(b))
+        if "permute" in a_expr:
+            a_meta = a_meta.permute(*eval(a_expr.split(".permute")[1]))
         if b_expr.endswith(".t()"):
             b_meta = b_meta.t()
+        elif "permute" in b_expr:
+            b_meta = b_meta.permute(*eval(b_expr.split(".permute")[1]))
         a3, b3, self.out_shape, self.kernel_shape = ns["matmul_operands"](a_meta, b_meta)
-        self.folded = len(_shape(a)) > 2 and b_meta.dim() == 2
+        self.folded = a_meta.dim() > 2 and b_meta.dim() == 2
         self.M, self.K, self.N = a3.shape[1], a3.shape[2], b3.shape[2]
         if bias is not None:
             self.add_operand(bias, self.operand_used(bias))
@@ -263,6 +266,11 @@ class ElementwiseGroup(Group):
             flat = _shape(node) == self.shape
         super().add_operand(node, used, flat)
 
+    def accepts(self, node):
+        if packet(node) in TRIANGLE_OPS:
+            return len(self.shape) >= 2
+        return super().accepts(node)
+
     def finish(self):
         return tn.apply_overrides("ew", tn.elementwise_defaults(self.low.target), self.low.tunables)
 
@@ -360,11 +368,14 @@ class _Lowering:
         for node in self.gm.graph.nodes:
             if packet(node) not in MATMUL_OPS or packet(node) is aten.linear:
                 continue
-            operands = node.args[1:3] if packet(node) is aten.addmm else node.args[:2]
+            if packet(node) is aten.einsum:
+                continue
+            with_bias = packet(node) in (aten.addmm, aten.baddbmm)
+            operands = node.args[1:3] if with_bias else node.args[:2]
             for x in operands:
                 if self._operand_node(x)[1] is not None:
                     self.absorbed.add(x)
-            if packet(node) is aten.addmm:
+            if with_bias:
                 continue
             a, b = node.args[0], node.args[1]
             for side, x in (("a", a), ("b", b)):
@@ -391,6 +402,9 @@ class _Lowering:
             else:
                 args.append(repr(a))
         p = packet(node)
+        if p in (aten.view, aten.reshape, aten.expand) and len(node.args) > 1:
+            args[1] = _generic_sizes(args[0], _shape(node.args[0]), list(node.args[1]),
+                                     keep=-1 if p is aten.expand else None)
         if p in VIEW_ATTRIBUTES:
             attr = VIEW_ATTRIBUTES[p]
             expr = f"{args[0]}.{attr}" if attr else args[0]
@@ -443,12 +457,19 @@ class _Lowering:
             bias = _arg(node, 2, "bias")
             ta, tb = None, None
             b, b_expr = w, "{1}.t()"
-        elif p is aten.addmm:
+        elif p in (aten.addmm, aten.baddbmm):
             bias, a, b = node.args[0], node.args[1], node.args[2]
             beta, alpha = _arg(node, 3, "beta", 1), _arg(node, 4, "alpha", 1)
             a, ta = self._operand_node(a)
             b, tb = self._operand_node(b)
             b_expr = "{1}"
+        elif p is aten.einsum:
+            a, b = node.args[1]
+            a_expr, b_expr = _einsum_as_matmul(node.args[0], len(_shape(a)), len(_shape(b)))
+            g = MatmulGroup(self, node, "einsum", a, b, a_expr, b_expr)
+            for x in (a, b):
+                self.materialize(x)
+            return self.open(g)
         else:
             a, ta = self._operand_node(node.args[0])
             b, tb = self._operand_node(node.args[1])
@@ -560,8 +581,8 @@ class _Lowering:
                 target.epilogue.members.append(node)
                 self.owner[node] = target
                 return
-        if packet(node) in TRIANGLE_OPS:
-            raise Unsupported(f"unsupported: {node.target} outside a matmul epilogue")
+        if packet(node) in TRIANGLE_OPS and len(out_shape) < 2:
+            raise Unsupported(f"unsupported: {node.target} of a vector")
         if not inputs:
             raise Unsupported(f"unsupported: {node.target} without tensor inputs")
         for x in inputs:
@@ -618,7 +639,6 @@ class _Lowering:
         xn, wn = self.arg_name(x), self.arg_name(w)
         g.launcher_prologue.append(
             f"{conv_name} = {fn}({xn}, {wn}, None, {', '.join(extra)})  # cuDNN, bias fused below")
-        raw = f"{conv_name}_raw"
         # The conv output is the first operand, read flat; the bias varies along channels only.
         ep = g.epilogue
         rank = len(g.shape)
@@ -635,7 +655,57 @@ class _Lowering:
             ep.operands["conv_bias"] = Operand(None, bname, used, flat=False)
             ep.pre_lines.append(f"{conv_name} = {var(conv_name)} + {var(bname)}  # conv bias")
         ep.anchor_var = var(conv_name)
-        del raw
+
+
+def _einsum_as_matmul(equation: str, rank_a: int, rank_b: int):
+    """(a, b) view expressions that turn a two-operand einsum into torch.matmul's form.
+
+    Supported: out = batch + m + n in that order, one contracted index, one n index, and either
+    one m index or no batch (then the m indices fold into M): "bijl,lk->bijk", "bik,bkj->bij",
+    "ik,jk->ij", "bhqd,bhkd->bhqk". Operands are permuted views, never copies.
+    """
+    eq = equation.replace(" ", "")
+    if "..." in eq or "->" not in eq or eq.count(",") != 1:
+        raise Unsupported(f"unsupported: einsum {equation!r}")
+    lhs, out = eq.split("->")
+    ia, ib = lhs.split(",")
+    batch = [c for c in out if c in ia and c in ib]
+    m = [c for c in out if c in ia and c not in ib]
+    n = [c for c in out if c in ib and c not in ia]
+    k = [c for c in ia if c in ib and c not in out]
+    ok = (sorted(ia) == sorted(batch + m + k) and sorted(ib) == sorted(batch + k + n)
+          and out == "".join(batch + m + n) and len(k) == 1 and len(n) == 1
+          and (len(m) == 1 or not batch) and len(m) >= 1
+          and len(ia) == rank_a and len(ib) == rank_b)
+    if not ok:
+        raise Unsupported(f"unsupported: einsum {equation!r}")
+
+    def view(arg, spec, order):
+        perm = [spec.index(c) for c in order]
+        return arg if perm == sorted(perm) else f"{arg}.permute{tuple(perm)}"
+
+    return view("{0}", ia, batch + m + k), view("{1}", ib, batch + k + n)
+
+
+def _generic_sizes(x: str, in_shape, sizes, keep=None) -> str:
+    """View sizes that follow the input's: the trace baked them in, the harness shrinks them.
+
+    A size equal to the input's size at the same position becomes `x.shape[i]` (or -1 for
+    expand, which means "keep"), and when exactly one size is left over it becomes -1 (inferred).
+    Anything else stays as traced.
+    """
+    out = []
+    for i, s in enumerate(sizes):
+        if i < len(in_shape) and s == in_shape[i] and len(sizes) == len(in_shape):
+            out.append(str(keep) if keep is not None else f"{x}.shape[{i}]")
+        elif i < len(in_shape) and s == in_shape[i] and i < len(sizes) - 1 and keep is None:
+            out.append(f"{x}.shape[{i}]")  # leading dims kept by a flatten / unflatten
+        else:
+            out.append(None)
+    left = [i for i, o in enumerate(out) if o is None]
+    if keep is None and len(left) == 1 and -1 not in sizes:
+        out[left[0]] = "-1"
+    return "[" + ", ".join(o if o is not None else repr(s) for o, s in zip(out, sizes)) + "]"
 
 
 def _attr_path(fqn: str) -> str:

@@ -134,7 +134,6 @@ def emit(g) -> tuple[str, str]:
         lines += ["# K tiles where a triangular operand is all zeros are skipped.",
                   "k_start = pid_m * 0", "k_end = tl.cdiv(K, BLOCK_K) + pid_m * 0"] + k_bounds
         loop = "for k in range(k_start, k_end):"
-        start = "k_start * BLOCK_K"
         lines += [
             f"a_ptrs = a_ptr + offs_am[:, None] * stride_am"
             f" + (k_start * BLOCK_K + offs_k[None, :]) * stride_ak",
@@ -143,7 +142,6 @@ def emit(g) -> tuple[str, str]:
         ]
     else:
         loop = "for k in range(0, tl.cdiv(K, BLOCK_K)):"
-        start = None
         lines += [
             "a_ptrs = a_ptr + offs_am[:, None] * stride_am"
             " + offs_k[None, :] * stride_ak",
@@ -189,7 +187,6 @@ def emit(g) -> tuple[str, str]:
         ptr = f"{var(o.name)}_out_ptr"
         lines.append(f"tl.store({ptr} + batch * stride_cb + c_offsets, {ep.var_of(o)}.to({ptr}.dtype.element_ty),"
                      " mask=c_mask)")
-    del start
     kernel = (
         "@triton.jit\n"
         f"def {kname}(\n" + "".join(f"    {p},\n" for p in params) + "):\n"

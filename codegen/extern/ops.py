@@ -11,7 +11,8 @@ import torch
 
 aten = torch.ops.aten
 
-MATMUL_OPS = {aten.linear, aten.matmul, aten.mm, aten.bmm, aten.addmm, aten.mv}
+MATMUL_OPS = {aten.linear, aten.matmul, aten.mm, aten.bmm, aten.addmm, aten.mv, aten.einsum,
+              aten.baddbmm}
 ATTENTION_OPS = {aten.scaled_dot_product_attention}
 CONV_OPS = {aten.conv1d, aten.conv2d, aten.conv3d, aten.convolution}
 EXTERN_OPS = MATMUL_OPS | ATTENTION_OPS | CONV_OPS
