@@ -3,7 +3,7 @@
     python -m bench.run_suite --device cpu  --out BENCH_CPU.md        # interpreter, shrunk shapes
     python -m bench.run_suite --device cuda --out BENCHMARKS.md       # full shapes, timed
     options: --only PATTERN (substring, repeatable)  --tasks DIR  --keep DIR (generated files)
-             --no-measure  --tunables JSON
+             --no-measure  --tunables JSON  --budget-s SECONDS  --json FILE
 
 The table: task, family, verdict, eager / torch.compile / ours (ms, median), speedups, achieved
 GB/s and % of the device's peak bandwidth (from the harness's roofline figures). A summary line
@@ -42,12 +42,19 @@ def _fmt(v, digits=3):
     return str(v)
 
 
-def run(tasks: list[Path], device: str, keep: Path, measure: bool, tunables: dict | None, log=print):
+def run(tasks: list[Path], device: str, keep: Path, measure: bool, tunables: dict | None, log=print,
+        budget_s: float | None = None, on_row=None):
     import harness
 
     rows = []
+    start = time.time()
     for path in tasks:
         name = path.stem
+        if budget_s is not None and time.time() - start > budget_s:
+            log(f"{name:45s} skipped: time budget of {budget_s:.0f}s spent")
+            continue
+        if on_row is not None and rows:
+            on_row(rows)
         t0 = time.time()
         try:
             res = codegen.lower(path.read_text(), tunables=tunables, target="cuda")
@@ -131,6 +138,7 @@ def main(argv=None) -> int:
     p.add_argument("--keep", default=None, help="directory for the generated files")
     p.add_argument("--no-measure", action="store_true")
     p.add_argument("--tunables", default=None)
+    p.add_argument("--budget-s", type=float, default=None, help="start no task after this many seconds")
     a = p.parse_args(argv)
     tasks = sorted(Path(a.tasks).glob("*.py"))
     tasks = [t for t in tasks if not t.name.startswith("_")]
@@ -140,8 +148,16 @@ def main(argv=None) -> int:
         tasks = [t for t in tasks if not any(s in t.stem for s in a.skip)]
     keep = Path(a.keep) if a.keep else Path(a.out or "bench_out.md").resolve().parent / "generated"
     keep.mkdir(parents=True, exist_ok=True)
-    rows = run(tasks, a.device, keep, not a.no_measure, json.loads(a.tunables) if a.tunables else None)
     command = "python -m bench.run_suite " + " ".join(argv if argv is not None else sys.argv[1:])
+
+    def save(rows):  # after every task, so a run cut short still leaves its table
+        if a.out:
+            Path(a.out).write_text(table(rows, a.device, command))
+        if a.json:
+            Path(a.json).write_text(json.dumps(rows, indent=1, default=str))
+
+    rows = run(tasks, a.device, keep, not a.no_measure, json.loads(a.tunables) if a.tunables else None,
+               budget_s=a.budget_s, on_row=save)
     text = table(rows, a.device, command)
     print(text)
     if a.out:

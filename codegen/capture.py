@@ -125,7 +125,8 @@ def capture(task_source: str, *, namespace: dict | None = None) -> Capture:
     ns = namespace or load_task(task_source)
     torch.manual_seed(0)
     init_inputs = list(ns["get_init_inputs"]())
-    model = ns["Model"](*init_inputs)
+    # eval mode, as the harness runs both models (a task wanting batch statistics says training=True)
+    model = ns["Model"](*init_inputs).eval()
     inputs = list(ns["get_inputs"]())
     fwd_params = [p for p in inspect.signature(model.forward).parameters]
     state = dict(model.named_parameters())
@@ -142,8 +143,12 @@ def capture(task_source: str, *, namespace: dict | None = None) -> Capture:
         raise Unsupported("unsupported: non-tensor forward() input")
     from torch.fx.experimental.proxy_tensor import make_fx
 
+    import torch.fx.experimental._config as fx_config
+
     try:
-        gm = make_fx(run, decomposition_table=decomposition_table(), tracing_mode="symbolic")(*flat)
+        # no duck shaping: two dims equal at these sizes (HEIGHT == WIDTH) may differ at others
+        with fx_config.patch(use_duck_shape=False):
+            gm = make_fx(run, decomposition_table=decomposition_table(), tracing_mode="symbolic")(*flat)
     except Unsupported:
         raise
     except Exception as e:  # data-dependent control flow and the like
@@ -393,10 +398,33 @@ def _convert(new, name, op, ns, target, b, val, fxn):
                  "mode": "max" if op.startswith("max") else "avg",
                  "count_include_pad": bool(b.get("count_include_pad", True)),
                  "divisor_override": b.get("divisor_override")}
-        return new(name, "pool", ir.POOL, [x], attrs, val, target)
+        attrs["ceil_mode"] = bool(b.get("ceil_mode"))
+        node = new(name, "pool", ir.POOL, [x], attrs, val, target)
+        shape = pool_out_shape(x.shape, attrs)
+        if shape is not None:
+            node.shape = shape
+        return node
     if op in VIEW_OPS:
         return _convert_view(new, name, op, ns, target, b, val)
     raise Unsupported(f"unsupported: {ns}.{op}")
+
+
+def pool_out_shape(x_shape, attrs) -> tuple | None:
+    """A pooling output's size as a formula of the input's (floor mode), not a traced constant."""
+    if attrs.get("ceil_mode"):
+        return None
+    nd = attrs["nd"]
+    shape = list(x_shape[: len(x_shape) - nd])
+    for j in range(nd):
+        size = x_shape[len(x_shape) - nd + j]
+        k, st, p, d = attrs["kernel"][j], attrs["stride"][j], attrs["padding"][j], attrs["dilation"][j]
+        extra = 2 * p - d * (k - 1) - 1
+        if size.isdigit():
+            shape.append(str((int(size) + extra) // st + 1))
+        else:
+            span = f"{size} + {extra}" if extra >= 0 else f"{size} - {-extra}"
+            shape.append(f"({span}) // {st} + 1" if st != 1 else f"{span} + 1")
+    return tuple(shape)
 
 
 def _convert_view(new, name, op, ns, target, b, val):

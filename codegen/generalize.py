@@ -76,6 +76,7 @@ class _Dims:
                 if isinstance(h1, int) and isinstance(h2, int):
                     self.dims.append((n1.attrs["position"], d, h1, h2))
         self.next_id = 9000
+        self.known: dict[tuple[int, int], str] = {}  # (size on trace 1, on trace 2) -> expression
         self.names: dict[tuple[int, int], str] = {}
         for sym, where in g1.symbols.items():
             self.names[where] = sym
@@ -121,10 +122,20 @@ def generalize(g1: ir.Graph, g2: ir.Graph) -> int:
                 if found:
                     shape[i] = found[0]
                     changed += 1
+        if n1.kind == ir.POOL:
+            from .capture import pool_out_shape
+
+            shape = list(pool_out_shape(n1.inputs[0].shape, n1.attrs) or shape)
+        for i, (s_, h1, h2) in enumerate(zip(shape, n1.hint, n2.hint)):
+            if _has_literal(s_) and isinstance(h2, int) and h1 != h2 and (h1, h2) in dims.known:
+                shape[i] = dims.known[(h1, h2)]  # the same size as an earlier node's dim
         if shape != list(n1.shape):
             n1.shape = tuple(shape)
             if "shape" in n1.attrs:
                 n1.attrs["shape"] = n1.shape
+        for s_, h1, h2 in zip(n1.shape, n1.hint, n2.hint):
+            if not _has_literal(s_) and isinstance(h1, int) and isinstance(h2, int) and h1 != h2:
+                dims.known.setdefault((h1, h2), s_)
         for key, v1 in list(n1.attrs.items()):
             v2 = n2.attrs.get(key)
             if isinstance(v1, Sym) and isinstance(v2, Sym) and _has_literal(v1.expr) and v1.hint != v2.hint:

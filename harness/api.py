@@ -65,13 +65,14 @@ def _failed_job_verdict(result: SandboxResult, device: str, timeout_s: float) ->
 
 def verify_on(worker: Worker, task_path: str, candidate_path: str, *, dsl: str = "triton_cuda",
               timeout_s: float = 120.0, trials: int = 5, measure: bool = True,
-              memory_limit_mb: int | None = None, seed: int = 0) -> Verdict:
+              memory_limit_mb: int | None = None, seed: int = 0,
+              reference_timings: dict | None = None) -> Verdict:
     """verify() on a given worker (the pool's)."""
     check_task_file(task_path)
     check_candidate_file(candidate_path)
     kwargs = dict(task_path=str(Path(task_path).resolve()), candidate_path=str(Path(candidate_path).resolve()),
                   device=worker.device, dsl=dsl, trials=trials, measure=measure, seed=seed,
-                  memory_limit_mb=memory_limit_mb)
+                  memory_limit_mb=memory_limit_mb, reference_timings=reference_timings)
     result = worker.call("harness.judge:verify_job", kwargs, timeout_s=timeout_s, memory_limit_mb=memory_limit_mb)
     if not result.ok:
         verdict = _failed_job_verdict(result, worker.device, timeout_s)
@@ -85,14 +86,17 @@ def verify_on(worker: Worker, task_path: str, candidate_path: str, *, dsl: str =
 
 def verify(task_path: str, candidate_path: str, *, device: str = "auto", dsl: str = "triton_cuda",
            timeout_s: float = 120.0, trials: int = 5, measure: bool = True,
-           memory_limit_mb: int | None = None, seed: int = 0) -> Verdict:
+           memory_limit_mb: int | None = None, seed: int = 0, reference_timings: dict | None = None) -> Verdict:
     """Judge candidate_path's ModelNew against task_path's Model. Raises HarnessInputError only for
     bad input (missing file, no Model/ModelNew, unknown device); every other failure is a Verdict.
+    reference_timings: eager/compile timings from an earlier job of the same task and device, reused
+    instead of re-timed (the search workflows time their reference once per run).
     memory_limit_mb: on CPU the address space a job may map beyond the pre-loaded runtime (default
     8192); on a GPU the share of device memory the job's allocator may use (default: no limit)."""
     worker = shared_worker(resolve_device(device))
     return verify_on(worker, task_path, candidate_path, dsl=dsl, timeout_s=timeout_s, trials=trials,
-                     measure=measure, memory_limit_mb=memory_limit_mb, seed=seed)
+                     measure=measure, memory_limit_mb=memory_limit_mb, seed=seed,
+                     reference_timings=reference_timings)
 
 
 def validate_task(task_path: str, *, device: str = "auto", timeout_s: float = 60.0) -> TaskCheck:

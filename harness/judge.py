@@ -81,6 +81,7 @@ class Judge:
         self.on_gpu = device != "cpu"
         self.device = torch.device("cuda" if self.on_gpu else "cpu")
         self.dsl, self.trials, self.measure, self.seed = dsl, max(trials, 1), measure, seed
+        self.reference_timings: dict | None = None
         self.launches = triton_launches
         self.launches.install()
         self.launches.reset()
@@ -229,13 +230,19 @@ class Judge:
         timings = {}
         with torch.no_grad():
             timings["candidate"] = time_callable(self.model_new, inputs, flush=flush, overhead_ms=overhead)
-            timings["eager"] = time_callable(self.reference, inputs, flush=flush, overhead_ms=overhead)
-            try:
-                compiled = torch.compile(self.reference)
-                compiled(*inputs)
-                timings["compile"] = time_callable(compiled, inputs, flush=flush, overhead_ms=overhead)
-            except Exception as error:
-                self.report["flags"].append(f"torch.compile baseline failed: {_error_text(error)[:200]}")
+            # A search run times its reference once and passes those figures to every later job.
+            cached = self.reference_timings or {}
+            timings["eager"] = cached.get("eager") or time_callable(self.reference, inputs, flush=flush,
+                                                                     overhead_ms=overhead)
+            if cached.get("compile"):
+                timings["compile"] = cached["compile"]
+            else:
+                try:
+                    compiled = torch.compile(self.reference)
+                    compiled(*inputs)
+                    timings["compile"] = time_callable(compiled, inputs, flush=flush, overhead_ms=overhead)
+                except Exception as error:
+                    self.report["flags"].append(f"torch.compile baseline failed: {_error_text(error)[:200]}")
             flop_counter = FlopCounterMode(display=False)
             with flop_counter:
                 output = self.reference(*inputs)
@@ -321,8 +328,10 @@ def summarize(report: dict) -> str:
 
 
 def verify_job(task_path: str, candidate_path: str, device: str, dsl: str = "triton_cuda", trials: int = 5,
-               measure: bool = True, seed: int = 0, memory_limit_mb: int | None = None) -> dict:
+               measure: bool = True, seed: int = 0, memory_limit_mb: int | None = None,
+               reference_timings: dict | None = None) -> dict:
     judge = Judge(task_path, candidate_path, device, dsl, trials, measure, seed, memory_limit_mb)
+    judge.reference_timings = reference_timings
     try:
         judge.load()
         judge.check_trials()

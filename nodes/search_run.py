@@ -88,7 +88,8 @@ def search_round(state: SessionState, config: RunnableConfig) -> dict:
     with harness.DevicePool() as pool:
         evaluate = search.with_cache(
             search.pool_evaluator(pool, state.task_path, Path(run.dir) / "scratch", dsl=state.params.dsl,
-                                  timeout_s=state.settings.harness_timeout_s, trials=state.settings.trials),
+                                  timeout_s=state.settings.harness_timeout_s, trials=state.settings.trials,
+                                  reference_timings=population.reference),
             *search.results_store_cache(store, task_source, device, session=state.session_id, workflow=workflow_tag),
         )
         population = search.run_round(population, propose, evaluate)

@@ -38,7 +38,8 @@ def test_every_gate_then_regenerate_then_accept(tmp_path):
     assert task.parent.name.startswith("op_relu_")
 
     state = sessions.advance(sid, answer="yes")
-    assert sessions.waiting_at(sid) == "choose_workflow" and state.pending.options == ["kernelgen"]
+    assert sessions.waiting_at(sid) == "choose_workflow" and state.pending.default == "kernelgen"
+    assert state.pending.options == ["kernelgen", "adaptive_search", "evolve"]
 
     state = sessions.advance(sid, answer="kernelgen")
     assert sessions.waiting_at(sid) == "review_result"

@@ -44,14 +44,14 @@ def emit(g) -> tuple[str, str]:
     if fp32:
         params.append("INPUT_PRECISION: tl.constexpr")
     dot_kw = ", input_precision=INPUT_PRECISION" if fp32 else ""
-    bf16 = g.input_dtype == "bfloat16"
-    if bf16:
-        params.append("WIDEN_BF16_DOT: tl.constexpr")
-    widen = (["if WIDEN_BF16_DOT:  # the CPU interpreter cannot multiply bf16 tiles",
-              "    q = q.to(tl.float32)"] if bf16 else [])
-    widen_kv = (["    if WIDEN_BF16_DOT:",
+    half = g.input_dtype in ("float16", "bfloat16")
+    if half:
+        params.append("WIDEN_DOT: tl.constexpr")
+    widen = (["if WIDEN_DOT:  # CPU interpreter only: its bf16 dot is wrong, its fp16 dot slow",
+              "    q = q.to(tl.float32)"] if half else [])
+    widen_kv = (["    if WIDEN_DOT:",
                  "        k_tile = k_tile.to(tl.float32)",
-                 "        v_tile = v_tile.to(tl.float32)"] if bf16 else [])
+                 "        v_tile = v_tile.to(tl.float32)"] if half else [])
     lines = [
         "start_m = tl.program_id(0)",
         "off_bh = tl.program_id(1)",
@@ -141,7 +141,7 @@ def emit(g) -> tuple[str, str]:
                "heads", "length", "k.shape[2]", scale,
                "HEAD_DIM=head_dim", "BLOCK_D=triton.next_power_of_2(head_dim)",
                f"IS_CAUSAL={g.causal}"]
-            + (["WIDEN_BF16_DOT=INTERPRETED"] if bf16 else []) + [f"**{cfg}"])
+            + (["WIDEN_DOT=INTERPRETED"] if half else []) + [f"**{cfg}"])
     L.append(f"    {kname}[grid](")
     L += [f"        {c}," for c in call]
     L.append("    )")
