@@ -126,12 +126,9 @@ def _ask(session_id: str, state) -> str:
 def _parse_shapes(text: Optional[str]) -> Optional[list[list[int]]]:
     if not text:
         return None
-    from nodes.catalogue import _find_shapes
+    from nodes.catalogue import parse_shapes_text
 
-    shapes = _find_shapes(text if "(" in text or "x" in text else f"({text})")
-    if not shapes:
-        raise UserError(f"malformed --shapes '{text}': write e.g. '(128, 4096)' or '128x4096;4096x64'")
-    return [list(s) for s in shapes]
+    return [list(s) for s in parse_shapes_text(text)]
 
 
 def _parse_options(items: list[str]) -> dict[str, str]:

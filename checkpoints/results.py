@@ -11,13 +11,11 @@ from typing import Callable
 
 import sqlite_utils
 
-
-def akg_op_home() -> Path:
-    return Path(os.environ.get("AKG_OP_HOME") or Path.home() / ".akg_op")
+from checkpoints.home import results_path
 
 
 def default_results_path() -> Path:
-    return akg_op_home() / "results.db"
+    return results_path()
 
 
 def hash_text(text: str) -> str:

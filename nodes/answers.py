@@ -38,7 +38,7 @@ def _task_details(text: str, asks: list[str]) -> dict:
     import ast
     import re
 
-    from nodes.catalogue import DTYPES, _find_shapes
+    from nodes.catalogue import DTYPES, parse_shapes_text
 
     if text.strip().lower() in NO:
         return {"decision": "no"}
@@ -50,10 +50,7 @@ def _task_details(text: str, asks: list[str]) -> dict:
         raise UserError(f"this task still needs {', '.join(missing)}: answer e.g. shapes='(8, 512)' init_args='[512]'")
     updates: dict = {}
     if "shapes" in found:
-        shapes = _find_shapes(found["shapes"] if "(" in found["shapes"] else f"({found['shapes']})")
-        if not shapes:
-            raise UserError(f"malformed shapes '{found['shapes']}': write e.g. shapes='(8, 512)'")
-        updates["shapes"] = [list(s) for s in shapes]
+        updates["shapes"] = [list(s) for s in parse_shapes_text(found["shapes"])]
     if "dtype" in found:
         if found["dtype"].lower() not in DTYPES:
             raise UserError(f"unknown dtype '{found['dtype']}': use fp32, fp16 or bf16")

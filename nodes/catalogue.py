@@ -86,7 +86,15 @@ def _parse_shape(text: str) -> tuple[int, ...]:
     return tuple(int(p) for p in parts)
 
 
-def _find_shapes(text: str) -> list[tuple[int, ...]]:
+def parse_shapes_text(text: str) -> list[tuple[int, ...]]:
+    """Shapes given on their own ('(8, 512)', '8x512;4x4', '8, 512'); UserError when there are none."""
+    shapes = find_shapes(text if "(" in text or "[" in text or "x" in text else f"({text})")
+    if not shapes:
+        raise UserError(f"malformed shapes '{text}': write e.g. '(8, 512)' or '8x512'")
+    return shapes
+
+
+def find_shapes(text: str) -> list[tuple[int, ...]]:
     shapes = []
     for m in SHAPE_PAREN.finditer(text):
         inner = m.group(1)
@@ -105,7 +113,7 @@ def parse_request(request: str, *, shapes: list[list[int]] | None = None,
     op = _find_op(text)
     if op:
         understood.append(f"op {op}")
-    found = [tuple(s) for s in shapes] if shapes else _find_shapes(text)
+    found = [tuple(s) for s in shapes] if shapes else find_shapes(text)
     if found:
         understood.append("shape " + " and ".join(str(s) for s in found))
     dtype_word = dtype or next((w for w in re.findall(r"[a-z0-9]+", text) if w in DTYPES), None)
