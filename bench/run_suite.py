@@ -142,8 +142,9 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     tasks = sorted(Path(a.tasks).glob("*.py"))
     tasks = [t for t in tasks if not t.name.startswith("_")]
-    if a.only:
-        tasks = [t for t in tasks if any(s in t.stem for s in a.only)]
+    if a.only:  # in the order the patterns were given
+        tasks = sorted((t for t in tasks if any(s in t.stem for s in a.only)),
+                       key=lambda t: (min(i for i, s in enumerate(a.only) if s in t.stem), t.stem))
     if a.skip:
         tasks = [t for t in tasks if not any(s in t.stem for s in a.skip)]
     keep = Path(a.keep) if a.keep else Path(a.out or "bench_out.md").resolve().parent / "generated"

@@ -9,6 +9,7 @@ the reference timed once per task. Prints a markdown table (and writes it to --o
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 from pathlib import Path
 
@@ -64,9 +65,9 @@ def main() -> None:
     parser.add_argument("--tasks", default=",".join(DEFAULT_TASKS))
     parser.add_argument("--candidates", type=int, default=6, help="budget of each search, seed included")
     parser.add_argument("--out", default=None)
-    parser.add_argument("--workdir", default="/tmp/akg_search_compare")
+    parser.add_argument("--workdir", default=None, help="where the runs' artefacts go (default: a temp dir)")
     args = parser.parse_args()
-    out_dir = Path(args.workdir)
+    out_dir = Path(args.workdir or tempfile.mkdtemp(prefix="akg_search_compare_"))
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = ["| task | kernelgen vs eager / compile | adaptive_search vs eager / compile (evaluated, s) | "
             "evolve vs eager / compile (evaluated, s) |", "|---|---|---|---|"]

@@ -4,8 +4,10 @@
     lower_to_dict(task_source, tunables=None, target="cuda") -> dict   (the same, JSON-ready)
     neighbour(space, tunables, seed) -> dict                           (a nearby point, for searches)
 
-Pipeline: capture.py (trace to an ATen graph, classify nodes: ir.py) -> lower.py (group nodes into
-kernels) -> emit.py (one Triton kernel per group, index arithmetic + pointwise.py expressions).
+Pipeline: capture.py (trace to an ATen graph, classify nodes: ir.py; generalize.py turns sizes the
+trace baked in back into input sizes) -> lower.py (group nodes into kernels, split few-long-row
+reductions, render the file) -> kernels.py (pointwise / row kernel skeletons) over emit.py (values
+as index arithmetic, reductions, scans, pooling) and pointwise.py (Triton expressions).
 Graphs with matmul / convolution / attention go to codegen.extern. Imports only torch, triton and
 the standard library.
 """

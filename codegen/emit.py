@@ -80,6 +80,7 @@ class Kernel:
     def __init__(self, name: str, node: Node, materialized: set, tun: dict, large: bool):
         self.name = name
         self.node = node
+        self.outputs = [node]  # more when sibling reductions share this kernel
         self.materialized = materialized
         self.tun = tun
         self.large = large
@@ -106,8 +107,12 @@ class Kernel:
     def assign(self, expr: str, prefix="t") -> str:
         if re.fullmatch(r"[A-Za-z_]\w*|-?\d+(\.\d*)?", expr):
             return expr
+        hit = self.scope.get(("expr", expr))  # the same expression already has a name here
+        if hit is not None:
+            return hit
         v = self.tmp(prefix)
         self.emit(f"{v} = {expr}")
+        self.scope.cache[("expr", expr)] = v
         return v
 
     def ptr(self, node: Node) -> str:
@@ -170,7 +175,7 @@ class Kernel:
         return out
 
     def _value(self, node: Node, idx):
-        if node in self.materialized and node is not self.node or node.kind in (ir.INPUT, ir.EXTERN):
+        if node in self.materialized and node not in self.outputs or node.kind in (ir.INPUT, ir.EXTERN):
             return self.load(node, idx)
         kind = node.kind
         if kind == ir.CONST:
@@ -523,16 +528,19 @@ class Kernel:
         v, _ = self.value(x, full)
         is_sum = node.op == "cumsum"
         neutral = "0" if is_sum else "1"
-        ct = "tl.float32" if node.dtype.is_floating_point else "tl.int64"
+        # float sums scan in fp64: a parallel scan adds in another order than torch's, and fp32
+        # prefix sums of thousands of terms would differ by more than the tolerance
+        ct = ("tl.float64" if is_sum else "tl.float32") if node.dtype.is_floating_point else "tl.int64"
         m = self.assign(f"tl.where({self.row_mask} & col_mask, {v}, {neutral}).to({ct})", "m")
         fn = "tl.cumsum" if is_sum else "tl.cumprod"
         res = self.assign(f"{fn}({m}, axis=1)", "scan")
         if self.strategy == "persistent":
-            return res, "rc"
+            return (self.assign(f"{res}.to(tl.float32)", "scan") if ct == "tl.float64" else res), "rc"
         # looped: carry the running total of the previous column blocks
         carry = self.tmp("carry")
         self.loop_section.lines.append(f"{carry} = tl.full([BLOCK_M, 1], {neutral}, {ct})")
-        out = self.assign(f"{res} {'+' if is_sum else '*'} {carry}", "scan")
+        out = self.assign(f"({res} {'+' if is_sum else '*'} {carry}).to(tl.float32)" if ct == "tl.float64"
+                          else f"{res} {'+' if is_sum else '*'} {carry}", "scan")
         if is_sum:
             self.scope.tail.append(f"{carry} = {carry} + tl.sum({m}, axis=1)[:, None]")
         else:
@@ -554,182 +562,3 @@ class Kernel:
         end = "chunk" if self.strategy == "split" else "n_cols"
         section.lines.append(f"for {start} in range(0, {end}, BLOCK_N):")
         section.lines.extend("    " + l for l in body.lines + body.tail)
-
-
-def index_vars(lin: str, sizes, prefix: str, deps: str):
-    """Fixed names for the multi-index of `lin` over `sizes`: (lines, [(expr, deps)])."""
-    big = [d for d, s in enumerate(sizes) if s != "1"]
-    if len(big) <= 1:
-        return [], [((lin if d in big else "0"), deps if d in big else "") for d in range(len(sizes))]
-    lines, idx = [], []
-    for d, s in enumerate(sizes):
-        if s == "1":
-            idx.append(("0", ""))
-            continue
-        inner = _prod(sizes[d + 1:])
-        e = lin if inner == "1" else f"{lin} // ({inner})"
-        if d != big[0]:
-            e = f"({e}) % ({s})" if inner != "1" else f"{e} % ({s})"
-        name = f"{prefix}{d}"
-        lines.append(f"{name} = {e}")
-        idx.append((name, deps))
-    return lines, idx
-
-
-DTYPE_NAME = {torch.float32: "torch.float32", torch.float16: "torch.float16", torch.bfloat16: "torch.bfloat16",
-              torch.float64: "torch.float64", torch.int64: "torch.int64", torch.int32: "torch.int32",
-              torch.bool: "torch.bool", torch.int8: "torch.int8", torch.uint8: "torch.uint8",
-              torch.int16: "torch.int16"}
-
-
-def _store(k: Kernel, node: Node, val: str, off: str, mask: str) -> str:
-    cast = TL_DTYPE[node.dtype]
-    if node.dtype == torch.bool:
-        val = f"({val} != 0)"
-    return f"tl.store({k.ptr(node)} + {off}, {val}.to({cast}), mask={mask})"
-
-
-def build_pointwise(k: Kernel) -> None:
-    node = k.node
-    k.kind = "pointwise"
-    k.row_mask = "mask"
-    pid = "tl.program_id(0).to(tl.int64)" if k.large else "tl.program_id(0)"
-    k.root.lines += [f"n_elements = {_prod(node.shape)}",
-                     f"offs = {pid} * BLOCK + tl.arange(0, BLOCK)",
-                     "mask = offs < n_elements"]
-    lines, idx = index_vars("offs", node.shape, "idx", "r")
-    k.root.lines += lines
-    k.flat = (idx, tuple(node.shape), "offs")
-    k.tile = k.root
-    val, deps = k.value(node, idx)
-    if "r" not in deps:  # a value that does not vary: broadcast it over the block
-        val = f"tl.full([BLOCK], {val}, {compute_type(node.dtype)})" if re.fullmatch(r"-?[\w.\"()]+", val) else f"({val} + tl.zeros([BLOCK], {compute_type(node.dtype)}))"
-    k.root.lines.append(_store(k, node, val, "offs", "mask"))
-
-
-def build_row(k: Kernel, F, A, strategy: str) -> None:
-    """A row kernel over iteration space F reducing dims A, storing k.node."""
-    node = k.node
-    k.kind = "row"
-    k.F, k.A = tuple(F), list(A)
-    k.strategy = strategy
-    kept = [F[d] for d in range(len(F)) if d not in A]
-    red = [F[d] for d in A]
-    k.n_rows, k.n_cols = _prod(kept), _prod(red)
-    k.row_mask = "row_mask"
-    pid = "tl.program_id(0).to(tl.int64)" if k.large else "tl.program_id(0)"
-    if strategy == "split":
-        # few long rows: SPLIT programs per row each reduce one chunk; a second kernel combines
-        k.root.lines += [f"n_rows = {k.n_rows}", f"n_cols = {k.n_cols}",
-                         f"programs = {pid} * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]",
-                         "row_mask = programs < n_rows * SPLIT",
-                         "rows = programs // SPLIT",
-                         "part = programs % SPLIT",
-                         "chunk = tl.cdiv(n_cols, SPLIT)"]
-    else:
-        k.root.lines += [f"n_rows = {k.n_rows}", f"n_cols = {k.n_cols}",
-                         f"rows = {pid} * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]",
-                         "row_mask = rows < n_rows"]
-    lines, k.row_vars = index_vars("rows", kept, "row", "r")
-    k.root.lines += lines
-    k.col_lines, k.col_vars = index_vars("cols", red, "col", "c")
-    trailing = k.A == list(range(len(F) - len(A), len(F)))
-    full = None
-    if trailing:  # reduced dims innermost: an element's offset is row * n_cols + col, no div/mod
-        k.flat = (k.full_idx(), k.F, "rows * n_cols + cols")
-    if strategy == "persistent":
-        k.tile = Scope(parent=k.root)
-        k.tile.lines += ["cols = tl.arange(0, BLOCK_N)[None, :]", "col_mask = cols < n_cols"] + list(k.col_lines)
-        k.sections = [k.tile]
-        k.current_section = k.tile
-        k.scope = k.tile
-        full = k.full_idx()
-        if trailing:
-            k.flat = (full, k.F, "rows * n_cols + cols")
-    element_out = tuple(node.shape) == tuple(F) and node.kind != ir.REDUCTION
-    if element_out:
-        if strategy == "persistent":
-            val, _ = k.value(node, full)
-            off, _ = k.linear(full, F)
-            k.tile.lines.append(_store(k, node, val, off, "row_mask & col_mask"))
-        else:
-            section = Scope(parent=k.root)
-            k.sections.append(section)
-            k.current_section = section
-            body = Scope(parent=section)
-            k.scope = body
-            k.loop_section = section
-            k._open_cols(body, "col_start")
-            full = k.full_idx()
-            if trailing:
-                k.flat = (full, k.F, "rows * n_cols + cols")
-            val, _ = k.value(node, full)
-            off, _ = k.linear(full, F)
-            k.emit(_store(k, node, val, off, "row_mask & col_mask"))
-            k._close_loop(section, body, "col_start")
-    elif strategy == "split":
-        section = Scope(parent=k.root)
-        k.sections.append(section)
-        k.current_section = section
-        k.scope = section
-        val = k.reduce(node.op, node.inputs[0], node)
-        k.emit(_store(k, node, val, "programs", "row_mask"))
-    else:
-        # a per-row result: node's non-1 dims must be the kept dims
-        if [s for s in node.shape if s != "1"] != [s for s in kept if s != "1"]:
-            raise NeedMaterialize(_first_reduction(node, k.materialized) or node)
-        it = iter([v for v, s in zip(k.row_vars, kept) if s != "1"])
-        idx = [("0", "") if s == "1" else next(it) for s in node.shape]
-        if strategy != "persistent":
-            section = Scope(parent=k.root)
-            k.sections.append(section)
-            k.current_section = section
-            k.scope = section
-        val, deps = k.value(node, idx)
-        if "r" not in deps:
-            val = f"({val} + tl.zeros([BLOCK_M, 1], {compute_type(node.dtype)}))"
-        k.emit(_store(k, node, val, "programs" if strategy == "split" else "rows", "row_mask"))
-
-
-def _first_reduction(node: Node, materialized) -> Node | None:
-    seen = set()
-    stack = [node]
-    found = []
-    while stack:
-        n = stack.pop()
-        if id(n) in seen:
-            continue
-        seen.add(id(n))
-        if n is not node and (n in materialized or n.kind in (ir.INPUT, ir.EXTERN)):
-            continue
-        if n.kind in (ir.REDUCTION, ir.SCAN):
-            found.append(n)
-        stack.extend(n.inputs)
-    return found[0] if found else None
-
-
-def prune(lines: list[str]) -> list[str]:
-    """Drop assignments whose target is never read (index variables a kernel did not need)."""
-    while True:
-        text = "\n".join(lines)
-        counts: dict[str, int] = {}
-        for name in re.findall(r"\b[A-Za-z_]\w*\b", text):
-            counts[name] = counts.get(name, 0) + 1
-        keep = []
-        for line in lines:
-            m = re.match(r"\s*([A-Za-z_]\w*) = ", line)
-            if m and counts.get(m.group(1), 0) == 1 and m.group(1) not in ("cols", "col_mask", "in_chunk"):
-                continue
-            keep.append(line)
-        if len(keep) == len(lines):
-            return lines
-        lines = keep
-
-
-def render_kernel(k: Kernel) -> tuple[str, list[str]]:
-    """The kernel's source and its argument names (pointers, then sizes)."""
-    body = list(k.root.lines)
-    for s in k.sections:
-        body += s.lines
-    text = "\n".join(body)
-    return text, list(k.ptrs.values())

@@ -20,7 +20,7 @@ import re
 import torch
 
 from . import ir
-from .ir import Node, Sym
+from .ir import Sym
 
 
 def size_constants(ns: dict) -> dict[str, int]:

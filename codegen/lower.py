@@ -17,10 +17,9 @@ import torch
 
 from . import ir, tunables as tunables_mod
 from .capture import Unsupported as CaptureUnsupported, capture, load_task
-from .emit import (DTYPE_NAME, Kernel, NeedMaterialize, Unsupported, _first_reduction, _prod,
-                   build_pointwise, build_row, prune)
+from .emit import Kernel, NeedMaterialize, Unsupported, _prod
+from .kernels import DTYPE_NAME, build_pointwise, build_row, prune, strip_views
 from .ir import Node
-from .emit import _prod as _prod_sizes  # noqa: F401
 
 
 @dataclass
@@ -99,8 +98,28 @@ def _next_pow2(n: int) -> int:
     return p
 
 
+def _dedupe(graph: ir.Graph) -> None:
+    """A reduction computed twice (layer norm's mean inside its variance and again for the
+    normalisation, say) becomes a view of the first: one kernel, one read."""
+    seen: dict = {}
+    same: dict = {}  # id(duplicate) -> the node it now views
+    for n in graph.nodes:
+        if n.kind != ir.REDUCTION:
+            continue
+        x = n.inputs[0]
+        x = same.get(id(x), x)
+        key = (n.op, id(x), tuple(n.attrs["dims"]), n.attrs.get("keepdim"), n.attrs.get("correction"),
+               n.attrs.get("split"), n.dtype)
+        if key in seen:
+            n.op, n.kind, n.args, n.attrs = "view", ir.VIEW, [seen[key]], {"shape": n.shape}
+            same[id(n)] = seen[key]
+        else:
+            seen[key] = n
+
+
 def _schedule(graph: ir.Graph, tun: dict):
     _split_reductions(graph, tun)
+    _dedupe(graph)
     outputs = [o for o in graph.outputs if isinstance(o, Node)]
     materialized = set(graph.inputs) | set(graph.of_kind(ir.EXTERN))
     large = max((n.numel_hint for n in graph.nodes if isinstance(n.numel_hint, int)), default=0) >= 2**31 - 1
@@ -109,7 +128,15 @@ def _schedule(graph: ir.Graph, tun: dict):
                    if (n in outputs or n in materialized) and n.kind not in (ir.INPUT, ir.EXTERN)]
         known = materialized | set(targets)
         try:
-            return [_make_kernel(n, known, tun, large) for n in targets]
+            kernels, taken = [], set()
+            for n in targets:
+                if n in taken:
+                    continue
+                siblings = _siblings(n, targets)
+                k = _make_kernel(n, known, tun, large, siblings)
+                taken.update(k.outputs)
+                kernels.append(k)
+            return kernels
         except NeedMaterialize as e:
             if e.node in materialized or e.node in targets:
                 raise Unsupported(f"unsupported: could not schedule {e.node.op} ({e.node.name})")
@@ -141,10 +168,10 @@ def _split_one(graph: ir.Graph, r: Node, target: int) -> None:
     dims = r.attrs["dims"]
     kept = [d for d in range(len(x.shape)) if d not in dims]
     n_rows, n_cols = _hint_prod(x, kept), _hint_prod(x, dims)
-    if target <= 0 or n_rows >= 128 or n_cols < 65536:
+    if target <= 0 or n_rows * 2 > target or n_cols < 16384:  # enough rows to fill the GPU already
         return
-    split = min(_next_pow2(-(-target // n_rows)), max(1, n_cols // 4096))
-    if split < 4:
+    split = min(_next_pow2(-(-target // n_rows)), max(1, n_cols // 2048))
+    if split < 2:
         return
     split = 1 << (split.bit_length() - 1)
     kept_shape = tuple(x.shape[d] for d in kept)
@@ -179,8 +206,14 @@ def _split_variance(graph: ir.Graph, r: Node, x: Node, dims, kept_shape) -> None
     n = ir.Sym(_prod([x.shape[d] for d in dims]), n_hint)
     keep_shape = tuple("1" if d in dims else s for d, s in enumerate(x.shape))
     keep_hint = tuple(1 if d in dims else h for d, h in enumerate(x.hint))
-    mean = Node(name=f"{r.name}_mean", op="mean", kind=ir.REDUCTION, args=[x],
-                attrs={"dims": list(dims), "keepdim": True}, shape=keep_shape, hint=keep_hint, dtype=torch.float32)
+    # sum / n rather than a mean node: a sum of x the model already takes is then shared (see _dedupe)
+    total_x = Node(name=f"{r.name}_sum", op="sum", kind=ir.REDUCTION, args=[x],
+                   attrs={"dims": list(dims), "keepdim": False}, shape=kept_shape,
+                   hint=tuple(h for d, h in enumerate(x.hint) if d not in dims), dtype=torch.float32)
+    mean_rows = Node(name=f"{r.name}_mean_rows", op="div", kind=ir.POINTWISE, args=[total_x, n],
+                     attrs={"self": total_x, "other": n}, shape=kept_shape, hint=total_x.hint, dtype=torch.float32)
+    mean = Node(name=f"{r.name}_mean", op="view", kind=ir.VIEW, args=[mean_rows], attrs={"shape": keep_shape},
+                shape=keep_shape, hint=keep_hint, dtype=torch.float32)
     diff = Node(name=f"{r.name}_diff", op="sub", kind=ir.POINTWISE, args=[x, mean],
                 attrs={"self": x, "other": mean}, shape=x.shape, hint=x.hint, dtype=torch.float32)
     square = Node(name=f"{r.name}_sq", op="mul", kind=ir.POINTWISE, args=[diff, diff],
@@ -193,7 +226,7 @@ def _split_variance(graph: ir.Graph, r: Node, x: Node, dims, kept_shape) -> None
     r.op, r.kind, r.args = "div", ir.POINTWISE, [total, denom]
     r.attrs = {"self": total, "other": denom}
     i = graph.nodes.index(r)
-    graph.nodes[i:i] = [mean, diff, square, total]
+    graph.nodes[i:i] = [total_x, mean_rows, mean, diff, square, total]
 
 
 def _hint_prod(node: Node, dims) -> int:
@@ -204,8 +237,18 @@ def _hint_prod(node: Node, dims) -> int:
     return n
 
 
-def _make_kernel(node: Node, known: set, tun: dict, large: bool) -> Kernel:
+def _siblings(node: Node, targets: list) -> list:
+    """Other materialised reductions over the same input and dims: one kernel computes them all."""
+    if node.kind != ir.REDUCTION or node.attrs.get("split"):
+        return []
+    key = (id(node.inputs[0]), tuple(node.attrs["dims"]))
+    return [t for t in targets if t is not node and t.kind == ir.REDUCTION and not t.attrs.get("split")
+            and (id(t.inputs[0]), tuple(t.attrs["dims"])) == key]
+
+
+def _make_kernel(node: Node, known: set, tun: dict, large: bool, siblings=()) -> Kernel:
     k = Kernel(f"{node.name}_kernel", node, known, tun, large)
+    k.outputs = [node] + list(siblings)
     if node.kind == ir.REDUCTION:
         anchor = node
     elif node.kind == ir.SCAN:
@@ -225,7 +268,7 @@ def _make_kernel(node: Node, known: set, tun: dict, large: bool) -> Kernel:
         return k
     n_cols = _hint_prod(x, dims)
     n_rows = _hint_prod(x, [d for d in range(len(x.shape)) if d not in dims])
-    if (anchor is not node and n_rows < 128 and n_cols >= 65536 and tuple(node.shape) == tuple(x.shape)
+    if (anchor is not node and n_rows < 128 and n_cols >= 16384 and tuple(node.shape) == tuple(x.shape)
             and anchor.kind == ir.REDUCTION):
         # few rows, every element written: give the reduction its own kernel, keep this one wide
         raise NeedMaterialize(anchor)
@@ -256,8 +299,9 @@ def _anchor(node: Node, known: set) -> Node | None:
         stack.extend(n.inputs)
     if not found:
         return None
+    shape = tuple(strip_views(node, known).shape)
     for r in found:
-        if tuple(r.inputs[0].shape) == tuple(node.shape):
+        if tuple(r.inputs[0].shape) in (tuple(node.shape), shape):
             return r
     return found[0]
 
@@ -335,10 +379,11 @@ def _lower_graph(cap, task_source: str, tun: dict):
             unknown = set(re.findall(r"\b(s\d+)\b", body)) - set(syms)
             if unknown:
                 raise Unsupported(f"unsupported: size {sorted(unknown)[0]} not readable from the inputs")
-        ptr_nodes = list(k.ptrs)  # includes node itself (the output)
-        in_nodes = [n for n in ptr_nodes if n is not node]
+        ptr_nodes = list(k.ptrs)  # includes the outputs
+        outs = k.outputs
+        in_nodes = [n for n in ptr_nodes if n not in outs]
         uses_mul |= k.uses_mul_combine
-        params = [k.ptrs[n] for n in in_nodes] + [k.ptrs[node]] + syms
+        params = [k.ptrs[n] for n in in_nodes] + [k.ptrs[o] for o in outs] + syms
         if k.large:
             casts = [f"    {s} = {s}.to(tl.int64)" for s in syms]
         else:
@@ -354,16 +399,17 @@ def _lower_graph(cap, task_source: str, tun: dict):
         summaries.append(f"{k.name}: {what}")
         src = [f"\n\n@triton.jit",
                f"def {k.name}({', '.join(params + const)}):",
-               f'    """{node.name} = {what}."""']
+               f'    """{", ".join(o.name for o in outs)} = {what}."""']
         src += casts
         src += ["    " + l for l in body.splitlines()]
         parts.append("\n".join(src))
         # launcher
         largs = [n.name for n in in_nodes] + syms
-        out_shape = "(" + ", ".join(node.shape) + ("," if len(node.shape) == 1 else "") + ")"
-        lsrc = [f"\n\ndef launch_{node.name}({', '.join(largs + ['device'])}):",
-                f"    {node.name} = torch.empty({out_shape}, dtype={DTYPE_NAME[node.dtype]}, device=device)"]
-        call_args = ", ".join([n.name for n in in_nodes] + [node.name] + syms)
+        lsrc = [f"\n\ndef launch_{node.name}({', '.join(largs + ['device'])}):"]
+        for o in outs:
+            out_shape = "(" + ", ".join(o.shape) + ("," if len(o.shape) == 1 else "") + ")"
+            lsrc.append(f"    {o.name} = torch.empty({out_shape}, dtype={DTYPE_NAME[o.dtype]}, device=device)")
+        call_args = ", ".join([n.name for n in in_nodes] + [o.name for o in outs] + syms)
         if k.launch[0] == "pointwise":
             lsrc += [f"    n_elements = {_prod(node.shape)}",
                      "    grid = (triton.cdiv(n_elements, POINTWISE_BLOCK),)",
@@ -380,9 +426,9 @@ def _lower_graph(cap, task_source: str, tun: dict):
                      + (", strided=True)" if getattr(k, "strided", False) else ")"),
                      "    grid = (triton.cdiv(n_rows, block_m),)",
                      f"    {k.name}[grid]({call_args}, BLOCK_M=block_m, BLOCK_N=block_n, num_warps=warps, num_stages=NUM_STAGES)"]
-        lsrc.append(f"    return {node.name}")
+        lsrc.append(f"    return {', '.join(o.name for o in outs)}")
         parts.append("\n".join(lsrc))
-        launchers.append((node, largs))
+        launchers.append((node, outs, largs))
 
     # forward
     fwd = [f"    def forward(self, {', '.join(graph.arg_names)}):"]
@@ -397,8 +443,8 @@ def _lower_graph(cap, task_source: str, tun: dict):
         bound.add(sym)
     first = next((n for n in graph.inputs if not n.attrs["state"]), graph.inputs[0] if graph.inputs else None)
     fwd.append(f"        device = {first.name}.device" if first is not None else "        device = torch.device('cuda')")
-    for node, largs in launchers:
-        fwd.append(f"        {node.name} = launch_{node.name}({', '.join(largs + ['device'])})")
+    for node, outs, largs in launchers:
+        fwd.append(f"        {', '.join(o.name for o in outs)} = launch_{node.name}({', '.join(largs + ['device'])})")
     outs = [o.name if isinstance(o, Node) else repr(o) for o in graph.outputs]
     if graph.returns_tuple:
         fwd.append(f"        return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
@@ -424,14 +470,14 @@ def _lower_graph(cap, task_source: str, tun: dict):
 
 def _fused_ops(k: Kernel) -> list[str]:
     seen, out = set(), []
-    stack = [k.node]
+    stack = list(k.outputs)
     order = []
     while stack:
         n = stack.pop()
         if id(n) in seen:
             continue
         seen.add(id(n))
-        if n is not k.node and (n in k.materialized or n.kind in (ir.INPUT, ir.EXTERN)):
+        if n not in k.outputs and (n in k.materialized or n.kind in (ir.INPUT, ir.EXTERN)):
             continue
         order.append(n)
         stack.extend(n.inputs)

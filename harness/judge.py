@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import platform
 
@@ -158,6 +159,12 @@ class Judge:
             self.report["triton_launches"] = self.launches.count
             self._check_inputs_untouched(inputs, pristine, got, trial)
             result, index = compare.compare_outputs(got, expected)
+            if not result.ok and self._as_exact_as_reference(got, expected, pristine):
+                note = ("outside the fp32 tolerance of the reference, but no further from a float64 "
+                        "evaluation than the fp32 reference itself (reference rounding)")
+                if note not in self.report["flags"]:
+                    self.report["flags"].append(note)
+                result.ok = True
             if not result.ok:
                 self.report["max_abs_err"] = _finite_or_none(result.max_abs_err)
                 self.report["max_rel_err"] = _finite_or_none(result.max_rel_err)
@@ -176,6 +183,33 @@ class Judge:
             self.report["trials"] = trial + 1
             if trial == 0:
                 self.first_inputs, self.first_output = pristine, _clone(got)
+
+    def _as_exact_as_reference(self, got, expected, inputs) -> bool:
+        """An fp32 reference rounds too: long sums and scans drift from the true result by more
+        than the fp32 tolerance where values cancel. A candidate that is no further from a float64
+        evaluation of the reference than twice the reference's own error (plus the usual
+        tolerance) is as correct as the reference. Reduced-precision cheats stay far outside."""
+        got_tensors = [t for t in compare.flatten(got) if isinstance(t, torch.Tensor)]
+        expected_tensors = [t for t in compare.flatten(expected) if isinstance(t, torch.Tensor)]
+        if not expected_tensors or len(got_tensors) != len(expected_tensors):
+            return False
+        if any(t.dtype != torch.float32 or g.shape != t.shape for g, t in zip(got_tensors, expected_tensors)):
+            return False
+        try:
+            reference64 = copy.deepcopy(self.reference).double()
+            inputs64 = _map_tensors(_clone(inputs), lambda t: t.double() if t.is_floating_point() else t)
+            with torch.no_grad():
+                truth = [t for t in compare.flatten(reference64(*inputs64)) if isinstance(t, torch.Tensor)]
+        except Exception:  # the reference does not run in float64: no second opinion
+            return False
+        tolerance = compare.tolerance_for(torch.float32)
+        for candidate, reference, exact in zip(got_tensors, expected_tensors, truth):
+            reference_error = (reference.double() - exact).abs()
+            candidate_error = (candidate.double() - exact).abs()
+            bound = 2 * reference_error + tolerance.atol + tolerance.rtol * exact.abs()
+            if not bool((candidate_error <= bound).all()):
+                return False
+        return True
 
     def _check_inputs_untouched(self, inputs, pristine, output, trial):
         input_tensors = [t for t in compare.flatten(inputs) if isinstance(t, torch.Tensor)]

@@ -9,14 +9,14 @@ from langchain_core.runnables import RunnableConfig
 
 import harness
 from graph.state import SessionState, log
+from integration.errors import IntegrationPackageError
+from integration.extract import ExtractedTask, extract_task
+from integration.verification import check_extraction
 from nodes import questions
 from nodes.catalogue import parse_request, task_source
 from nodes.context import generator_for
 from nodes.errors import UserError
 from nodes.task_files import check_task_source, op_name_from, read_task_file
-from integration.errors import IntegrationPackageError
-from integration.extract import ExtractedTask, extract_task
-from integration.verification import check_extraction
 
 
 def _task_from_request(state: SessionState, config: RunnableConfig) -> tuple[str, str]:

@@ -75,8 +75,8 @@ def run_both(tmp_path, source, tunables=None, dtype=None, tol=None, shrink=None)
     cand_file.write_text(res.code)
     task, cand = load(task_file, "task"), load(cand_file, "cand")
     torch.manual_seed(0)
-    ref = task.Model(*task.get_init_inputs())
-    new = cand.ModelNew(*task.get_init_inputs())
+    ref = task.Model(*task.get_init_inputs()).eval()  # as the harness runs them
+    new = cand.ModelNew(*task.get_init_inputs()).eval()
     new.load_state_dict(ref.state_dict())
     inputs = task.get_inputs()
     with torch.no_grad():
@@ -153,9 +153,18 @@ def test_pooling(tmp_path):
     run_both(tmp_path, src)
 
 
-def test_batchnorm_train_and_eval(tmp_path):
-    src = make_task("self.bn(x)", "[torch.randn(4, 3, 5, 5)]", init="|self.bn = nn.BatchNorm2d(3)")
+def test_batchnorm_eval_and_batch_statistics(tmp_path):
+    src = make_task("(self.bn(x), F.batch_norm(x, None, None, self.bn.weight, self.bn.bias, training=True))",
+                    "[torch.randn(4, 3, 5, 5)]", init="|self.bn = nn.BatchNorm2d(3)")
     run_both(tmp_path, src)
+
+
+def test_split_reductions_of_few_long_rows(tmp_path):
+    """A whole-tensor reduction is shared by many programs (partials, then a combining kernel)."""
+    src = make_task("(torch.mean((x - y) ** 2), x / torch.norm(x), x.var(), torch.amax(x, dim=1))",
+                    "[torch.randn(3, 20000), torch.randn(3, 20000)]", sig="x, y")
+    res = run_both(tmp_path, src)
+    assert any("split" in k for k in res.kernels)
 
 
 def test_sizes_not_seen_while_lowering(tmp_path):

@@ -151,3 +151,13 @@ def test_pool_returns_verdicts_in_submission_order():
         with pytest.raises(harness.HarnessInputError):
             pool.submit(RELU, candidate("no_model_new")).result()
     assert [v.status for v in verdicts] == ["accepted", "mismatch", "crash", "cheat", "accepted", "compile_error"]
+
+
+def test_fp32_reference_rounding_is_not_held_against_a_more_exact_kernel():
+    """A kernel closer to the float64 truth than the fp32 reference passes (flagged); one that is
+    less exact than the reference (fp16 arithmetic) still fails."""
+    task = TASKS / "fp32_cancellation.py"
+    exact = harness.verify(str(task), str(CANDIDATES / "offset_fp64_exact.py"), device="cpu")
+    assert exact.accepted and any("reference rounding" in flag for flag in exact.flags)
+    sloppy = harness.verify(str(task), str(CANDIDATES / "offset_fp16_sloppy.py"), device="cpu")
+    assert sloppy.status == "mismatch"
