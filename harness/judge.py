@@ -209,6 +209,10 @@ class Judge:
             bound = 2 * reference_error + tolerance.atol + tolerance.rtol * exact.abs()
             if not bool((candidate_error <= bound).all()):
                 return False
+            # The output-scale check too, so an all-zeros answer to a tiny output cannot slip by.
+            if candidate_error.numel() and float(candidate_error.max()) > (
+                    2 * float(reference_error.max()) + tolerance.scale * float(exact.abs().max())):
+                return False
         return True
 
     def _check_inputs_untouched(self, inputs, pristine, output, trial):
