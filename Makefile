@@ -25,8 +25,9 @@ demo: install
 test: install
 	$(PY) -m pytest -q -ra
 
+# On a CUDA machine: the embedded suite, side by side with eager and torch.compile.
 bench: install
-	$(PY) -m bench.run_suite --help
+	$(PY) -m bench.run_suite --device cuda --out bench/results/h100.md
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache
