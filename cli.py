@@ -14,6 +14,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.prompt import Prompt
 from rich.syntax import Syntax
@@ -28,7 +29,8 @@ err = Console(stderr=True)
 
 
 def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    one_line = " ".join(message.split())  # errors are one line, whatever the message carried
+    err.print(f"[bold red]error:[/] {escape(one_line)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -471,7 +473,7 @@ def watch(
         while True:
             info = sessions.progress(session_id)
             bar.update(task, completed=info["fraction"] or 0.0,
-                       description=f"{session_id} {info['phase']}: {info['text'] or info['status']}".replace("[", "("))
+                       description=escape(f"{session_id} {info['phase']}: {info['text'] or info['status']}"))
             finished = info["gate"] or info["status"] not in ("running",)
             stalled = info["status"] == "running" and not info["worker_alive"]
             if finished or stalled or (timeout and time.monotonic() - started > timeout):

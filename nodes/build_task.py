@@ -79,7 +79,9 @@ def build_task(state: SessionState, config: RunnableConfig) -> dict:
     device = state.env.verify_device if state.env else "cpu"
     check = harness.validate_task(str(task_path), device=device).to_dict()
     if not check.get("ok"):
-        problems = "; ".join(check.get("problems") or ["unknown problem"])
+        # One line per problem: a worker's log tail belongs in the session history, not the error.
+        problems = "; ".join(p.strip().splitlines()[0] for p in check.get("problems") or ["unknown problem"]
+                             if p.strip())
         raise UserError(f"task {task_path} failed validation: {problems}")
     if extracted is not None:
         same = check_extraction(extracted, device=device)
