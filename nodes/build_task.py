@@ -31,7 +31,19 @@ def _task_from_request(state: SessionState, config: RunnableConfig) -> tuple[str
     proposal = generator_for(state, config).build_task(settings.request)
     if not proposal.ok:
         raise UserError(f"the model could not write a task for this request: {proposal.error}")
-    return op_name_from(proposal.meta.get("op_name", "op")), proposal.code
+    return _op_name_of_request(settings.request), proposal.code
+
+
+FILLER = {"generate", "write", "implement", "optimize", "create", "make", "build", "please", "a", "an",
+          "the", "kernel", "op", "operator", "for", "with", "on", "of", "in", "input", "triton", "fast"}
+
+
+def _op_name_of_request(request: str) -> str:
+    """'Generate a quick_gelu kernel for (8, 16)' → 'quick_gelu' (the first word that names something)."""
+    import re
+
+    words = [w for w in re.findall(r"[A-Za-z][A-Za-z0-9_]*", request) if w.lower() not in FILLER]
+    return op_name_from(words[0]) if words else "op"
 
 
 def _session_dir(state: SessionState, op: str) -> Path:

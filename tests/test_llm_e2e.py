@@ -77,3 +77,61 @@ def test_model_down_mid_run_reports_and_resumes(tmp_path, cli_env):
         resumed = akg(["resume", sid], env, tmp_path)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "tl.maximum(x, 0.0)" in (tmp_path / "o" / "relu_generated.py").read_text()
+
+
+QUICK_GELU_TASK = '''
+import torch
+import torch.nn as nn
+
+BATCH = 16
+DIM = 256
+
+
+class Model(nn.Module):
+    def forward(self, x):
+        return x * torch.sigmoid(1.702 * x)
+
+
+def get_inputs():
+    return [torch.randn(BATCH, DIM)]
+
+
+def get_init_inputs():
+    return []
+'''
+
+QUICK_GELU_KERNEL = '''
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def quick_gelu_kernel(x_ptr, y_ptr, n, BLOCK: tl.constexpr):
+    offsets = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offsets < n
+    x = tl.load(x_ptr + offsets, mask=mask)
+    tl.store(y_ptr + offsets, x * tl.sigmoid(1.702 * x), mask=mask)
+
+
+class ModelNew(nn.Module):
+    def forward(self, x):
+        x = x.contiguous()
+        y = torch.empty_like(x)
+        quick_gelu_kernel[(triton.cdiv(x.numel(), 1024),)](x, y, x.numel(), BLOCK=1024)
+        return y
+'''
+
+
+def test_the_model_writes_the_task_for_a_request_outside_the_catalogue(tmp_path, cli_env):
+    script = [code_reply(QUICK_GELU_TASK), code_reply(QUICK_GELU_KERNEL)]
+    with FakeOpenAIServer(script, answer_probes=True, lifetime_s=200) as server:
+        env = {**cli_env, "OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": "sk-e2e-test-key-222222"}
+        result = akg(["run", "Generate a quick_gelu kernel, x * sigmoid(1.702 x), input (16, 256)", "--llm", "openai",
+                      "--yes", "--workdir", str(tmp_path / "w"), "--out", str(tmp_path / "o")], env, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    session_dir = next((tmp_path / "w").glob("op_quick_gelu_*"))
+    assert "1.702" in (session_dir / "quick_gelu.py").read_text()  # the model's task, validated and used
+    assert "quick_gelu_kernel" in (tmp_path / "o" / "quick_gelu_generated.py").read_text()
+    assert "quick_gelu" in server.user_prompts()[0]
