@@ -159,6 +159,10 @@ class SessionState(BaseModel):
     def current_run(self) -> RunRecord | None:
         return self.runs[-1] if self.runs else None
 
+    def with_current_run(self, run: RunRecord) -> list[RunRecord]:
+        """The runs with the current (last) one replaced: what a node returns as its update."""
+        return [*self.runs[:-1], run]
+
 
 def log(state: SessionState, line: str) -> list[str]:
     """The history with one more timestamped line (nodes return it as an update)."""

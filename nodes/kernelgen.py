@@ -20,10 +20,6 @@ from nodes.errors import UserError
 from nodes.evaluate import evaluate_candidate
 
 
-def _with_run(state: SessionState, run: RunRecord) -> list[RunRecord]:
-    return [*state.runs[:-1], run]
-
-
 def prepare(state: SessionState) -> dict:
     """Start the run, or pick it up from its journal after an interruption."""
     run = state.current_run.model_copy(deep=True)
@@ -31,7 +27,7 @@ def prepare(state: SessionState) -> dict:
     run.attempts = journal.read_attempts(run.dir)
     run.iterations = len(run.attempts)
     note = f"resumed at iteration {run.iterations}" if run.attempts else "started"
-    return {"runs": _with_run(state, run), "phase": "generate",
+    return {"runs": state.with_current_run(run), "phase": "generate",
             "history": log(state, f"kernelgen run {run.index}: {note}")}
 
 
@@ -69,7 +65,7 @@ def _record(state: SessionState, action: str, proposal: Proposal) -> dict:
     run.iterations = k
     emit({"kind": "attempt", "iteration": k, "action": action, "ok": code_path is not None,
           "error": proposal.error})
-    return {"runs": _with_run(state, run),
+    return {"runs": state.with_current_run(run),
             "history": log(state, f"kernelgen: iteration {k} {action}"
                                   + ("" if code_path else f" gave no code ({attempt.summary[:120]})"))}
 
@@ -109,7 +105,7 @@ def verify(state: SessionState) -> dict:
         attempt.error_signature = journal.error_signature(attempt.status, attempt.summary)
     emit({"kind": "verdict", "iteration": attempt.iteration, "status": attempt.status,
           "summary": attempt.summary})
-    return {"runs": _with_run(state, run),
+    return {"runs": state.with_current_run(run),
             "history": log(state, f"kernelgen: iteration {attempt.iteration} verdict {attempt.status}")}
 
 
@@ -134,7 +130,7 @@ def finish(state: SessionState) -> dict:
                "attempts": [a.model_dump() for a in run.attempts], "final_code": run.code_path,
                "final_verdict": run.verdict}
     (Path(run.dir) / "summary.json").write_text(json.dumps(summary, indent=2))
-    updates = {"runs": _with_run(state, run), "phase": "generate",
+    updates = {"runs": state.with_current_run(run), "phase": "generate",
                "history": log(state, f"kernelgen run {run.index}: {run.status} after {run.iterations} iteration(s)")}
     if run.status == "success":
         updates["pending"] = questions.review_result(run)

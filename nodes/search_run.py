@@ -23,10 +23,6 @@ from nodes.errors import UserError
 from nodes.evaluate import evaluate_candidate
 
 
-def _with_run(state: SessionState, run: RunRecord) -> list[RunRecord]:
-    return [*state.runs[:-1], run]
-
-
 def _best_previous(state: SessionState) -> tuple[str, dict, dict] | None:
     """The fastest (else latest) accepted kernel of earlier runs: (code, meta, verdict)."""
     done = [r for r in state.runs[:-1] if r.status == "success" and r.code_path]
@@ -71,7 +67,7 @@ def prepare(state: SessionState, config: RunnableConfig) -> dict:
         search.open_search(run.workflow, code, run.dir, options, seed_meta=meta,
                            seed_verdict=verdict if verdict.get("accepted") else None)
     note = "resumed" if resumed else "started from " + ("the best earlier kernel" if _best_previous(state) else "a fresh kernel")
-    return {"runs": _with_run(state, run), "phase": "generate",
+    return {"runs": state.with_current_run(run), "phase": "generate",
             "history": log(state, f"{run.workflow} run {run.index}: {note}")}
 
 
@@ -101,7 +97,7 @@ def search_round(state: SessionState, config: RunnableConfig) -> dict:
     if progress is not None:
         emit({"kind": "progress", "text": search.format_progress(progress)})
     run.iterations = population.round
-    return {"runs": _with_run(state, run)}
+    return {"runs": state.with_current_run(run)}
 
 
 def search_done(state: SessionState) -> bool:
@@ -125,7 +121,7 @@ def finish(state: SessionState) -> dict:
         run.error = f"no accepted kernel (search stopped: {population.stop_reason})"
     summary_line = (f"{population.evaluated_count} candidates evaluated, "
                     f"{len(population.arms)} accepted, stopped by {population.stop_reason}")
-    updates = {"runs": _with_run(state, run), "phase": "generate",
+    updates = {"runs": state.with_current_run(run), "phase": "generate",
                "history": log(state, f"{run.workflow} run {run.index}: {run.status}; {summary_line}")}
     if run.status == "success":
         updates["pending"] = questions.review_result(run)
