@@ -99,7 +99,7 @@ def _drive(sessions, session_id: str, *, settings=None, answer: str | None = Non
             state = sessions.advance(session_id, settings=settings, answer=answer,
                                      auto_approve=auto_approve, on_event=_on_event)
         except InvalidAnswer as exc:
-            err.print(f"[yellow]{exc}[/]", highlight=False)  # nothing changed: ask again
+            err.print(f"[yellow]{escape(str(exc))}[/]", highlight=False)  # nothing changed: ask again
             state = sessions.state(session_id)
         except UserError as exc:
             _fail(f"{exc} (session {session_id} is kept: fix this and run akg-op resume {session_id})", 2)
