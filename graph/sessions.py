@@ -1,6 +1,7 @@
 """Sessions: start, answer, resume and inspect graph runs persisted in the SQLite checkpointer.
 
-The CLI and the HTTP server both drive sessions through this module, so they behave the same.
+Every entry point drives sessions through this module (the CLI now; an HTTP server would too), so
+they behave the same.
 """
 from __future__ import annotations
 
