@@ -16,6 +16,7 @@ import harness
 import search
 from checkpoints.results import ResultsStore
 from generators.base import Proposal
+from generators.usage import usage_totals
 from graph.state import RunRecord, SessionState, log, now_iso
 from nodes import questions
 from nodes.context import emit, gen_context, generator_for
@@ -63,10 +64,12 @@ def prepare(state: SessionState, config: RunnableConfig) -> dict:
             options = search.parse_options(run.workflow, [f"{k}={v}" for k, v in state.settings.search_options.items()])
         except search.OptionError as exc:
             raise UserError(f"{exc} (options are fixed at run; start a new session to change them)") from None
-        code, meta, verdict = _best_previous(state) or _fresh_seed(state, config, run)
+        previous = _best_previous(state)
+        seed_origin = "the best earlier kernel" if previous else "a fresh kernel"
+        code, meta, verdict = previous or _fresh_seed(state, config, run)
         search.open_search(run.workflow, code, run.dir, options, seed_meta=meta,
                            seed_verdict=verdict if verdict.get("accepted") else None)
-    note = "resumed" if resumed else "started from " + ("the best earlier kernel" if _best_previous(state) else "a fresh kernel")
+    note = "resumed" if resumed else f"started from {seed_origin}"
     return {"runs": state.with_current_run(run), "phase": "generate",
             "history": log(state, f"{run.workflow} run {run.index}: {note}")}
 
@@ -89,9 +92,11 @@ def search_round(state: SessionState, config: RunnableConfig) -> dict:
             *search.results_store_cache(store, task_source, device, session=state.session_id, workflow=workflow_tag),
         )
         population = search.run_round(population, propose, evaluate)
-    for cand in population.candidates:  # model calls of this round's proposals, once each
-        for call in cand.meta.pop("usage", []) or []:
-            store.record_llm_call(state.session_id, workflow_tag, call)
+    for cand in population.candidates:  # model calls of this round's proposals, recorded once each
+        if cand.meta.get("usage") and not cand.meta.get("usage_recorded"):
+            for call in cand.meta["usage"]:
+                store.record_llm_call(state.session_id, workflow_tag, call)
+            cand.meta["usage_recorded"] = True
     population.save()
     progress = search.read_progress(run.dir)
     if progress is not None:
@@ -111,7 +116,7 @@ def finish(state: SessionState) -> dict:
     run.finished = now_iso()
     run.iterations = population.round
     llm_calls = [u for c in population.candidates for u in c.meta.get("usage", [])]
-    run.llm_usage = {"calls": len(llm_calls)} if llm_calls else {}
+    run.llm_usage = usage_totals(llm_calls) if llm_calls else {}
     if best is not None and best.accepted:
         code_path = Path(run.dir) / "best_candidate.py"
         code_path.write_text(best.code)
