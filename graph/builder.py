@@ -14,9 +14,10 @@ from graph.search import build_search
 from graph.state import STATE_MODELS, SessionState
 from nodes import build_task, gates, integrate, report
 from nodes.env_setup import env_setup
+from nodes.workflows import available_workflows
 
 GATES = ["confirm_params", "confirm_task", "choose_workflow", "review_result"]
-WORKFLOWS = ["kernelgen", "adaptive_search", "evolve"]
+WORKFLOWS = available_workflows()  # each is a subgraph node below
 
 
 def _unless_cancelled(next_node: str):
@@ -55,8 +56,8 @@ def build_graph() -> StateGraph:
     builder.add_node("confirm_task", gates.confirm_task)
     builder.add_node("choose_workflow", gates.choose_workflow)
     builder.add_node("kernelgen", build_kernelgen().compile())
-    builder.add_node("adaptive_search", build_search().compile())
-    builder.add_node("evolve", build_search().compile())
+    for search_workflow in ("adaptive_search", "evolve"):  # one subgraph shape, two strategies
+        builder.add_node(search_workflow, build_search().compile())
     builder.add_node("review_result", gates.review_result)
     builder.add_node("integrate", integrate.integrate)
     builder.add_node("report", report.report)
