@@ -77,7 +77,9 @@ def _used(t: torch.Tensor) -> list[bool]:
 # Groups
 
 
-class Group:
+class Group(abc.ABC):
+    """A kernel being built around one extern op (or none): its inputs, outputs and epilogue."""
+
     kind = "?"
 
     def __init__(self, lowering, anchor, name):
@@ -130,8 +132,9 @@ class Group:
     def accepts(self, node) -> bool:
         return packet(node) in POINTWISE
 
+    @abc.abstractmethod
     def operand_used(self, node) -> list[bool]:
-        raise NotImplementedError
+        """Per output dim of the kernel's tile, whether `node` (an epilogue operand) varies along it."""
 
 
 class MatmulGroup(Group):
