@@ -7,6 +7,7 @@ soon as one of its values is needed outside it. Views stay torch views in forwar
 """
 from __future__ import annotations
 
+import abc
 import ast
 from dataclasses import dataclass, field
 
