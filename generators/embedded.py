@@ -42,8 +42,8 @@ class EmbeddedGenerator:
         its tunable space (a different seed per attempt), which fixes e.g. resource limits."""
         first = self._lower(ctx, None)
         if not first.ok or not first.meta.get("space"):
-            return Proposal(error="the embedded generator has no alternative for this task: "
-                                  + (first.error or feedback.splitlines()[0] if feedback else ""),
+            why = first.error or (feedback.splitlines()[0] if feedback else "no tunable space")
+            return Proposal(error=f"the embedded generator has no alternative for this task: {why}",
                             meta={"give_up": True})
         return self._neighbour(ctx, first.meta["space"], first.meta["tunables"], seed=len(history))
 

@@ -16,6 +16,7 @@ from graph.builder import GATES, STATE_MODELS, compile_graph
 from graph.state import SessionState, Settings, now_iso
 from nodes.answers import check_answer
 from nodes.errors import UserError
+from nodes.progress import run_progress
 
 EventHandler = Callable[[str, dict], None]  # (kind, payload): kind is "step" or "custom"
 
@@ -96,26 +97,8 @@ class Sessions:
         info = {"id": session_id, "status": row.get("status", "unknown"), "phase": row.get("phase", ""),
                 "error": row.get("error") or "", "worker_alive": _alive(row.get("pid")),
                 "text": "", "fraction": None, "gate": self.waiting_at(session_id)}
-        run = state.current_run if state else None
-        if run is None:
-            return info
-        if run.workflow == "kernelgen":
-            from nodes.journal import read_attempts
-
-            attempts = read_attempts(run.dir) if Path(run.dir).exists() else []
-            last = attempts[-1] if attempts else None
-            info["text"] = (f"kernelgen run {run.index}: {len(attempts)}/{state.settings.max_iterations} "
-                            f"iterations" + (f", last {last.status}" if last else ""))
-            info["fraction"] = 1.0 if run.status != "running" else len(attempts) / state.settings.max_iterations
-        else:
-            from search import format_progress, read_progress
-
-            progress = read_progress(run.dir) if Path(run.dir).exists() else None
-            if progress is not None:
-                info["text"] = format_progress(progress)
-                info["fraction"] = progress.fraction
-            else:
-                info["text"] = f"{run.workflow} run {run.index}: preparing the seed kernel"
+        if state is not None:
+            info["text"], info["fraction"] = run_progress(state)
         return info
 
     def record_rollback(self, session_id: str, changes: list[dict]) -> None:

@@ -71,6 +71,15 @@ def read_attempts(run_dir: str) -> list[Attempt]:
     return attempts
 
 
+def proposal_meta_of(code_path: str) -> dict | None:
+    """The generator's meta (e.g. tunables) of a journalled candidate, or None for other files."""
+    match = re.fullmatch(r"iter_(\d+)_candidate\.py", Path(code_path).name)
+    if not match:
+        return None
+    proposal = Path(code_path).with_name(f"iter_{int(match.group(1)):02d}_proposal.json")
+    return json.loads(proposal.read_text()).get("meta", {}) if proposal.exists() else None
+
+
 def read_verdict(run_dir: str, iteration: int) -> dict | None:
     path = Path(run_dir) / f"iter_{iteration:02d}_verdict.json"
     return json.loads(path.read_text()) if path.exists() else None

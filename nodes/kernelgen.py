@@ -41,20 +41,21 @@ def _stop_unreachable(state: SessionState, proposal: Proposal) -> None:
     raise UserError(f"the model could not be reached: {proposal.error}; report at {path}")
 
 
+def _record_usage(session_id: str, run: RunRecord, usage: list[dict]) -> None:
+    store = ResultsStore()
+    for call in usage:
+        store.record_llm_call(session_id, f"{run.workflow}_{run.index}", call)
+
+
 def _record(state: SessionState, action: str, proposal: Proposal) -> dict:
     run = state.current_run.model_copy(deep=True)
     k = run.iterations + 1
     usage = [u.model_dump() for u in proposal.usage]
+    _record_usage(state.session_id, run, usage)
     if proposal.meta.get("error_kind") == "endpoint":
-        store = ResultsStore()
-        for call in usage:
-            store.record_llm_call(state.session_id, f"{run.workflow}_{run.index}", call)
         _stop_unreachable(state, proposal)
     code_path = journal.write_proposal(run.dir, k, action, proposal.code if proposal.ok else None,
                                        proposal.error, proposal.meta, usage)
-    store = ResultsStore()
-    for call in usage:
-        store.record_llm_call(state.session_id, f"{run.workflow}_{run.index}", call)
     attempt = Attempt(iteration=k, action=action, code_path=str(code_path) if code_path else None,
                       give_up=bool(proposal.meta.get("give_up")))
     if code_path is None:

@@ -7,7 +7,6 @@ results store also serves any verdict already computed for the same code.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from langchain_core.runnables import RunnableConfig
@@ -18,7 +17,7 @@ from checkpoints.results import ResultsStore
 from generators.base import Proposal
 from generators.usage import usage_totals
 from graph.state import RunRecord, SessionState, log, now_iso
-from nodes import questions
+from nodes import journal, questions
 from nodes.context import emit, gen_context, generator_for
 from nodes.errors import UserError
 from nodes.evaluate import evaluate_candidate
@@ -34,12 +33,11 @@ def _best_previous(state: SessionState) -> tuple[str, dict, dict] | None:
         return (run.verdict or {}).get("speedup_vs_eager") or 0.0
 
     best = max(done, key=lambda r: (speed(r), r.finished or ""))
-    meta = {}
-    proposal = Path(best.code_path).with_name(Path(best.code_path).name.replace("_candidate.py", "_proposal.json"))
-    if proposal.exists():  # a kernelgen attempt: its tunables let the embedded generator search nearby
-        meta = json.loads(proposal.read_text()).get("meta", {})
-    elif (Path(best.dir) / "search_state.json").exists():
-        best_cand = search.load_search(best.dir).best
+    # A kernelgen attempt's tunables (or a search's best candidate's) let the embedded generator
+    # search near it instead of starting over.
+    meta = journal.proposal_meta_of(best.code_path)
+    if meta is None:
+        best_cand = search.load_search(best.dir).best if (Path(best.dir) / "search_state.json").exists() else None
         meta = best_cand.meta if best_cand else {}
     return Path(best.code_path).read_text(), meta, best.verdict or {}
 
