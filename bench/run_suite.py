@@ -34,6 +34,10 @@ def _ms(verdict, key):
     return v
 
 
+def _launch_us(verdict):
+    return ((verdict.timings or {}).get("candidate") or {}).get("launch_us")
+
+
 def _fmt(v, digits=3):
     if v is None:
         return "-"
@@ -82,7 +86,7 @@ def run(tasks: list[Path], device: str, keep: Path, measure: bool, tunables: dic
                    vs_eager=v.speedup_vs_eager, vs_compile=v.speedup_vs_compile,
                    gbps=roof.get("achieved_gbps"), peak_frac=roof.get("bandwidth_fraction"),
                    tflops=roof.get("achieved_tflops"), compute_frac=roof.get("compute_fraction"),
-                   max_abs_err=v.max_abs_err, device_name=v.device_name)
+                   max_abs_err=v.max_abs_err, device_name=v.device_name, launch_us=_launch_us(v))
         rows.append(row)
         log(f"{name:45s} {v.status:12s} ours={_fmt(row['ours_ms'])}ms eager={_fmt(row['eager_ms'])}ms "
             f"compile={_fmt(row['compile_ms'])}ms x{_fmt(row['vs_eager'], 2)} / x{_fmt(row['vs_compile'], 2)} "
@@ -112,14 +116,15 @@ def table(rows: list[dict], device: str, command: str) -> str:
                        f"{_fmt(_geomean([r.get('vs_eager') for r in fr if r['verdict'] == 'accepted']), 2)} | "
                        f"{_fmt(_geomean([r.get('vs_compile') for r in fr if r['verdict'] == 'accepted']), 2)} |")
         out.append("")
-    out += ["| task | verdict | kernels | eager ms | compile ms | ours ms | vs eager | vs compile | GB/s | % of peak |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+    out += ["| task | verdict | kernels | eager ms | compile ms | ours ms | vs eager | vs compile | GB/s | % of peak "
+            "| launch µs |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         frac = r.get("peak_frac")
         out.append(f"| {r['task']} | {r['verdict']} | {r.get('kernels', '-')} | {_fmt(r.get('eager_ms'))} | "
                    f"{_fmt(r.get('compile_ms'))} | {_fmt(r.get('ours_ms'))} | {_fmt(r.get('vs_eager'), 2)} | "
                    f"{_fmt(r.get('vs_compile'), 2)} | {_fmt(r.get('gbps'), 0)} | "
-                   f"{'-' if frac is None else f'{100 * frac:.0f}'} |")
+                   f"{'-' if frac is None else f'{100 * frac:.0f}'} | {_fmt(r.get('launch_us'), 0)} |")
     failed = [r for r in rows if r["verdict"] != "accepted"]
     if failed:
         out += ["", "Not accepted:", ""]

@@ -259,7 +259,7 @@ class Judge:
 
     def time_all(self):
         from harness.roofline import roofline
-        from harness.timing import L2Flusher, sync_overhead_ms, time_callable
+        from harness.timing import HEAD_START_MS, L2Flusher, sync_overhead_ms, time_callable
         from torch.utils.flop_counter import FlopCounterMode
 
         inputs = self._inputs(self.seed)
@@ -298,6 +298,11 @@ class Judge:
             self.report["flags"].append(
                 f"suspicious: {candidate_ms:.4f} ms is below the {figures['memory_bound_ms']:.4f} ms that moving "
                 f"{traffic} bytes takes at peak bandwidth")
+        launch_ms = (timings["candidate"].get("launch_us") or 0) / 1000
+        if launch_ms > HEAD_START_MS:
+            self.report["flags"].append(
+                f"host-bound: issuing one call takes {launch_ms:.2f} ms of host time, more than the "
+                f"{HEAD_START_MS:g} ms head start the timing gives it, so its time includes host time")
         for baseline in ("eager", "compile"):
             speedup = self.report.get(f"speedup_vs_{baseline}") or 0
             if speedup > SPEEDUP_SUSPICIOUS:

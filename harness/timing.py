@@ -1,9 +1,13 @@
 """GPU timing, the same protocol for candidate, eager reference and torch.compile(reference).
 
-Per timed call: flush L2 (write a buffer larger than it), record the start event, call, synchronise
-the whole device (so work the callable left on side streams is counted), record the end event.
-The cost of that synchronise + record is measured on an empty callable and subtracted, so short
-kernels are not swamped by it.
+Per timed call: flush L2 (write a buffer larger than it), keep the GPU busy for a moment (a spin
+kernel), record the start event, call, synchronise the whole device (so work the callable left on
+side streams is counted), record the end event. The spin gives the host a head start: the call's
+kernels are queued before the GPU reaches them, so the figure is the device time of the work, not
+the speed of the host's Python (which on a busy shared host varies from call to call by more than
+the kernels themselves take). The cost of that synchronise + record is measured on an empty
+callable and subtracted. What the host spends launching one call is measured separately and
+reported beside it (`launch_us`), so launch-bound code is still visible.
 """
 from __future__ import annotations
 
@@ -15,15 +19,34 @@ import torch
 TIMED_CALLS = 100
 WARMUP_S = 0.05
 MIN_FLUSH_BYTES = 256 << 20
+HEAD_START_MS = 1.0   # host time hidden before each timed call
+LAUNCH_CALLS = 20
 
 
 class L2Flusher:
     def __init__(self, device="cuda"):
         l2_bytes = getattr(torch.cuda.get_device_properties(device), "L2_cache_size", 0) or (50 << 20)
         self.buffer = torch.empty(max(2 * l2_bytes, MIN_FLUSH_BYTES) // 4, dtype=torch.int32, device=device)
+        self.spin_cycles = _cycles_for(HEAD_START_MS)
 
     def __call__(self) -> None:
         self.buffer.zero_()
+
+    def head_start(self) -> None:
+        """Queue ~HEAD_START_MS of GPU spinning so the next launch is queued before it runs."""
+        torch.cuda._sleep(self.spin_cycles)
+
+
+def _cycles_for(ms: float) -> int:
+    """Spin-kernel cycles lasting about `ms` on this GPU (calibrated once: clocks differ)."""
+    probe = 1_000_000
+    torch.cuda._sleep(probe)  # load the kernel
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    torch.cuda._sleep(probe)
+    end.record()
+    torch.cuda.synchronize()
+    return max(int(probe * ms / max(start.elapsed_time(end), 1e-3)), 1000)
 
 
 def _samples_ms(fn, args, flush: L2Flusher, calls: int) -> list[float]:
@@ -31,6 +54,7 @@ def _samples_ms(fn, args, flush: L2Flusher, calls: int) -> list[float]:
     ends = [torch.cuda.Event(enable_timing=True) for _ in range(calls)]
     for start, end in zip(starts, ends):
         flush()
+        flush.head_start()
         start.record()
         fn(*args)
         torch.cuda.synchronize()
@@ -53,13 +77,28 @@ def _warm_up(fn, args) -> None:
     torch.cuda.synchronize()
 
 
+def launch_us(fn, args, flush: L2Flusher, calls: int = LAUNCH_CALLS) -> float:
+    """Median host time to issue one call while the GPU is busy (the launcher's own cost)."""
+    samples = []
+    for _ in range(calls):
+        torch.cuda.synchronize()
+        flush.head_start()
+        t0 = time.perf_counter()
+        fn(*args)
+        samples.append((time.perf_counter() - t0) * 1e6)
+    torch.cuda.synchronize()
+    return statistics.median(samples)
+
+
 def sync_overhead_ms(flush: L2Flusher, calls: int = TIMED_CALLS) -> float:
     return _quartiles(_samples_ms(lambda: None, (), flush, calls))[1]
 
 
 def time_callable(fn, args, *, flush: L2Flusher, overhead_ms: float, calls: int = TIMED_CALLS) -> dict:
-    """Median and IQR of `calls` timed calls, in ms, the synchronise overhead already subtracted."""
+    """Median and IQR of `calls` timed calls, in ms, the synchronise overhead already subtracted,
+    and the host's launch time per call in µs."""
     _warm_up(fn, args)
     q1, median, q3 = _quartiles(_samples_ms(fn, args, flush, calls))
     return {"median_ms": max(median - overhead_ms, 0.0), "iqr_ms": q3 - q1, "calls": calls,
-            "raw_median_ms": median, "sync_overhead_ms": overhead_ms}
+            "raw_median_ms": median, "sync_overhead_ms": overhead_ms,
+            "launch_us": round(launch_us(fn, args, flush), 1)}

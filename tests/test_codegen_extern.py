@@ -139,6 +139,16 @@ def test_attention(causal, dtype, head_dim):
     check(src, tunables={"attn.BLOCK_M": 64, "attn.BLOCK_N": 32}, expect_kernels=1)
 
 
+def test_causal_attention_whole_key_blocks_skip_masks_below_the_diagonal():
+    # 128 keys in blocks of 32: EVEN_N, so blocks left of each query block's diagonal band run
+    # unmasked and only the band is masked; the result must still match SDPA.
+    src = task(NO_INIT + "    def forward(self, q, k, v):\n"
+               "        return F.scaled_dot_product_attention(q, k, v, is_causal=True)\n",
+               "[torch.randn(1, 2, 128, 32, dtype=torch.float16) for _ in range(3)]")
+    low = check(src, tunables={"attn.BLOCK_M": 64, "attn.BLOCK_N": 32}, expect_kernels=1)
+    assert "CAUSAL_MASK=False" in low.code and "CAUSAL_MASK=True" in low.code
+
+
 def test_attention_scale_3d_and_epilogue():
     src = task(NO_INIT + "    def forward(self, q, k, v, r):\n"
                "        o = F.scaled_dot_product_attention(q, k, v, scale=0.3)\n"
@@ -156,6 +166,43 @@ def test_conv2d_epilogue_in_one_kernel():
             "        return torch.relu(self.conv(x) + self.bias) * 2.0\n")
     low = check(task(body, "[torch.randn(2, 3, 12, 10)]"), expect_kernels=1)
     assert "F.conv2d(" in low.code and "None" in low.code  # conv bias moved into the epilogue
+
+
+CONV_RESIDUAL = ("    def __init__(self):\n        super().__init__()\n"
+                 "        self.conv = nn.Conv2d(3, 37, 3)\n"
+                 "        self.scale = nn.Parameter(torch.randn(37, 1, 1))\n"
+                 "    def forward(self, x, res):\n"
+                 "        return torch.tanh(self.conv(x) * self.scale) + res\n")
+
+
+def _run_generated(low, source):
+    gen = load_generated(low.code, "extern_generated")
+    ns: dict = {}
+    exec(source, ns)
+    model = ns["Model"](*ns["get_init_inputs"]())
+    new = gen["ModelNew"](*ns["get_init_inputs"]())
+    new.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        return new(*ns["get_inputs"]())
+
+
+def test_conv2d_runs_channels_last_and_returns_nchw():
+    # 37 channels and 13x11 pixels: partial channel and pixel tiles; a per-channel parameter and
+    # a same-shape residual in the epilogue. The output must come back in the reference's layout.
+    src = task(CONV_RESIDUAL, "[torch.randn(2, 3, 15, 13), torch.randn(2, 37, 13, 11)]")
+    low = check(src, tunables={"conv.BLOCK_C": 16, "conv.BLOCK_HW": 32}, expect_kernels=1)
+    assert "to_channels_last(x," in low.code and "nchw_to_nhwc_kernel" in low.code
+    assert _run_generated(low, src).is_contiguous()
+
+
+def test_conv2d_layout_falls_back_to_nchw_when_asked_or_when_an_input_varies_along_pixels():
+    src = task(CONV_RESIDUAL, "[torch.randn(2, 3, 15, 13), torch.randn(2, 37, 13, 11)]")
+    low = check(src, tunables={"conv.channels_last": 0}, expect_kernels=1)
+    assert "channels_last" not in low.code
+    per_row = task(CONV_RESIDUAL.replace("(37, 1, 1)", "(1, 13, 1)"),
+                   "[torch.randn(2, 3, 15, 13), torch.randn(2, 37, 13, 11)]")
+    low = check(per_row, expect_kernels=1)  # the tile cannot index rows apart: flat NCHW kernel
+    assert "channels_last" not in low.code
 
 
 def test_conv1d_without_bias_and_plain_conv():
@@ -240,3 +287,41 @@ def test_triangle_outside_a_matmul_is_an_elementwise_mask():
                "        return torch.triu(torch.relu(a) * b, diagonal=-1) + 1.0\n",
                "[torch.randn(2, 20, 24), torch.randn(2, 20, 24)]")
     check(src, expect_kernels=1)
+
+
+def test_codegen_lower_takes_the_extern_templates_tunables():
+    # The search workflows pass a matmul task's tunables through codegen.lower: its keys are the
+    # extern templates' (mm.*), not the pointwise/reduction ones, and they must reach the file.
+    import codegen
+
+    src = task(NO_INIT + "    def forward(self, a, b):\n        return torch.matmul(a, b)\n",
+               "[torch.randn(64, 32), torch.randn(32, 48)]")
+    low = codegen.lower(src, tunables={"mm.BLOCK_M": 32, "mm.num_stages": 2})
+    assert low.ok, low.reason
+    assert "BLOCK_M=32" in low.code and "num_stages=2" in low.code and "mm.BLOCK_N" in low.space
+    bad = codegen.lower(src, tunables={"mm.BLOCK_Q": 32})
+    assert not bad.ok and "unknown tunables: mm.BLOCK_Q" in bad.reason
+
+
+@pytest.mark.parametrize("inputs", [
+    "[torch.randn(70, 48, dtype=torch.float16), torch.randn(48, 40, dtype=torch.float16)]",
+    "[torch.randn(3, 37, 48), torch.randn(3, 48, 33)]",   # batched, edge tiles, fp32
+])
+def test_persistent_matmul_matches(inputs):
+    # One program per SM walking the tiles (4 programs under the interpreter): more tiles than
+    # programs, partial edge tiles and batches all have to land in the right place.
+    src = task(NO_INIT + "    def forward(self, a, b):\n        return torch.matmul(a, b) * 0.5 + 1.0\n",
+               inputs)
+    low = check(src, tunables={"mm.PERSISTENT": 1, "mm.BLOCK_M": 16, "mm.BLOCK_N": 16, "mm.BLOCK_K": 16},
+                expect_kernels=1)
+    assert "flatten=True" in low.code and "multiprocessors(a.device)" in low.code
+
+
+def test_persistent_linear_epilogue_with_residual():
+    body = ("    def __init__(self):\n        super().__init__()\n"
+            "        self.fc = nn.Linear(48, 40)\n"
+            "    def forward(self, x, res):\n"
+            "        return F.gelu(self.fc(x)) * 0.5 + res\n")
+    src = task(body, "[torch.randn(2, 35, 48), torch.randn(2, 35, 40)]")
+    check(src, tunables={"mm.PERSISTENT": 1, "mm.BLOCK_M": 16, "mm.BLOCK_N": 16, "mm.BLOCK_K": 16},
+          expect_kernels=1)

@@ -38,6 +38,8 @@ def test_timing_agrees_with_do_bench(task_name, candidate_name):
     print(f"{task_name}: harness {ours:.4f} ms, do_bench {theirs:.4f} ms; {verdict.summary}")
     assert abs(ours - theirs) / theirs < 0.10
     assert verdict.timings["eager"]["median_ms"] > 0 and verdict.speedup_vs_eager > 0
+    # The host's launch cost is reported beside the device time, for candidate and baselines.
+    assert verdict.timings["candidate"]["launch_us"] > 0 and verdict.timings["eager"]["launch_us"] > 0
     assert 0 < verdict.roofline["bandwidth_fraction"] < 1.2
 
 

@@ -40,6 +40,7 @@ def emit(g) -> tuple[str, str]:
         "H", "L", "S", "sm_scale",
         "HEAD_DIM: tl.constexpr", "BLOCK_D: tl.constexpr",
         "BLOCK_M: tl.constexpr", "BLOCK_N: tl.constexpr", "IS_CAUSAL: tl.constexpr",
+        "EVEN_N: tl.constexpr",
     ]
     if fp32:
         params.append("INPUT_PRECISION: tl.constexpr")
@@ -49,11 +50,15 @@ def emit(g) -> tuple[str, str]:
         params.append("WIDEN_DOT: tl.constexpr")
     widen = (["if WIDEN_DOT:  # CPU interpreter only: its bf16 dot is wrong, its fp16 dot slow",
               "    q = q.to(tl.float32)"] if half else [])
-    widen_kv = (["    if WIDEN_DOT:",
-                 "        k_tile = k_tile.to(tl.float32)",
-                 "        v_tile = v_tile.to(tl.float32)"] if half else [])
+    block = f"{g.kernel_name}_key_blocks"
+    block_consts = "BLOCK_N=BLOCK_N, EVEN_N=EVEN_N" + (
+        ", INPUT_PRECISION=INPUT_PRECISION" if fp32 else "") + (", WIDEN_DOT=WIDEN_DOT" if half else "")
     lines = [
-        "start_m = tl.program_id(0)",
+        "# Causal programs own different amounts of work: launch the longest (last rows) first.",
+        "if IS_CAUSAL:",
+        "    start_m = tl.num_programs(0) - 1 - tl.program_id(0)",
+        "else:",
+        "    start_m = tl.program_id(0)",
         "off_bh = tl.program_id(1)",
         "off_b = (off_bh // H).to(tl.int64)",
         "off_h = (off_bh % H).to(tl.int64)",
@@ -62,7 +67,6 @@ def emit(g) -> tuple[str, str]:
         "v_ptr += off_b * stride_vb + off_h * stride_vh",
         "",
         "offs_m = start_m * BLOCK_M + tl.arange(0, BLOCK_M)",
-        "offs_n = tl.arange(0, BLOCK_N)",
         "offs_d = tl.arange(0, BLOCK_D)",
         "mask_m = offs_m < L",
         "mask_d = offs_d < HEAD_DIM",
@@ -76,31 +80,18 @@ def emit(g) -> tuple[str, str]:
         "l_i = tl.zeros((BLOCK_M,), dtype=tl.float32)",
         "acc = tl.zeros((BLOCK_M, BLOCK_D), dtype=tl.float32)",
         "",
-        "# Causal programs stop after their diagonal block: later keys are all masked.",
         "if IS_CAUSAL:",
+        "    # Key blocks wholly below the diagonal need no mask; the diagonal band does; later",
+        "    # keys are all masked, so the loop stops there.",
         "    hi = tl.minimum((start_m + 1) * BLOCK_M, S)",
+        "    band = tl.minimum(start_m * BLOCK_M // BLOCK_N * BLOCK_N, hi)",
+        f"    acc, l_i, m_i = {block}(acc, l_i, m_i, q, k_ptr, v_ptr, stride_kn, stride_kd, stride_vn, stride_vd,",
+        f"                    offs_m, offs_d, mask_d, S, 0, band, qk_scale, {block_consts}, CAUSAL_MASK=False)",
+        f"    acc, l_i, m_i = {block}(acc, l_i, m_i, q, k_ptr, v_ptr, stride_kn, stride_kd, stride_vn, stride_vd,",
+        f"                    offs_m, offs_d, mask_d, S, band, hi, qk_scale, {block_consts}, CAUSAL_MASK=True)",
         "else:",
-        "    hi = S",
-        "for start_n in range(0, hi, BLOCK_N):",
-        "    cols = start_n + offs_n",
-        "    mask_n = cols < S",
-        "    k_tile = tl.load(k_ptr + cols[None, :] * stride_kn + offs_d[:, None] * stride_kd,",
-        "                     mask=mask_n[None, :] & mask_d[:, None], other=0.0)",
-        "    v_tile = tl.load(v_ptr + cols[:, None] * stride_vn + offs_d[None, :] * stride_vd,",
-        "                     mask=mask_n[:, None] & mask_d[None, :], other=0.0)",
-    ] + widen_kv + [
-        f"    qk = tl.dot(q, k_tile{dot_kw}) * qk_scale",
-        "    keep = mask_n[None, :]",
-        "    if IS_CAUSAL:",
-        "        keep = keep & (offs_m[:, None] >= cols[None, :])",
-        "    qk = tl.where(keep, qk, float('-inf'))",
-        "    # Online softmax: rescale what was accumulated so far to the new running max.",
-        "    m_new = tl.maximum(m_i, tl.max(qk, 1))",
-        "    p = tl.math.exp2(qk - m_new[:, None])",
-        "    alpha = tl.math.exp2(m_i - m_new)",
-        "    l_i = l_i * alpha + tl.sum(p, 1)",
-        f"    acc = acc * alpha[:, None] + tl.dot(p.to(v_tile.dtype), v_tile{dot_kw})",
-        "    m_i = m_new",
+        f"    acc, l_i, m_i = {block}(acc, l_i, m_i, q, k_ptr, v_ptr, stride_kn, stride_kd, stride_vn, stride_vd,",
+        f"                    offs_m, offs_d, mask_d, S, 0, S, qk_scale, {block_consts}, CAUSAL_MASK=False)",
         "acc = acc / l_i[:, None]",
         "",
     ]
@@ -114,7 +105,7 @@ def emit(g) -> tuple[str, str]:
         ptr = f"{var(o.name)}_out_ptr"
         lines.append(f"tl.store({ptr} + o_offsets, {ep.var_of(o)}.to({ptr}.dtype.element_ty),"
                      " mask=mask_m[:, None] & mask_d[None, :])")
-    kernel = (
+    kernel = _key_blocks_source(block, fp32, half, dot_kw) + "\n\n" + (
         "@triton.jit\n"
         f"def {kname}(\n" + "".join(f"    {p},\n" for p in params) + "):\n"
         f'    """{g.doc}"""\n' + indent("\n".join(lines), "    ").replace("    \n", "\n") + "\n"
@@ -135,15 +126,54 @@ def emit(g) -> tuple[str, str]:
         name = f"{var(o.name)}_out"
         outs.append(name)
         L.append(f"    {name} = torch.empty(q.shape, device=q.device, dtype=torch.{g.out_dtype(o)})")
-    L.append(f'    grid = (triton.cdiv(length, {cfg}["BLOCK_M"]), batch * heads)')
+    L.append(f'    grid = (cdiv(length, {cfg}["BLOCK_M"]), batch * heads)')
     call = (["q", "k", "v"] + outs + ep.stride_args(prepared, SPACE)
             + ["*q.stride()", "*k.stride()", "*v.stride()", f"*{outs[0]}.stride()",
                "heads", "length", "k.shape[2]", scale,
                "HEAD_DIM=head_dim", "BLOCK_D=triton.next_power_of_2(head_dim)",
-               f"IS_CAUSAL={g.causal}"]
+               f"IS_CAUSAL={g.causal}", f'EVEN_N=k.shape[2] % {cfg}["BLOCK_N"] == 0']
             + (["WIDEN_DOT=INTERPRETED"] if half else []) + [f"**{cfg}"])
     L.append(f"    {kname}[grid](")
     L += [f"        {c}," for c in call]
     L.append("    )")
     L.append(f"    return {', '.join(f'{o}.view(out_shape)' for o in outs)}")
     return kernel, "\n".join(L) + "\n"
+
+
+def _key_blocks_source(name: str, fp32: bool, half: bool, dot_kw: str) -> str:
+    """A jit helper: the online-softmax loop over key blocks [lo, hi), masked only where needed."""
+    extra = (", INPUT_PRECISION: tl.constexpr" if fp32 else "") + (", WIDEN_DOT: tl.constexpr" if half else "")
+    widen = ("        if WIDEN_DOT:  # CPU interpreter only\n"
+             "            k_tile = k_tile.to(tl.float32)\n"
+             "            v_tile = v_tile.to(tl.float32)\n") if half else ""
+    return f'''@triton.jit
+def {name}(acc, l_i, m_i, q, k_ptr, v_ptr, stride_kn, stride_kd, stride_vn, stride_vd,
+        offs_m, offs_d, mask_d, S, lo, hi, qk_scale,
+        BLOCK_N: tl.constexpr, EVEN_N: tl.constexpr, CAUSAL_MASK: tl.constexpr{extra}):
+    """Stream key/value blocks [lo, hi) through the online softmax of one query block."""
+    offs_n = tl.arange(0, BLOCK_N)
+    for start_n in range(lo, hi, BLOCK_N):
+        cols = start_n + offs_n
+        k_ptrs = k_ptr + cols[None, :] * stride_kn + offs_d[:, None] * stride_kd
+        v_ptrs = v_ptr + cols[:, None] * stride_vn + offs_d[None, :] * stride_vd
+        if EVEN_N:  # every key block is whole
+            k_tile = tl.load(k_ptrs, mask=mask_d[:, None], other=0.0)
+            v_tile = tl.load(v_ptrs, mask=mask_d[None, :], other=0.0)
+        else:
+            mask_n = cols < S
+            k_tile = tl.load(k_ptrs, mask=mask_n[None, :] & mask_d[:, None], other=0.0)
+            v_tile = tl.load(v_ptrs, mask=mask_n[:, None] & mask_d[None, :], other=0.0)
+{widen}        qk = tl.dot(q, k_tile{dot_kw})
+        if CAUSAL_MASK:  # the diagonal band: query i sees keys 0..i
+            qk = tl.where(offs_m[:, None] >= cols[None, :], qk, float("-inf"))
+        if not EVEN_N:
+            qk = tl.where((cols < S)[None, :], qk, float("-inf"))
+        # Online softmax: rescale what was accumulated so far to the new running max.
+        m_new = tl.maximum(m_i, tl.max(qk, 1) * qk_scale)
+        p = tl.math.exp2(qk * qk_scale - m_new[:, None])
+        alpha = tl.math.exp2(m_i - m_new)
+        l_i = l_i * alpha + tl.sum(p, 1)
+        acc = acc * alpha[:, None] + tl.dot(p.to(v_tile.dtype), v_tile{dot_kw})
+        m_i = m_new
+    return acc, l_i, m_i
+'''

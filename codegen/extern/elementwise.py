@@ -69,11 +69,15 @@ def emit(g) -> tuple[str, str]:
     L = [f"def {g.name}({', '.join(g.arg_names)}):"]
     L += [f"    {s}" for s in g.launcher_prologue]
     first = next(iter(ep.operands.values()))
-    L.append(f"    shape = torch.broadcast_shapes({', '.join(op.name + '.shape' for op in ep.operands.values())})")
+    full = [op for op in ep.operands.values() if op.flat]
+    if full:  # an input of the output's own shape gives it (torch.broadcast_shapes is slow)
+        L.append(f"    shape = {full[0].name}.shape")
+    else:
+        L.append(f"    shape = torch.broadcast_shapes({', '.join(op.name + '.shape' for op in ep.operands.values())})")
     prepared = {}
     for op in ep.operands.values():
         if op.flat:
-            L.append(f"    {op.name} = {op.name}.expand(shape).contiguous()")
+            L.append(f"    {op.name} = {op.name}.contiguous()")
         else:
             L.append(f"    {op.name} = {op.name}.expand(shape)")
         prepared[op.name] = op.name
@@ -90,7 +94,7 @@ def emit(g) -> tuple[str, str]:
             sizes.append(f"shape[{d}]")
         if d < rank - 1:
             sizes.append(f"math.prod(shape[{d + 1}:])")
-    L.append(f'    grid = (triton.cdiv(n_elements, {cfg}["BLOCK_SIZE"]),)')
+    L.append(f'    grid = (cdiv(n_elements, {cfg}["BLOCK_SIZE"]),)')
     call = outs + ep.stride_args(prepared, space) + ["n_elements"] + sizes + [
         "INT64_INDEX=n_elements >= 2**31", f"**{cfg}"]
     L.append(f"    {kname}[grid](")

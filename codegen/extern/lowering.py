@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from codegen.extern import attention, elementwise, matmul, tunables as tn
+from codegen.extern import attention, conv_nhwc, elementwise, matmul, tunables as tn
 from codegen.extern.epilogue import Epilogue, Operand, var
 from codegen.extern.ops import (ATTENTION_OPS, CONV_OPS, MATMUL_OPS, POINTWISE, TRIANGLE_OPS,
                                 VIEW_ATTRIBUTES, VIEW_METHODS, aten, packet)
@@ -108,7 +108,7 @@ class Group(abc.ABC):
     def doc(self):
         chain = [str(packet(m).__name__) for m in self.epilogue.members]
         head = {"matmul": "Matmul", "attention": "Flash attention",
-                "elementwise": "Fused elementwise"}[self.kind]
+                "elementwise": "Fused elementwise", "conv": "Fused elementwise"}[self.kind]
         what = f" ({packet(self.anchor).__name__})" if self.anchor is not None else ""
         return f"{head}{what}" + (f" with fused epilogue: {', '.join(chain)}." if chain else ".")
 
@@ -200,10 +200,15 @@ class MatmulGroup(Group):
                     and len(self.anchor.users) == 1 and self.anchor not in self.outputs):
                 diagonal = m.args[1] if len(m.args) > 1 else m.kwargs.get("diagonal", 0)
                 self.output_triangle = (TRIANGLE_OPS[packet(m)], diagonal)
-        cfg = tn.matmul_defaults(_val(self.a).dtype, self.M, self.N, self.K, self.low.target)
+        full = any(op.used[1] and op.used[2] for op in self.epilogue.operands.values())
+        cfg = tn.matmul_defaults(_val(self.a).dtype, self.M, self.N, self.K, self.low.target,
+                                 full_epilogue_operand=full)
         if self.input_dtype != "float32":
             cfg.pop("INPUT_PRECISION")
-        return tn.apply_overrides("mm", cfg, self.low.tunables)
+        cfg = tn.apply_overrides("mm", cfg, self.low.tunables)
+        # The kernel's structure, not a launch parameter: triangular variants stay tiled.
+        self.persistent = bool(cfg.pop("PERSISTENT")) and not (self.operand_triangles or self.output_triangle)
+        return cfg
 
 
 class AttentionGroup(Group):
@@ -276,6 +281,10 @@ class ElementwiseGroup(Group):
         return super().accepts(node)
 
     def finish(self):
+        if self.kind == "conv":  # the layout choice is made; the rest configures the kernel
+            cfg = tn.apply_overrides("conv", tn.conv_defaults(self.low.target), self.low.tunables)
+            cfg.pop("channels_last")
+            return cfg
         return tn.apply_overrides("ew", tn.elementwise_defaults(self.low.target), self.low.tunables)
 
 
@@ -623,7 +632,8 @@ class _Lowering:
         g.kernel_name = self.unique_kernel("_".join([base] + ops[:5]).strip("_"))
         g.name = self.new_name(g.kernel_name, exclude=g)
         cfg = g.finish()
-        module = {"matmul": matmul, "attention": attention, "elementwise": elementwise}[g.kind]
+        module = {"matmul": matmul, "attention": attention, "elementwise": elementwise,
+                  "conv": conv_nhwc}[g.kind]
         if g.kind in ("matmul", "attention"):
             self.helpers.add(g.kind)
         kernel, launcher = module.emit(g)
@@ -659,6 +669,15 @@ class _Lowering:
             ep.operands["conv_bias"] = Operand(None, bname, used, flat=False)
             ep.pre_lines.append(f"{conv_name} = {var(conv_name)} + {var(bname)}  # conv bias")
         ep.anchor_var = var(conv_name)
+        layout = tn.conv_defaults(self.target)
+        layout = tn.apply_overrides("conv", layout, self.tunables)
+        if fn == "F.conv2d" and layout["channels_last"] and conv_nhwc.eligible(g):
+            # cuDNN's channels-last kernels are much faster; the epilogue writes NCHW back.
+            g.kind = "conv"
+            self.helpers.add("conv")
+            g.launcher_prologue[0] = (
+                f"{conv_name} = {fn}(to_channels_last({xn}, {conv_nhwc.CONFIG_TOKEN}), {wn}, None, "
+                f"{', '.join(extra)}).contiguous(memory_format=torch.channels_last)  # cuDNN, NHWC")
 
 
 def _einsum_as_matmul(equation: str, rank_a: int, rank_b: int):
@@ -752,6 +771,13 @@ def _init_and_forward_signature(task_source: str):
     return init_src, fwd_args, names
 
 
+# Launchers run on every forward call: host time spent there is time the GPU may sit idle, so
+# they avoid triton.cdiv (a jit function, costly to call from Python) and other slow helpers.
+CDIV = '''def cdiv(a, b):
+    """Ceiling division in plain Python (triton.cdiv is slow to call from the host)."""
+    return -(-a // b)'''
+
+
 def _config_src(name, cfg):
     items = ", ".join(f"{k}={v!r}" for k, v in cfg.items())
     return f"{name} = dict({items})"
@@ -776,11 +802,13 @@ def assemble(task_source, low: _Lowering) -> str:
              'INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") == "1"', "",
              "# Tunables: block sizes, warps and pipeline depth per kernel."]
     parts += [_config_src(n, c) for n, (_, c) in low.configs.items()]
-    blocks = ["\n".join(parts)]
+    blocks = ["\n".join(parts), CDIV]
     if "matmul" in low.helpers:
         blocks += [b.strip("\n") for b in matmul.HELPERS.split("\n\n\n")]
     if "attention" in low.helpers:
         blocks.append(attention.HELPERS.strip("\n"))
+    if "conv" in low.helpers:
+        blocks += [b.strip("\n") for b in conv_nhwc.HELPERS.split("\n\n\n")]
     for _, kernel, launcher in low.kernels:
         blocks += [kernel.strip("\n"), launcher.strip("\n")]
     parts = ["class ModelNew(nn.Module):"]
@@ -824,7 +852,7 @@ def lower_extern(task_source: str, program=None, *, tunables=None, target="cuda"
         return ExternLowering(ok=False, reason=f"error: {type(e).__name__}: {e}",
                               space=dict(tn.SPACE))
     families = {kind for kind, _ in low.configs.values()}
-    prefix = {"matmul": "mm.", "attention": "attn.", "elementwise": "ew."}
+    prefix = {"matmul": "mm.", "attention": "attn.", "elementwise": "ew.", "conv": "conv."}
     space = {k: v for k, v in tn.SPACE.items()
              if any(k.startswith(prefix[f]) for f in families)}
     used = {}

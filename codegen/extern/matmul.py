@@ -29,6 +29,9 @@ def matmul_operands(a, b):
     writes. A matrix right operand folds the left one's leading dims into M (one large GEMM)
     whenever its strides allow; otherwise batches broadcast with stride 0.
     """
+    if a.dim() == 2 and b.dim() == 2:  # the common case, kept cheap: this runs every call
+        M, N = a.shape[0], b.shape[1]
+        return a.unsqueeze(0), b.unsqueeze(0), (M, N), (1, M, N)
     a_is_vector, b_is_vector = a.dim() == 1, b.dim() == 1
     if a_is_vector:
         a = a.unsqueeze(0)
@@ -57,6 +60,18 @@ def matmul_operands(a, b):
     return a3, b3, tuple(out_shape), kernel_shape
 
 
+_MULTIPROCESSORS = {}
+
+
+def multiprocessors(device):
+    """Streaming multiprocessors of `device` (a few under the CPU interpreter), looked up once."""
+    if device.type != "cuda":
+        return 4
+    if device not in _MULTIPROCESSORS:
+        _MULTIPROCESSORS[device] = torch.cuda.get_device_properties(device).multi_processor_count
+    return _MULTIPROCESSORS[device]
+
+
 def epilogue_operand(t, out_shape, kernel_shape):
     """An epilogue input broadcast (stride 0) to the result, viewed like the kernel's output."""
     return t.expand(out_shape).reshape(kernel_shape)
@@ -74,8 +89,11 @@ def emit(g) -> tuple[str, str]:
         "stride_bb", "stride_bk", "stride_bn",
         "stride_cb", "stride_cm", "stride_cn",
         "BLOCK_M: tl.constexpr", "BLOCK_N: tl.constexpr", "BLOCK_K: tl.constexpr",
-        "GROUP_M: tl.constexpr",
+        "GROUP_M: tl.constexpr", "EVEN_K: tl.constexpr",
     ]
+    persistent = getattr(g, "persistent", False)
+    if persistent:
+        params.insert(params.index("M"), "num_programs")
     fp32 = g.input_dtype == "float32"
     if fp32:
         params.append("INPUT_PRECISION: tl.constexpr")
@@ -148,18 +166,29 @@ def emit(g) -> tuple[str, str]:
             "b_ptrs = b_ptr + offs_k[:, None] * stride_bk"
             " + offs_bn[None, :] * stride_bn",
         ]
-    body = ["k_mask = offs_k < K - k * BLOCK_K"]
-    a_mask, b_mask = "k_mask[None, :]", "k_mask[:, None]"
+    body = []
     if a_keep or b_keep:
-        body.append("offs_kk = k * BLOCK_K + offs_k")
-    if a_keep:
-        a_mask = f"{a_mask} & ({a_keep})"
-    if b_keep:
-        b_mask = f"{b_mask} & ({b_keep})"
-    body += [
-        f"a_tile = tl.load(a_ptrs, mask={a_mask}, other=0.0)",
-        f"b_tile = tl.load(b_ptrs, mask={b_mask}, other=0.0)",
-    ]
+        a_mask, b_mask = "k_mask[None, :]", "k_mask[:, None]"
+        body += ["k_mask = offs_k < K - k * BLOCK_K", "offs_kk = k * BLOCK_K + offs_k"]
+        if a_keep:
+            a_mask = f"{a_mask} & ({a_keep})"
+        if b_keep:
+            b_mask = f"{b_mask} & ({b_keep})"
+        body += [
+            f"a_tile = tl.load(a_ptrs, mask={a_mask}, other=0.0)",
+            f"b_tile = tl.load(b_ptrs, mask={b_mask}, other=0.0)",
+        ]
+    else:
+        body += [
+            "# When BLOCK_K divides K every tile is whole: unmasked loads pipeline best.",
+            "if EVEN_K:",
+            "    a_tile = tl.load(a_ptrs)",
+            "    b_tile = tl.load(b_ptrs)",
+            "else:",
+            "    k_mask = offs_k < K - k * BLOCK_K",
+            "    a_tile = tl.load(a_ptrs, mask=k_mask[None, :], other=0.0)",
+            "    b_tile = tl.load(b_ptrs, mask=k_mask[:, None], other=0.0)",
+        ]
     if half:
         body += ["if WIDEN_DOT:  # CPU interpreter only: its bf16 dot is wrong, its fp16 dot slow",
                  "    a_tile = a_tile.to(tl.float32)",
@@ -169,10 +198,7 @@ def emit(g) -> tuple[str, str]:
         "a_ptrs += BLOCK_K * stride_ak",
         "b_ptrs += BLOCK_K * stride_bk",
     ]
-    lines += ["", "acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)", loop]
-    lines += ["    " + b for b in body]
-    lines += [
-        "",
+    epilogue = [
         "# Epilogue on the fp32 accumulator, then one store per result.",
         "offs_cm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)",
         "offs_cn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)",
@@ -180,13 +206,19 @@ def emit(g) -> tuple[str, str]:
         "mask_n = offs_cn < N",
         "c_mask = mask_m[:, None] & mask_n[None, :]",
     ]
-    lines += [ep.operand_load(op, SPACE) for op in ep.operands.values()]
-    lines += [line for _, line in ep.expressions(SPACE)]
-    lines.append("c_offsets = offs_cm[:, None] * stride_cm + offs_cn[None, :] * stride_cn")
+    epilogue += [ep.operand_load(op, SPACE) for op in ep.operands.values()]
+    epilogue += [line for _, line in ep.expressions(SPACE)]
+    epilogue.append("c_offsets = offs_cm[:, None] * stride_cm + offs_cn[None, :] * stride_cn")
     for o in g.outputs:
         ptr = f"{var(o.name)}_out_ptr"
-        lines.append(f"tl.store({ptr} + batch * stride_cb + c_offsets, {ep.var_of(o)}.to({ptr}.dtype.element_ty),"
-                     " mask=c_mask)")
+        epilogue.append(f"tl.store({ptr} + batch * stride_cb + c_offsets, {ep.var_of(o)}.to({ptr}.dtype.element_ty),"
+                        " mask=c_mask)")
+    if persistent:
+        lines = _persistent_body(body, epilogue)
+    else:
+        lines += ["", "acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)", loop]
+        lines += ["    " + b for b in body]
+        lines += [""] + epilogue
     kernel = (
         "@triton.jit\n"
         f"def {kname}(\n" + "".join(f"    {p},\n" for p in params) + "):\n"
@@ -209,9 +241,15 @@ def emit(g) -> tuple[str, str]:
         name = f"{var(o.name)}_out"
         outs.append(name)
         L.append(f"    {name} = torch.empty(kernel_shape, device=a.device, dtype=torch.{g.out_dtype(o)})")
-    L.append(f'    grid = (triton.cdiv(M, {cfg}["BLOCK_M"]) * triton.cdiv(N, {cfg}["BLOCK_N"]), batch)')
-    call = (["a", "b"] + outs + ep.stride_args(prepared, SPACE)
+    L.append(f'    tiles = cdiv(M, {cfg}["BLOCK_M"]) * cdiv(N, {cfg}["BLOCK_N"])')
+    if persistent:
+        L.append("    programs = min(tiles, multiprocessors(a.device))  # one resident program per SM")
+        L.append("    grid = (programs, batch)")
+    else:
+        L.append("    grid = (tiles, batch)")
+    call = (["a", "b"] + outs + ep.stride_args(prepared, SPACE) + (["programs"] if persistent else [])
             + ["M", "N", "K", "*a.stride()", "*b.stride()", f"*{outs[0]}.stride()"]
+            + [f'EVEN_K=K % {cfg}["BLOCK_K"] == 0']
             + (["WIDEN_DOT=INTERPRETED"] if half else []) + [f"**{cfg}"])
     L.append(f"    {kname}[grid](")
     L += [f"        {c}," for c in call]
@@ -219,3 +257,48 @@ def emit(g) -> tuple[str, str]:
     rets = ", ".join(f"{o}.view(out_shape)" for o in outs)
     L.append(f"    return {rets}")
     return kernel, "\n".join(L) + "\n"
+
+
+def _persistent_body(k_body: list[str], epilogue: list[str]) -> list[str]:
+    """Kernel body of the persistent variant: one program per SM walks the tiles in grouped order.
+
+    `flatten=True` merges the tile loop and the K loop into one software-pipelined loop, so the
+    loads of a tile's first K blocks are in flight while the previous tile's epilogue runs; with
+    short K (few K blocks per tile) that epilogue is otherwise a bubble on every tile.
+    """
+    tile_pids = [
+        "group_id = tile_id // num_pid_in_group",
+        "first_pid_m = group_id * GROUP_M",
+        "group_size_m = min(num_pid_m - first_pid_m, GROUP_M)",
+        "pid_m = first_pid_m + ((tile_id % num_pid_in_group) % group_size_m)",
+        "pid_n = (tile_id % num_pid_in_group) // group_size_m",
+    ]
+    lines = [
+        "pid = tl.program_id(0)",
+        "batch = tl.program_id(1).to(tl.int64)",
+        "num_pid_m = tl.cdiv(M, BLOCK_M)",
+        "num_pid_n = tl.cdiv(N, BLOCK_N)",
+        "num_tiles = num_pid_m * num_pid_n",
+        "k_tiles = tl.cdiv(K, BLOCK_K)",
+        "# Grouped order: GROUP_M row-tiles in a row reuse each column panel of B from L2.",
+        "num_pid_in_group = GROUP_M * num_pid_n",
+        "offs_k = tl.arange(0, BLOCK_K)",
+        "# The batch offset goes on the base pointers: tile offsets stay 32-bit.",
+        "a_ptr += batch * stride_ab",
+        "b_ptr += batch * stride_bb",
+        "# The epilogue follows its own tile counter: the pipelined loop runs ahead of it.",
+        "tile_id_c = pid - num_programs",
+        "for tile_id in tl.range(pid, num_tiles, num_programs, flatten=True):",
+    ] + ["    " + t for t in tile_pids] + [
+        "    # Rows and columns past the edge wrap around; the store masks them out.",
+        "    offs_am = (pid_m * BLOCK_M + tl.arange(0, BLOCK_M)) % M",
+        "    offs_bn = (pid_n * BLOCK_N + tl.arange(0, BLOCK_N)) % N",
+        "    a_ptrs = a_ptr + offs_am[:, None] * stride_am + offs_k[None, :] * stride_ak",
+        "    b_ptrs = b_ptr + offs_k[:, None] * stride_bk + offs_bn[None, :] * stride_bn",
+        "    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)",
+        "    for k in range(0, k_tiles):",
+    ] + ["        " + b for b in k_body] + [
+        "",
+        "    tile_id_c += num_programs",
+    ] + ["    " + t.replace("tile_id", "tile_id_c") for t in tile_pids] + ["    " + e for e in epilogue]
+    return lines

@@ -1,7 +1,8 @@
 """Declared search spaces and per-device defaults for the extern templates.
 
-Keys are "<template>.<parameter>": `mm` (matmul), `attn` (flash attention), `ew` (the elementwise
-epilogue kernel that follows a convolution or stands alone).
+Keys are "<template>.<parameter>": `mm` (matmul), `attn` (flash attention), `conv` (a 2-D
+convolution's layout and its channels-last epilogue kernel), `ew` (the elementwise epilogue kernel
+that follows other convolutions or stands alone).
 """
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ SPACE = {
     "mm.GROUP_M": [1, 4, 8, 16],
     "mm.num_warps": [2, 4, 8],
     "mm.num_stages": [2, 3, 4, 5],
+    # 1: one program per SM walks the tiles, the next tile's loads overlapping this one's epilogue.
+    "mm.PERSISTENT": [0, 1],
     # fp32 only: "ieee" is exact fp32, "tf32x3" is ~fp32 accuracy on tensor cores, "tf32" is fast
     # but only matches references that allow tf32 themselves.
     "mm.INPUT_PRECISION": ["ieee", "tf32x3", "tf32"],
@@ -22,6 +25,11 @@ SPACE = {
     "attn.num_warps": [4, 8],
     "attn.num_stages": [2, 3, 4],
     "attn.INPUT_PRECISION": ["ieee", "tf32x3", "tf32"],
+    # 2-D convolutions: cuDNN on channels-last copies (1) or on the NCHW tensors as given (0).
+    "conv.channels_last": [0, 1],
+    "conv.BLOCK_C": [16, 32, 64],
+    "conv.BLOCK_HW": [32, 64, 128, 256],
+    "conv.num_warps": [2, 4, 8],
     "ew.BLOCK_SIZE": [256, 512, 1024, 2048, 4096],
     "ew.num_warps": [2, 4, 8],
 }
@@ -29,14 +37,26 @@ SPACE = {
 _HALF = (torch.float16, torch.bfloat16)
 
 
-def matmul_defaults(dtype: torch.dtype, M: int, N: int, K: int, target: str = "cuda") -> dict:
-    """H100 defaults: large tiles for half precision, smaller for fp32 (twice the bytes per tile)."""
+# Half-precision products at least this large (2*M*N*K flops) run persistent (H100 sweep,
+# bench/extern_sweep.py: 4096^3 fp16 0.207 -> 0.187 ms, linear + SiLU + residual 0.304 -> 0.249 ms;
+# a 34 GFLOP product was slower persistent).
+PERSISTENT_MIN_FLOPS = 5e10
+
+
+def matmul_defaults(dtype: torch.dtype, M: int, N: int, K: int, target: str = "cuda",
+                    full_epilogue_operand: bool = False) -> dict:
+    """H100 defaults: large tiles for half precision, smaller for fp32 (twice the bytes per tile).
+
+    `full_epilogue_operand`: the epilogue reads a tensor of the output's size (a residual), whose
+    tile competes with the accumulator for registers: 128x128 tiles then beat 128x256."""
     if dtype in _HALF:
         cfg = {"BLOCK_M": 128, "BLOCK_N": 256, "BLOCK_K": 64, "GROUP_M": 8, "num_warps": 8,
-               "num_stages": 3, "INPUT_PRECISION": "ieee"}
+               "num_stages": 3, "INPUT_PRECISION": "ieee", "PERSISTENT": 0}
+        if 2 * M * N * K >= PERSISTENT_MIN_FLOPS:
+            cfg.update(PERSISTENT=1, num_stages=4, BLOCK_N=128 if full_epilogue_operand else 256)
     else:
         cfg = {"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 32, "GROUP_M": 8, "num_warps": 8,
-               "num_stages": 3, "INPUT_PRECISION": "tf32x3"}
+               "num_stages": 3, "INPUT_PRECISION": "tf32x3", "PERSISTENT": 0}
     if N <= 16:  # matrix-vector: one skinny column tile, many row tiles, deep K steps
         cfg.update(BLOCK_M=64, BLOCK_N=16, BLOCK_K=256 if dtype in _HALF else 128,
                    num_warps=4, num_stages=4)
@@ -49,12 +69,18 @@ def matmul_defaults(dtype: torch.dtype, M: int, N: int, K: int, target: str = "c
 
 def attention_defaults(dtype: torch.dtype, head_dim: int, target: str = "cuda") -> dict:
     if dtype in _HALF:
-        cfg = {"BLOCK_M": 128, "BLOCK_N": 64, "num_warps": 8 if head_dim > 64 else 4,
+        # H100 sweep (bench/extern_sweep.py): head_dim 64 runs best with 64-row query blocks
+        # (more programs in flight), 128 with 128-row blocks and 8 warps.
+        cfg = {"BLOCK_M": 128 if head_dim > 64 else 64, "BLOCK_N": 64, "num_warps": 8 if head_dim > 64 else 4,
                "num_stages": 3, "INPUT_PRECISION": "ieee"}
     else:
         cfg = {"BLOCK_M": 64, "BLOCK_N": 32, "num_warps": 4, "num_stages": 2,
                "INPUT_PRECISION": "tf32x3"}
     return cfg
+
+
+def conv_defaults(target: str = "cuda") -> dict:
+    return {"channels_last": 1, "BLOCK_C": 32, "BLOCK_HW": 128, "num_warps": 4}
 
 
 def elementwise_defaults(target: str = "cuda") -> dict:

@@ -1,0 +1,138 @@
+"""Convolution epilogue over a channels-last (NHWC) cuDNN result, written back as NCHW.
+
+On the H100, cuDNN runs a 2-D convolution several times faster on channels-last tensors (its
+tensor-core kernels want channels innermost) than on NCHW ones, even counting the conversion of
+the input. The result comes back channels-last; this kernel applies the fused epilogue (conv bias,
+activations, per-channel terms, same-shape inputs) and stores the output in the reference's
+NCHW layout in the same pass. Each program owns a [BLOCK_C, BLOCK_HW] tile of one image: it reads
+along channels (contiguous in NHWC) and writes along pixels (contiguous in NCHW); Triton stages
+the transpose through shared memory.
+"""
+from __future__ import annotations
+
+from textwrap import indent
+
+from codegen.extern.epilogue import TileSpace, var
+
+SPACE = TileSpace(
+    suffixes=["0", "1", "2", "3"],
+    index=["n", "offs_c[:, None]", None, None],
+    masks=[None, "mask_c[:, None]", None, None],
+    full_mask="mask", flat_index="out_offs",
+)
+
+
+# Stands for the kernel's config name in the launcher prologue until the kernel is named.
+CONFIG_TOKEN = "<CONV_CONFIG>"
+
+# Emitted once per file: the input's channels-last copy, one tiled transpose (torch's generic
+# copy kernel takes about three times as long for this permutation on an H100).
+HELPERS = '''
+@triton.jit
+def nchw_to_nhwc_kernel(x_ptr, out_ptr, C, HW, BLOCK_C: tl.constexpr, BLOCK_HW: tl.constexpr):
+    """out[n, hw, c] = x[n, c, hw]: a [BLOCK_C, BLOCK_HW] tile of one image per program."""
+    pid_hw = tl.program_id(0)
+    pid_c = tl.program_id(1)
+    n = tl.program_id(2).to(tl.int64)
+    offs_c = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
+    offs_hw = pid_hw * BLOCK_HW + tl.arange(0, BLOCK_HW)
+    mask = (offs_c < C)[:, None] & (offs_hw < HW)[None, :]
+    tile = tl.load(x_ptr + n * C * HW + offs_c[:, None] * HW + offs_hw[None, :], mask=mask)
+    tl.store(out_ptr + n * HW * C + offs_hw[None, :] * C + offs_c[:, None], tile, mask=mask)
+
+
+def to_channels_last(x, config):
+    """A channels-last copy of a 4-D tensor (itself when it already is one)."""
+    if x.is_contiguous(memory_format=torch.channels_last):
+        return x
+    x = x.contiguous()
+    N, C, H, W = x.shape
+    out = torch.empty_like(x, memory_format=torch.channels_last)
+    grid = (cdiv(H * W, config["BLOCK_HW"]), cdiv(C, config["BLOCK_C"]), N)
+    nchw_to_nhwc_kernel[grid](x, out, C, H * W, **config)
+    return out
+'''
+
+
+def eligible(g) -> bool:
+    """A 2-D convolution whose epilogue reads only per-channel values, scalars and tensors of the
+    output's own shape (the tile knows its channel and its NCHW offset, not h and w apart)."""
+    if len(g.shape) != 4:
+        return False
+    for op in g.epilogue.operands.values():
+        if not op.flat and any(used for d, used in enumerate(op.used) if d != 1):
+            return False
+    return True
+
+
+def emit(g) -> tuple[str, str]:
+    ep = g.epilogue
+    kname = f"{g.kernel_name}_kernel"
+    conv = next(iter(ep.operands.values()))  # the channels-last conv result, see _conv_epilogue
+    others = [op for op in ep.operands.values() if op is not conv]
+    out_params = [f"{var(o.name)}_out_ptr" for o in g.outputs]
+    params = out_params + [f"{conv.name}_ptr", "stride_xn", "stride_xc", "stride_xhw"]
+    for op in others:
+        params.append(f"{op.name}_ptr")
+        if not op.flat:
+            params += [f"{op.name}_stride_1"] if op.used[1] else []
+    params += ["C", "HW", "BLOCK_C: tl.constexpr", "BLOCK_HW: tl.constexpr"]
+    lines = [
+        "pid_hw = tl.program_id(0)",
+        "pid_c = tl.program_id(1)",
+        "n = tl.program_id(2).to(tl.int64)",
+        "offs_c = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)",
+        "offs_hw = pid_hw * BLOCK_HW + tl.arange(0, BLOCK_HW)",
+        "mask_c = offs_c < C",
+        "mask = mask_c[:, None] & (offs_hw < HW)[None, :]",
+        "# Channels-last source (channels contiguous), NCHW destination (pixels contiguous).",
+        "src_offs = n * stride_xn + offs_c[:, None] * stride_xc + offs_hw[None, :] * stride_xhw",
+        "out_offs = n * C * HW + offs_c[:, None] * HW + offs_hw[None, :]",
+        f"{var(conv.name)} = tl.load({conv.name}_ptr + src_offs, mask=mask, other=0.0).to(tl.float32)",
+    ]
+    for op in others:
+        if op.flat:
+            lines.append(ep.operand_load(op, SPACE))
+        else:
+            terms = f" + offs_c[:, None] * {op.name}_stride_1" if op.used[1] else ""
+            mask = "mask_c[:, None]" if op.used[1] else None
+            load = f"tl.load({op.name}_ptr{terms}" + (f", mask={mask}, other=0.0)" if mask else ")")
+            lines.append(f"{var(op.name)} = {load}.to(tl.float32)")
+    lines += [line for _, line in ep.expressions(SPACE)]
+    for o in g.outputs:
+        ptr = f"{var(o.name)}_out_ptr"
+        lines.append(f"tl.store({ptr} + out_offs, {ep.var_of(o)}.to({ptr}.dtype.element_ty), mask=mask)")
+    kernel = (
+        "@triton.jit\n"
+        f"def {kname}(\n" + "".join(f"    {p},\n" for p in params) + "):\n"
+        f'    """{g.doc} Channels-last source, NCHW result."""\n'
+        + indent("\n".join(lines), "    ").replace("    \n", "\n") + "\n"
+    )
+
+    cfg = f"{g.kernel_name.upper()}_CONFIG"
+    L = [f"def {g.name}({', '.join(g.arg_names)}):"]
+    L += [f"    {s}".replace(CONFIG_TOKEN, cfg) for s in g.launcher_prologue]
+    L.append(f"    N, C, H, W = {conv.name}.shape")
+    call = outs = []
+    for o in g.outputs:
+        name = f"{var(o.name)}_out"
+        outs.append(name)
+        L.append(f"    {name} = torch.empty((N, C, H, W), device={conv.name}.device, dtype=torch.{g.out_dtype(o)})")
+    args = list(outs) + [conv.name, f"{conv.name}.stride(0)", f"{conv.name}.stride(1)", f"{conv.name}.stride(3)"]
+    for op in others:
+        if op.flat:
+            L.append(f"    {op.name} = {op.name}.contiguous()")
+            args.append(op.name)
+        else:
+            L.append(f"    {op.name} = {op.name}.expand(N, C, H, W)")
+            args.append(op.name)
+            if op.used[1]:
+                args.append(f"{op.name}.stride(1)")
+    args += ["C", "H * W"]
+    L.append(f'    grid = (cdiv(H * W, {cfg}["BLOCK_HW"]), cdiv(C, {cfg}["BLOCK_C"]), N)')
+    L.append(f"    {kname}[grid](")
+    L += [f"        {c}," for c in args + [f"**{cfg}"]]
+    L.append("    )")
+    L.append(f"    return {', '.join(outs)}")
+    del call
+    return kernel, "\n".join(L) + "\n"
