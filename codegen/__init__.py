@@ -5,9 +5,11 @@
     neighbour(space, tunables, seed) -> dict                           (a nearby point, for searches)
 
 Pipeline: capture.py (trace to an ATen graph, classify nodes: ir.py; generalize.py turns sizes the
-trace baked in back into input sizes) -> lower.py (group nodes into kernels, split few-long-row
-reductions, render the file) -> kernels.py (pointwise / row kernel skeletons) over emit.py (values
-as index arithmetic, reductions, scans, pooling) and pointwise.py (Triton expressions).
+trace baked in back into input sizes) -> rewrites.py (online softmax statistics; few-long-row and
+strided reductions split into partials + combines) -> lower.py (group nodes into kernels, inline
+the combines, render the file) -> kernels.py (pointwise / row / tiled kernel skeletons) over
+emit.py (values as index arithmetic, reductions in one pass per input, scans, pooling) and
+pointwise.py (Triton expressions).
 Graphs with matmul / convolution / attention go to codegen.extern. Imports only torch, triton and
 the standard library.
 """

@@ -85,7 +85,16 @@ def build_row(k: Kernel, F, A, strategy: str) -> None:
                          "row_mask = programs < n_rows * SPLIT",
                          "rows = programs // SPLIT",
                          "part = programs % SPLIT",
-                         "chunk = tl.cdiv(n_cols, SPLIT)"]
+                         # a whole number of column blocks per chunk: aligned (vector) loads
+                         "chunk = tl.cdiv(tl.cdiv(n_cols, SPLIT), BLOCK_N) * BLOCK_N"]
+    elif strategy == "tiled":
+        # elementwise over rows x columns: one [BLOCK_M, BLOCK_N] tile per program, so whatever
+        # depends on the row alone (statistics, per-channel parameters) is computed once per row
+        k.root.lines += [f"n_rows = {k.n_rows}", f"n_cols = {k.n_cols}",
+                         f"pid = {pid}",
+                         "col_blocks = tl.cdiv(n_cols, BLOCK_N)",
+                         "rows = (pid // col_blocks) * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]",
+                         "row_mask = rows < n_rows"]
     else:
         k.root.lines += [f"n_rows = {k.n_rows}", f"n_cols = {k.n_cols}",
                          f"rows = {pid} * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]",
@@ -93,13 +102,17 @@ def build_row(k: Kernel, F, A, strategy: str) -> None:
     lines, k.row_vars = index_vars("rows", kept, "row", "r")
     k.root.lines += lines
     k.col_lines, k.col_vars = index_vars("cols", red, "col", "c")
-    trailing = k.A == list(range(len(F) - len(A), len(F)))
+    # reduced dims innermost (size-1 dims aside): an element's offset is row * n_cols + col
+    big_kept = [d for d in range(len(F)) if d not in A and F[d] != "1"]
+    big_red = [d for d in A if F[d] != "1"]
+    trailing = not big_kept or not big_red or max(big_kept) < min(big_red)
     full = None
     if trailing:  # reduced dims innermost: an element's offset is row * n_cols + col, no div/mod
         k.flat = (k.full_idx(), k.F, "rows * n_cols + cols")
-    if strategy == "persistent":
+    if strategy in ("persistent", "tiled"):
         k.tile = Scope(parent=k.root)
-        k.tile.lines += ["cols = tl.arange(0, BLOCK_N)[None, :]", "col_mask = cols < n_cols"] + list(k.col_lines)
+        first = "(pid % col_blocks) * BLOCK_N + " if strategy == "tiled" else ""
+        k.tile.lines += [f"cols = {first}tl.arange(0, BLOCK_N)[None, :]", "col_mask = cols < n_cols"] + list(k.col_lines)
         k.sections = [k.tile]
         k.current_section = k.tile
         k.scope = k.tile
@@ -108,10 +121,12 @@ def build_row(k: Kernel, F, A, strategy: str) -> None:
             k.flat = (full, k.F, "rows * n_cols + cols")
     source = strip_views(node, k.materialized)
     element_out = tuple(source.shape) == tuple(F) and source.kind != ir.REDUCTION
+    if strategy == "tiled":  # F is the node's own shape
+        element_out, source = True, (source if tuple(source.shape) == tuple(F) else node)
     if element_out:
         # a view of an F-shaped value has the same elements in the same (contiguous) order
         node = source
-        if strategy == "persistent":
+        if strategy in ("persistent", "tiled"):
             val, _ = k.value(node, full)
             off, _ = k.linear(full, F)
             k.tile.lines.append(_store(k, k.node, val, off, "row_mask & col_mask"))
@@ -135,8 +150,9 @@ def build_row(k: Kernel, F, A, strategy: str) -> None:
         k.sections.append(section)
         k.current_section = section
         k.scope = section
-        val = k.reduce(node.op, node.inputs[0], node)
-        k.emit(_store(k, node, val, "programs", "row_mask"))
+        for out in k.outputs:  # sibling partials of the same chunks: one read of x
+            val = k.reduce(out.op, out.inputs[0], out)
+            k.emit(_store(k, out, val, "programs", "row_mask"))
     else:
         # a per-row result: node's non-1 dims must be the kept dims
         if [s for s in node.shape if s != "1"] != [s for s in kept if s != "1"]:
@@ -194,7 +210,7 @@ def prune(lines: list[str]) -> list[str]:
         keep = []
         for line in lines:
             m = re.match(r"\s*([A-Za-z_]\w*) = ", line)
-            if m and counts.get(m.group(1), 0) == 1 and m.group(1) not in ("cols", "col_mask", "in_chunk"):
+            if m and counts.get(m.group(1), 0) == 1 and m.group(1) not in ("cols", "col_mask"):
                 continue
             keep.append(line)
         if len(keep) == len(lines):

@@ -6,6 +6,14 @@ So pointwise chains fuse into one kernel, pointwise producers and consumers fuse
 kernel of the reduction they feed (softmax, layer/RMS norm: one kernel), and only genuinely
 different iteration spaces (group norm's statistics, a reduction of a reduction over other dims)
 cost an extra kernel.
+
+Before scheduling, the graph is rewritten for fewer passes over big tensors: sum(exp(x - max(x)))
+becomes an online `sumexp` (max and sum in one read, see rewrites.py); reductions with few
+long rows or a strided layout are split into partials and a small combine (rewrites.py;
+variances as Welford triples), and the combine is inlined into whichever row kernel needs it.
+Pointwise outputs whose broadcast operands are constant along the trailing dims (statistics,
+per-channel parameters) get a rows x columns "tiled" kernel (_tile_dims): per-row work once per
+row, contiguous vector loads, no per-element index division.
 """
 from __future__ import annotations
 
@@ -13,12 +21,11 @@ import ast
 import re
 from dataclasses import asdict, dataclass, field
 
-import torch
-
 from . import ir, tunables as tunables_mod
 from .capture import Unsupported as CaptureUnsupported, capture, load_task
-from .emit import Kernel, NeedMaterialize, Unsupported, _prod
+from .emit import MAX_INLINE_PARTS, Kernel, NeedMaterialize, Unsupported, _prod
 from .kernels import DTYPE_NAME, build_pointwise, build_row, prune, strip_views
+from .rewrites import hint_prod, next_pow2, online_softmax, split_reductions
 from .ir import Node
 
 
@@ -37,19 +44,19 @@ class Lowering:
 
 def lower(task_source: str, *, tunables: dict | None = None, target: str = "cuda") -> Lowering:
     try:
-        tun = tunables_mod.resolve(tunables, target)
-    except KeyError as e:
-        return Lowering(False, reason=str(e.args[0]), space=dict(tunables_mod.SPACE))
-    try:
         ns = load_task(task_source)
         cap = capture(task_source, namespace=ns)
     except CaptureUnsupported as e:
         return Lowering(False, reason=str(e))
     except Exception as e:  # the task itself does not build or run
         return Lowering(False, reason=f"task failed to run: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
-    _generalize_sizes(cap, task_source, ns)
-    if cap.graph.of_kind(ir.EXTERN):
+    if cap.graph.of_kind(ir.EXTERN):  # the extern templates declare (and check) their own tunables
         return _lower_extern(task_source, tunables, target)
+    try:
+        tun = tunables_mod.resolve(tunables, target)
+    except KeyError as e:
+        return Lowering(False, reason=str(e.args[0]), space=dict(tunables_mod.SPACE))
+    _generalize_sizes(cap, task_source, ns)
     try:
         code, kernels = _lower_graph(cap, task_source, tun)
     except (Unsupported, CaptureUnsupported) as e:
@@ -91,13 +98,6 @@ def lower_to_dict(task_source: str, tunables: dict | None = None, target: str = 
 # ---------------------------------------------------------------------------------------------
 
 
-def _next_pow2(n: int) -> int:
-    p = 1
-    while p < n:
-        p *= 2
-    return p
-
-
 def _dedupe(graph: ir.Graph) -> None:
     """A reduction computed twice (layer norm's mean inside its variance and again for the
     normalisation, say) becomes a view of the first: one kernel, one read."""
@@ -118,8 +118,13 @@ def _dedupe(graph: ir.Graph) -> None:
 
 
 def _schedule(graph: ir.Graph, tun: dict):
-    _split_reductions(graph, tun)
+    online_softmax(graph)
+    split_reductions(graph, tun)
     _dedupe(graph)
+    groups: dict = {}  # id(x) -> reductions of x: a looped kernel accumulates them in one loop
+    for n in graph.nodes:
+        if n.kind == ir.REDUCTION:
+            groups.setdefault(id(n.inputs[0]), []).append(n)
     outputs = [o for o in graph.outputs if isinstance(o, Node)]
     materialized = set(graph.inputs) | set(graph.of_kind(ir.EXTERN))
     large = max((n.numel_hint for n in graph.nodes if isinstance(n.numel_hint, int)), default=0) >= 2**31 - 1
@@ -133,7 +138,7 @@ def _schedule(graph: ir.Graph, tun: dict):
                 if n in taken:
                     continue
                 siblings = _siblings(n, targets)
-                k = _make_kernel(n, known, tun, large, siblings)
+                k = _make_kernel(n, known, tun, large, siblings, groups)
                 taken.update(k.outputs)
                 kernels.append(k)
             return kernels
@@ -144,111 +149,24 @@ def _schedule(graph: ir.Graph, tun: dict):
     raise Unsupported("unsupported: scheduling did not converge")
 
 
-SPLITTABLE = {"sum", "mean", "amax", "amin", "prod", "any", "all", "var"}
-
-
-def _split_reductions(graph: ir.Graph, tun: dict) -> None:
-    """Few long rows (a loss, a norm of a whole tensor): one program per row would leave the GPU
-    idle, so r = reduce(x) becomes partial = reduce(x in SPLIT chunks per row), a [rows, SPLIT]
-    buffer, and r = reduce(partial) (/ n for a mean), whose epilogue fuses as usual."""
-    target = tun["reduce.split_programs"]
-    for r in list(graph.nodes) + ["again"]:
-        if r == "again":  # a split variance added reductions: split those too
-            for r2 in list(graph.nodes):
-                _split_one(graph, r2, target)
-            break
-        _split_one(graph, r, target)
-
-
-def _split_one(graph: ir.Graph, r: Node, target: int) -> None:
-    """Split reduction r in place when it has few long rows (see _split_reductions)."""
-    if r.kind != ir.REDUCTION or r.op not in SPLITTABLE or r.attrs.get("split"):
-        return
-    x = r.inputs[0]
-    dims = r.attrs["dims"]
-    kept = [d for d in range(len(x.shape)) if d not in dims]
-    n_rows, n_cols = _hint_prod(x, kept), _hint_prod(x, dims)
-    if target <= 0 or n_rows * 2 > target or n_cols < 16384:  # enough rows to fill the GPU already
-        return
-    split = min(_next_pow2(-(-target // n_rows)), max(1, n_cols // 2048))
-    if split < 2:
-        return
-    split = 1 << (split.bit_length() - 1)
-    kept_shape = tuple(x.shape[d] for d in kept)
-    if r.op == "var":
-        _split_variance(graph, r, x, dims, kept_shape)
-        return
-    acc = torch.int64 if not r.dtype.is_floating_point and r.op in ("sum", "prod") else (
-        r.dtype if r.op in ("any", "all") else torch.float32)
-    partial = Node(name=f"{r.name}_partial", op="sum" if r.op == "mean" else r.op, kind=ir.REDUCTION,
-                   args=[x], attrs={"dims": list(dims), "keepdim": False, "split": split},
-                   shape=kept_shape + (str(split),), hint=tuple(x.hint[d] for d in kept) + (split,), dtype=acc)
-    final = Node(name=f"{r.name}_final", op="sum" if r.op == "mean" else r.op, kind=ir.REDUCTION,
-                 args=[partial], attrs={"dims": [len(kept)], "keepdim": False},
-                 shape=kept_shape, hint=partial.hint[:-1], dtype=r.dtype if r.op != "mean" else torch.float32)
-    new = [partial, final]
-    value = final
-    if r.op == "mean":
-        n = ir.Sym(_prod([x.shape[d] for d in dims]), n_cols)
-        value = Node(name=f"{r.name}_mean", op="div", kind=ir.POINTWISE, args=[final, n],
-                     attrs={"self": final, "other": n}, shape=kept_shape, hint=final.hint, dtype=r.dtype)
-        new.append(value)
-    # r itself becomes a view of the combined value: its users and shape stay as they were
-    r.op, r.kind, r.args, r.attrs = "view", ir.VIEW, [value], {"shape": r.shape}
-    i = graph.nodes.index(r)
-    graph.nodes[i:i] = new
-
-
-def _split_variance(graph: ir.Graph, r: Node, x: Node, dims, kept_shape) -> None:
-    """var(x) = sum((x - mean(x))^2) / (n - correction), written with two plain reductions that
-    _split_reductions then splits (the mean is materialised between them)."""
-    n_hint = _hint_prod(x, dims)
-    n = ir.Sym(_prod([x.shape[d] for d in dims]), n_hint)
-    keep_shape = tuple("1" if d in dims else s for d, s in enumerate(x.shape))
-    keep_hint = tuple(1 if d in dims else h for d, h in enumerate(x.hint))
-    # sum / n rather than a mean node: a sum of x the model already takes is then shared (see _dedupe)
-    total_x = Node(name=f"{r.name}_sum", op="sum", kind=ir.REDUCTION, args=[x],
-                   attrs={"dims": list(dims), "keepdim": False}, shape=kept_shape,
-                   hint=tuple(h for d, h in enumerate(x.hint) if d not in dims), dtype=torch.float32)
-    mean_rows = Node(name=f"{r.name}_mean_rows", op="div", kind=ir.POINTWISE, args=[total_x, n],
-                     attrs={"self": total_x, "other": n}, shape=kept_shape, hint=total_x.hint, dtype=torch.float32)
-    mean = Node(name=f"{r.name}_mean", op="view", kind=ir.VIEW, args=[mean_rows], attrs={"shape": keep_shape},
-                shape=keep_shape, hint=keep_hint, dtype=torch.float32)
-    diff = Node(name=f"{r.name}_diff", op="sub", kind=ir.POINTWISE, args=[x, mean],
-                attrs={"self": x, "other": mean}, shape=x.shape, hint=x.hint, dtype=torch.float32)
-    square = Node(name=f"{r.name}_sq", op="mul", kind=ir.POINTWISE, args=[diff, diff],
-                  attrs={"self": diff, "other": diff}, shape=x.shape, hint=x.hint, dtype=torch.float32)
-    total = Node(name=f"{r.name}_ss", op="sum", kind=ir.REDUCTION, args=[square],
-                 attrs={"dims": list(dims), "keepdim": r.attrs.get("keepdim", False)}, shape=r.shape, hint=r.hint,
-                 dtype=torch.float32)
-    corr = r.attrs.get("correction", 1.0)
-    denom = ir.Sym(f"({n.expr}) - {float(corr)}", n_hint - corr)
-    r.op, r.kind, r.args = "div", ir.POINTWISE, [total, denom]
-    r.attrs = {"self": total, "other": denom}
-    i = graph.nodes.index(r)
-    graph.nodes[i:i] = [total_x, mean_rows, mean, diff, square, total]
-
-
-def _hint_prod(node: Node, dims) -> int:
-    n = 1
-    for d in dims:
-        h = node.hint[d]
-        n *= int(h) if isinstance(h, int) else 1024
-    return n
-
-
 def _siblings(node: Node, targets: list) -> list:
-    """Other materialised reductions over the same input and dims: one kernel computes them all."""
-    if node.kind != ir.REDUCTION or node.attrs.get("split"):
+    """Other materialised reductions over the same input and dims (and the same chunks, for split
+    partials): one kernel computes them all, reading the input once."""
+    if node.kind != ir.REDUCTION:
         return []
-    key = (id(node.inputs[0]), tuple(node.attrs["dims"]))
-    return [t for t in targets if t is not node and t.kind == ir.REDUCTION and not t.attrs.get("split")
-            and (id(t.inputs[0]), tuple(t.attrs["dims"])) == key]
+    if node.attrs.get("combine"):  # combines of partials shaped alike: one small kernel
+        key = (tuple(node.inputs[0].shape), tuple(node.attrs["dims"]), node.attrs.get("keepdim"))
+        return [t for t in targets if t is not node and t.kind == ir.REDUCTION and t.attrs.get("combine")
+                and (tuple(t.inputs[0].shape), tuple(t.attrs["dims"]), t.attrs.get("keepdim")) == key]
+    key = (id(node.inputs[0]), tuple(node.attrs["dims"]), node.attrs.get("split"))
+    return [t for t in targets if t is not node and t.kind == ir.REDUCTION
+            and (id(t.inputs[0]), tuple(t.attrs["dims"]), t.attrs.get("split")) == key]
 
 
-def _make_kernel(node: Node, known: set, tun: dict, large: bool, siblings=()) -> Kernel:
+def _make_kernel(node: Node, known: set, tun: dict, large: bool, siblings=(), groups=None) -> Kernel:
     k = Kernel(f"{node.name}_kernel", node, known, tun, large)
     k.outputs = [node] + list(siblings)
+    k.groups = groups or {}
     if node.kind == ir.REDUCTION:
         anchor = node
     elif node.kind == ir.SCAN:
@@ -256,6 +174,12 @@ def _make_kernel(node: Node, known: set, tun: dict, large: bool, siblings=()) ->
     else:
         anchor = _anchor(node, known)
     if anchor is None:
+        cols = _tile_dims(node, known)
+        if cols:
+            # rows x columns tiles: per-row operands (statistics, per-channel parameters) once per row
+            build_row(k, node.shape, list(range(len(node.shape) - cols, len(node.shape))), "tiled")
+            k.launch = ("row", "tiled")
+            return k
         build_pointwise(k)
         k.launch = ("pointwise", None)
         return k
@@ -266,26 +190,78 @@ def _make_kernel(node: Node, known: set, tun: dict, large: bool, siblings=()) ->
         k.launch = ("row", "split")
         k.split = node.attrs["split"]
         return k
-    n_cols = _hint_prod(x, dims)
-    n_rows = _hint_prod(x, [d for d in range(len(x.shape)) if d not in dims])
+    n_cols = hint_prod(x, dims)
+    n_rows = hint_prod(x, [d for d in range(len(x.shape)) if d not in dims])
     if (anchor is not node and n_rows < 128 and n_cols >= 16384 and tuple(node.shape) == tuple(x.shape)
             and anchor.kind == ir.REDUCTION):
         # few rows, every element written: give the reduction its own kernel, keep this one wide
         raise NeedMaterialize(anchor)
     strategy = tun["reduce.strategy"]
     # reduced dims not innermost: neighbouring rows are neighbouring addresses, so a program takes
-    # a wide block of rows and loops over the reduced dims (coalesced loads, whatever the stride)
-    strided = (len(x.shape) - 1) not in dims and _hint_prod(x, [len(x.shape) - 1]) > 1
+    # a wide block of rows (the contiguous dim, across threads) and walks the reduced dims
+    strided = (len(x.shape) - 1) not in dims and hint_prod(x, [len(x.shape) - 1]) > 1
     if strategy == "auto":
-        strategy = "persistent" if _next_pow2(n_cols) <= tun["reduce.persistent_max"] and not strided else "looped"
+        # strided: whole columns in registers only when a block of >= 16 rows still fits
+        keep_whole = next_pow2(n_cols) * (16 if strided else 1) <= tun["reduce.persistent_max"]
+        strategy = "persistent" if keep_whole else "looped"
     build_row(k, x.shape, dims, strategy)
     k.launch = ("row", strategy)
-    k.strided = strided and strategy == "looped"
+    k.strided = strided
     return k
 
 
+def _tile_dims(node: Node, known: set) -> int:
+    """How many trailing dims of a pointwise node to lay along a tile's columns: the longest run
+    that every broadcast operand (a statistic, a per-channel parameter) is constant along, when
+    there is such an operand and the run is long. 0: a flat 1-D kernel suits it as well."""
+    nd = len(node.shape)
+    if nd < 2 or node.kind != ir.POINTWISE:
+        return 0
+    varying, broadcast = set(), False
+    stack, seen = [node], set()
+    while stack:
+        n = stack.pop()
+        if id(n) in seen:
+            continue
+        seen.add(id(n))
+        for a in n.inputs:
+            shape = tuple(a.shape)
+            if a.kind == ir.VIEW and a.op == "expand" and a not in known:
+                shape = tuple(a.inputs[0].shape)  # right-aligned, as broadcasting
+            if all(s == "1" for s in shape):
+                continue  # a scalar
+            k = nd - len(shape)
+            if k < 0:
+                return 0
+            if shape == tuple(node.shape):
+                if a.kind == ir.POINTWISE and a not in known:
+                    stack.append(a)
+                continue
+            broadcast = True
+            varying |= {k + j for j, s in enumerate(shape) if s != "1"}
+    if not broadcast:
+        return 0
+    cols = 0
+    for d in reversed(range(nd)):
+        if d in varying:
+            break
+        cols += 1
+    if cols in (0, nd) or hint_prod(node, range(nd - cols, nd)) < 256:
+        return 0
+    return cols
+
+
+def _inlinable(r: Node) -> bool:
+    """A combine of few partials over one dim: kernels that need it compute it in place."""
+    if not r.attrs.get("combine") or len(r.attrs["dims"]) != 1:
+        return False
+    h = r.inputs[0].hint[r.attrs["dims"][0]]
+    return isinstance(h, int) and h <= MAX_INLINE_PARTS
+
+
 def _anchor(node: Node, known: set) -> Node | None:
-    """The reduction/scan whose row kernel computes node: one over node's own shape if any."""
+    """The reduction/scan whose row kernel computes node: one over node's own shape if any.
+    Combines of split partials do not anchor: a kernel loads and combines them in place."""
     seen, stack, found = set(), [node], []
     while stack:
         n = stack.pop()
@@ -293,6 +269,8 @@ def _anchor(node: Node, known: set) -> Node | None:
             continue
         seen.add(id(n))
         if n is not node and (n in known or n.kind in (ir.INPUT, ir.EXTERN)):
+            continue
+        if n.kind == ir.REDUCTION and n is not node and _inlinable(n):
             continue
         if n.kind in (ir.REDUCTION, ir.SCAN):
             found.append(n)
@@ -323,13 +301,19 @@ import triton
 import triton.language as tl
 
 # Tunables (the search space is codegen.tunables.SPACE).
-POINTWISE_BLOCK = {pb}      # elements per program of a pointwise kernel
+POINTWISE_BLOCK = {pb}      # elements per program of a pointwise (or rows x columns tiled) kernel
 POINTWISE_WARPS = {pw}
-ROW_TILE = {tile}            # elements per program of a persistent row block (rows x whole row)
+ROW_TILE = {tile}            # elements per program of a persistent row block (rows x whole row), or per
+                           # loop step of a strided reduction (a block of contiguous rows x columns)
 ROW_BLOCK_N = {bn}         # column block of a looped reduction
-ROW_STRIDED_M = {sm}         # rows per program when the reduced dims are not the innermost
+ROW_STRIDED_M = {sm}         # rows per program of a looped reduction whose reduced dims are not innermost
 ROW_WARPS = {rw}              # 0: picked from the block size
 NUM_STAGES = {ns}
+
+
+def cdiv(a, b):
+    """Ceiling division in plain Python (triton.cdiv is slow to call from the host)."""
+    return -(-a // b)
 '''
 
 MULTIPLY = '''
@@ -343,17 +327,28 @@ LAUNCH_HELPERS = '''
 
 def _row_blocks(n_rows, n_cols, persistent, strided=False):
     """Block sizes of a row kernel: whole rows (several per program when short), a column loop,
-    or (strided: rows are the contiguous dim) a wide block of rows looping over columns."""
+    or (strided: rows are the contiguous dim, laid across threads) a wide block of rows holding
+    whole columns or looping over them."""
     if persistent:
         block_n = triton.next_power_of_2(max(n_cols, 1))
-        block_m = max(1, min(triton.next_power_of_2(max(n_rows, 1)), ROW_TILE // block_n))
+        # strided: 16-64 contiguous rows (whole 64-256 byte segments), at most 16384 elements
+        block_m = ROW_TILE // block_n if not strided else min(64, max(16, 16384 // block_n))
+        block_m = max(1, min(triton.next_power_of_2(max(n_rows, 1)), block_m))
     elif strided:
         block_m = min(ROW_STRIDED_M, triton.next_power_of_2(max(n_rows, 1)))
-        block_n = min(max(ROW_TILE // 4 // block_m, 1), triton.next_power_of_2(max(n_cols, 1)))
+        block_n = min(max(ROW_TILE // block_m, 1), triton.next_power_of_2(max(n_cols, 1)))
     else:
         block_n, block_m = ROW_BLOCK_N, 1
     warps = ROW_WARPS or (4 if block_m * block_n <= 2048 else 8 if block_m * block_n <= 8192 else 16)
     return block_m, block_n, warps
+
+
+def _tile_blocks(n_rows, n_cols):
+    """Tile of a rows x columns elementwise kernel: as many elements as a pointwise program
+    (many small programs stream best), columns first."""
+    block_n = min(triton.next_power_of_2(max(n_cols, 1)), POINTWISE_BLOCK)
+    block_m = max(1, min(triton.next_power_of_2(max(n_rows, 1)), POINTWISE_BLOCK // block_n))
+    return block_m, block_n, POINTWISE_WARPS
 '''
 
 
@@ -394,6 +389,8 @@ def _lower_graph(cap, task_source: str, tun: dict):
             const = ["SPLIT: tl.constexpr", "BLOCK_M: tl.constexpr", "BLOCK_N: tl.constexpr"]
         else:
             const = ["BLOCK_M: tl.constexpr", "BLOCK_N: tl.constexpr"]
+        const += [f"{c}: tl.constexpr" for c in k.constexprs]
+        extra = "".join(f", {c}={e}" for c, e in k.constexprs.items())
         fused = _fused_ops(k)
         what = f"{k.launch[1] + ' row' if k.launch[0] == 'row' else 'pointwise'} kernel: {', '.join(fused) or 'copy'}"
         summaries.append(f"{k.name}: {what}")
@@ -412,20 +409,25 @@ def _lower_graph(cap, task_source: str, tun: dict):
         call_args = ", ".join([n.name for n in in_nodes] + [o.name for o in outs] + syms)
         if k.launch[0] == "pointwise":
             lsrc += [f"    n_elements = {_prod(node.shape)}",
-                     "    grid = (triton.cdiv(n_elements, POINTWISE_BLOCK),)",
-                     f"    {k.name}[grid]({call_args}, BLOCK=POINTWISE_BLOCK, num_warps=POINTWISE_WARPS, num_stages=NUM_STAGES)"]
+                     "    grid = (cdiv(n_elements, POINTWISE_BLOCK),)",
+                     f"    {k.name}[grid]({call_args}, BLOCK=POINTWISE_BLOCK{extra}, num_warps=POINTWISE_WARPS, num_stages=NUM_STAGES)"]
         elif k.launch[1] == "split":
             lsrc += [f"    n_rows, n_cols = {k.n_rows}, {k.n_cols}",
                      f"    grid = (n_rows * {k.split},)  # {k.split} programs share each row",
                      "    warps = ROW_WARPS or 8",
-                     f"    {k.name}[grid]({call_args}, SPLIT={k.split}, BLOCK_M=1, BLOCK_N=ROW_BLOCK_N, num_warps=warps, num_stages=NUM_STAGES)"]
+                     f"    {k.name}[grid]({call_args}, SPLIT={k.split}, BLOCK_M=1, BLOCK_N=ROW_BLOCK_N{extra}, num_warps=warps, num_stages=NUM_STAGES)"]
+        elif k.launch[1] == "tiled":
+            lsrc += [f"    n_rows, n_cols = {k.n_rows}, {k.n_cols}",
+                     "    block_m, block_n, warps = _tile_blocks(n_rows, n_cols)",
+                     "    grid = (cdiv(n_rows, block_m) * cdiv(n_cols, block_n),)",
+                     f"    {k.name}[grid]({call_args}, BLOCK_M=block_m, BLOCK_N=block_n{extra}, num_warps=warps, num_stages=NUM_STAGES)"]
         else:
             persistent = k.launch[1] == "persistent"
             lsrc += [f"    n_rows, n_cols = {k.n_rows}, {k.n_cols}",
                      f"    block_m, block_n, warps = _row_blocks(n_rows, n_cols, persistent={persistent}"
                      + (", strided=True)" if getattr(k, "strided", False) else ")"),
-                     "    grid = (triton.cdiv(n_rows, block_m),)",
-                     f"    {k.name}[grid]({call_args}, BLOCK_M=block_m, BLOCK_N=block_n, num_warps=warps, num_stages=NUM_STAGES)"]
+                     "    grid = (cdiv(n_rows, block_m),)",
+                     f"    {k.name}[grid]({call_args}, BLOCK_M=block_m, BLOCK_N=block_n{extra}, num_warps=warps, num_stages=NUM_STAGES)"]
         lsrc.append(f"    return {', '.join(o.name for o in outs)}")
         parts.append("\n".join(lsrc))
         launchers.append((node, outs, largs))

@@ -14,11 +14,11 @@ SPACE: dict[str, list] = {
     # row kernels (reductions, normalisations, scans)
     "reduce.strategy": ["auto", "persistent", "looped"],  # whole rows in registers, or a column loop
     "reduce.persistent_max": [2048, 4096, 8192, 16384, 32768],  # "auto": longest row kept whole
-    "reduce.TILE": [1024, 2048, 4096, 8192, 16384],  # elements per program of a persistent row block
+    "reduce.TILE": [1024, 2048, 4096, 8192, 16384],  # elements per persistent row block / strided loop step
     "reduce.BLOCK_N": [256, 512, 1024, 2048, 4096, 8192],  # column block of a looped reduction
     "reduce.num_warps": [0, 1, 2, 4, 8, 16, 32],  # 0: picked from the block size
     "reduce.strided_BLOCK_M": [16, 32, 64, 128, 256],  # rows per program, reduced dims not innermost
-    "reduce.split_programs": [0, 256, 512, 1024, 2048],  # few long rows: programs sharing them (0: off)
+    "reduce.split_programs": [0, 256, 512, 1024, 2048],  # few long rows: programs sharing them (0: no split)
     "num_stages": [1, 2, 3, 4],
 }
 

@@ -210,3 +210,65 @@ def test_tunables_neighbour_and_json_cli(tmp_path):
     assert data["ok"] and data["tunables"]["pointwise.BLOCK"] == 256 and "POINTWISE_BLOCK = 256" in data["code"]
     bad = codegen.lower_to_dict(task.read_text(), {"no.such": 1})
     assert not bad["ok"] and "no.such" in bad["reason"]
+
+
+def _loads_of(code: str, name: str) -> int:
+    """How many places of the generated file read tensor `name` (one per pass over it)."""
+    return code.count(f"tl.load({name}_ptr + ")
+
+
+def test_long_row_softmax_reads_x_twice(tmp_path):
+    """Few long rows: an online split (running max and rescaled sum per chunk, one read of x) and
+    one tiled kernel that combines the chunks' partials per row and writes the output (second
+    read): two kernels, x read twice. Whole -inf chunks must not poison the row."""
+    src = make_task("torch.softmax(x, dim=-1)",
+                    "[torch.cat([torch.full((2, 4096), float('-inf')), 3 * torch.randn(2, 12288)], 1)]")
+    res = run_both(tmp_path, src)
+    assert len(res.kernels) == 2 and "split" in res.kernels[0] and "tiled" in res.kernels[1], res.kernels
+    assert _loads_of(res.code, "x") == 2
+    assert "tl.exp(-tl.abs(" in res.code  # the online update: one exp per element
+
+
+def test_looped_softmax_is_online(tmp_path):
+    """Rows too long for registers: max and sum of exponentials in one loop, the output in a second."""
+    for forward in ("torch.softmax(x, dim=1)", "torch.log_softmax(x, dim=1)"):
+        res = run_both(tmp_path, make_task(forward, "[torch.randn(5, 300)]"),
+                       tunables={"reduce.strategy": "looped", "reduce.BLOCK_N": 64, "reduce.split_programs": 0})
+        assert len(res.kernels) == 1
+        assert res.code.count("for col_start in range") == 2  # the statistics, then the output
+        assert _loads_of(res.code, "x") == 2
+
+
+def test_strided_looped_softmax_and_variance(tmp_path):
+    """Reduced dim not innermost and looped: online max/sum of exponentials, Welford variance."""
+    src = make_task("(torch.softmax(x, dim=1), x.var(dim=1))", "[2.0 + torch.randn(3, 100, 33)]")
+    res = run_both(tmp_path, src, tunables={"reduce.strategy": "looped", "reduce.TILE": 256})
+    assert all("looped" in k for k in res.kernels) and "strided=True" in res.code
+    assert "tl.exp(-tl.abs(" in res.code and "w_m2" in res.code
+
+
+def test_argmax_over_a_middle_dim_with_ties(tmp_path):
+    """Reduced dim not innermost: a block of contiguous rows per program, per-lane best values in
+    the loop (no cross-lane reduction per block), the first index of the maximum wins."""
+    src = make_task("(torch.argmax(x, dim=1), torch.argmin(x, dim=1))", "[torch.randint(0, 3, (3, 100, 33)).float()]")
+    res = run_both(tmp_path, src, tunables={"reduce.strategy": "looped", "reduce.TILE": 256})
+    assert "strided=True" in res.code and "tl.argmax" not in res.code
+
+
+def test_groupnorm_statistics_in_one_pass(tmp_path):
+    """Few long groups: one split kernel computes count, mean and M2 (Welford) and the sum per chunk,
+    the tiled normalisation combines them per row: x read twice, two kernels."""
+    src = make_task("self.gn(x)", "[5.0 + torch.randn(1, 4, 64, 128)]", init="|self.gn = nn.GroupNorm(2, 4)")
+    res = run_both(tmp_path, src)
+    assert len(res.kernels) == 2 and "split" in res.kernels[0] and "tiled" in res.kernels[1], res.kernels
+    assert _loads_of(res.code, "x") == 2
+
+
+def test_batchnorm_training_layout_split(tmp_path):
+    """Batch statistics over (N, H, W): per-(n, c) partials over the contiguous H*W (one read), then
+    the normalisation combines the N partials of its channel in place: two kernels."""
+    src = make_task("F.batch_norm(x, None, None, self.w, self.b, training=True)", "[3.0 + torch.randn(4, 3, 32, 32)]",
+                    init="|self.w = nn.Parameter(torch.rand(3)); self.b = nn.Parameter(torch.randn(3))")
+    res = run_both(tmp_path, src, tunables={"reduce.split_programs": 16})
+    assert len(res.kernels) == 2 and "tiled" in res.kernels[1], res.kernels
+    assert _loads_of(res.code, "x") == 2
