@@ -26,6 +26,8 @@ LAUNCH_CALLS = 20
 
 
 class L2Flusher:
+    """What runs before each timed call: an L2 flush, then the host's head start."""
+
     def __init__(self, device="cuda"):
         l2_bytes = getattr(torch.cuda.get_device_properties(device), "L2_cache_size", 0) or (50 << 20)
         self.buffer = torch.empty(max(2 * l2_bytes, MIN_FLUSH_BYTES) // 4, dtype=torch.int32, device=device)

@@ -20,7 +20,8 @@ Returns `ExternLowering(ok, code, reason, kernels, space, tunables)`, field for 
 - ok/code: one self-contained file defining `class ModelNew(nn.Module)`; its `__init__` is the
   reference's own (same signature, same parameter names, so `load_state_dict` works); its forward
   runs every op in Triton kernels, except convolutions which stay in torch (cuDNN) with their
-  epilogue fused into one Triton kernel.
+  epilogue fused into one Triton kernel (2-D ones on a channels-last copy of the input, made by a
+  Triton transpose, their epilogue writing the NCHW result: conv_nhwc.py).
 - reason: when ok is False, "unsupported: <op>" (or the error), never a silent fallback.
 - kernels: names of the `@triton.jit` kernels emitted.
 - space: the declared search space, {key: [candidate values]} for the templates used.

@@ -113,7 +113,7 @@ def emit(g) -> tuple[str, str]:
     L = [f"def {g.name}({', '.join(g.arg_names)}):"]
     L += [f"    {s}".replace(CONFIG_TOKEN, cfg) for s in g.launcher_prologue]
     L.append(f"    N, C, H, W = {conv.name}.shape")
-    call = outs = []
+    outs = []
     for o in g.outputs:
         name = f"{var(o.name)}_out"
         outs.append(name)
@@ -134,5 +134,4 @@ def emit(g) -> tuple[str, str]:
     L += [f"        {c}," for c in args + [f"**{cfg}"]]
     L.append("    )")
     L.append(f"    return {', '.join(outs)}")
-    del call
     return kernel, "\n".join(L) + "\n"
