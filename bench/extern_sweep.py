@@ -24,7 +24,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 import codegen  # noqa: E402
-from codegen.extern.benchmark import load_generated  # noqa: E402
+from codegen.extern.loading import load_generated  # noqa: E402
 from harness.timing import L2Flusher, sync_overhead_ms, time_callable  # noqa: E402
 
 

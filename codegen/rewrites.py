@@ -124,16 +124,23 @@ def _split_one(graph: ir.Graph, r: Node, target: int, done: dict) -> None:
     else:
         acc = torch.int64 if not r.dtype.is_floating_point and r.op in ("sum", "prod") else (
             r.dtype if r.op in ("any", "all") else torch.float32)
-        op = "sum" if r.op == "mean" else r.op
-        p = partial(op, dtype=acc)
-        f = final(op, p, f"{r.name}_final", dtype=r.dtype if r.op != "mean" else torch.float32)
-        new, value = [p, f], f
-        done[id(r)] = (p, f)
-        if r.op == "mean":
-            value = _pw(f"{r.name}_mean", "div", f, n, f)
-            value.dtype = r.dtype
-            new.append(value)
+        new, value = _combine_plain(r, partial, final, n, done, acc)
     _replace(graph, r, value, new)
+
+
+def _combine_plain(r: Node, partial, final, n: ir.Sym, done: dict, acc=torch.float32):
+    """Partials and their combine for sum / mean / max / min / prod / any / all: a mean sums its
+    partials and divides by the count once."""
+    op = "sum" if r.op == "mean" else r.op
+    p = partial(op, dtype=acc)
+    f = final(op, p, f"{r.name}_final", dtype=r.dtype if r.op != "mean" else torch.float32)
+    new, value = [p, f], f
+    done[id(r)] = (p, f)
+    if r.op == "mean":
+        value = _pw(f"{r.name}_mean", "div", f, n, f)
+        value.dtype = r.dtype
+        new.append(value)
+    return new, value
 
 
 def _replace(graph: ir.Graph, r: Node, value: Node, new: list) -> None:
@@ -218,15 +225,7 @@ def _layout_split(graph: ir.Graph, r: Node, target: int, done: dict) -> bool:
     if r.op == "var":
         new, value = _combine_var(r, partial, final, kept_shape, kept_hint, n, pdims)
     else:
-        op = "sum" if r.op == "mean" else r.op
-        p = partial(op)
-        f = final(op, p, f"{r.name}_final", dtype=r.dtype if r.op != "mean" else torch.float32)
-        new, value = [p, f], f
-        done[id(r)] = (p, f)
-        if r.op == "mean":
-            value = _pw(f"{r.name}_mean", "div", f, n, f)
-            value.dtype = r.dtype
-            new.append(value)
+        new, value = _combine_plain(r, partial, final, n, done)
     _replace(graph, r, value, new)
     return True
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from codegen.extern import has_extern, lower_extern
-from codegen.extern.benchmark import load_generated
+from codegen.extern.loading import load_generated
 
 pytestmark = pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") != "1",
                                 reason="interpreter tests (TRITON_INTERPRET=1)")
