@@ -156,7 +156,7 @@ def build_row(k: Kernel, F, A, strategy: str) -> None:
     else:
         # a per-row result: node's non-1 dims must be the kept dims
         if [s for s in node.shape if s != "1"] != [s for s in kept if s != "1"]:
-            raise NeedMaterialize(_first_reduction(node, k.materialized) or node)
+            raise NeedMaterialize(next(iter(reductions_feeding(node, k.materialized)), node))
         it = iter([v for v, s in zip(k.row_vars, kept) if s != "1"])
         idx = [("0", "") if s == "1" else next(it) for s in node.shape]
         if strategy != "persistent":
@@ -183,21 +183,21 @@ def strip_views(node: Node, materialized) -> Node:
     return node
 
 
-def _first_reduction(node: Node, materialized) -> Node | None:
-    seen = set()
-    stack = [node]
-    found = []
+def reductions_feeding(node: Node, known, skip=None) -> list[Node]:
+    """Reductions and scans that node is computed from (node itself included), in depth-first
+    order, not looking past known tensors; `skip(n)` drops n and what it is computed from."""
+    seen, stack, found = set(), [node], []
     while stack:
         n = stack.pop()
         if id(n) in seen:
             continue
         seen.add(id(n))
-        if n is not node and (n in materialized or n.kind in (ir.INPUT, ir.EXTERN)):
+        if n is not node and (n in known or n.kind in (ir.INPUT, ir.EXTERN) or (skip and skip(n))):
             continue
         if n.kind in (ir.REDUCTION, ir.SCAN):
             found.append(n)
         stack.extend(n.inputs)
-    return found[0] if found else None
+    return found
 
 
 def prune(lines: list[str]) -> list[str]:

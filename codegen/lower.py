@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from . import ir, tunables as tunables_mod
 from .capture import Unsupported as CaptureUnsupported, capture, load_task
 from .emit import MAX_INLINE_PARTS, Kernel, NeedMaterialize, Unsupported, _prod
-from .kernels import DTYPE_NAME, build_pointwise, build_row, prune, strip_views
+from .kernels import DTYPE_NAME, build_pointwise, build_row, prune, reductions_feeding, strip_views
 from .rewrites import hint_prod, next_pow2, online_softmax, split_reductions
 from .ir import Node
 
@@ -262,19 +262,7 @@ def _inlinable(r: Node) -> bool:
 def _anchor(node: Node, known: set) -> Node | None:
     """The reduction/scan whose row kernel computes node: one over node's own shape if any.
     Combines of split partials do not anchor: a kernel loads and combines them in place."""
-    seen, stack, found = set(), [node], []
-    while stack:
-        n = stack.pop()
-        if id(n) in seen:
-            continue
-        seen.add(id(n))
-        if n is not node and (n in known or n.kind in (ir.INPUT, ir.EXTERN)):
-            continue
-        if n.kind == ir.REDUCTION and n is not node and _inlinable(n):
-            continue
-        if n.kind in (ir.REDUCTION, ir.SCAN):
-            found.append(n)
-        stack.extend(n.inputs)
+    found = reductions_feeding(node, known, skip=lambda n: n.kind == ir.REDUCTION and _inlinable(n))
     if not found:
         return None
     shape = tuple(strip_views(node, known).shape)
