@@ -6,7 +6,10 @@ import ast
 from pathlib import Path
 
 from harness.sandbox import Worker, resolve_device, shared_worker
+from harness.secrets import redact, redact_tree
 from harness.verdict import HarnessInputError, SandboxResult, TaskCheck, Verdict
+
+JUDGE_GRACE_S = 10.0  # the judge enforces the timeout itself and needs a moment to write the verdict
 
 
 def _defined_names(path: str, role: str) -> set[str] | None:
@@ -65,20 +68,23 @@ def _failed_job_verdict(result: SandboxResult, device: str, timeout_s: float) ->
 
 def verify_on(worker: Worker, task_path: str, candidate_path: str, *, dsl: str = "triton_cuda",
               timeout_s: float = 120.0, trials: int = 5, measure: bool = True,
-              memory_limit_mb: int | None = None, seed: int = 0,
+              memory_limit_mb: int | None = None, seed: int | None = None,
               reference_timings: dict | None = None) -> Verdict:
     """verify() on a given worker (the pool's)."""
     check_task_file(task_path)
     check_candidate_file(candidate_path)
     kwargs = dict(task_path=str(Path(task_path).resolve()), candidate_path=str(Path(candidate_path).resolve()),
                   device=worker.device, dsl=dsl, trials=trials, measure=measure, seed=seed,
-                  memory_limit_mb=memory_limit_mb, reference_timings=reference_timings)
-    result = worker.call("harness.judge:verify_job", kwargs, timeout_s=timeout_s, memory_limit_mb=memory_limit_mb)
+                  memory_limit_mb=memory_limit_mb, reference_timings=reference_timings, timeout_s=timeout_s)
+    result = worker.call("harness.judge:verify_job", kwargs, timeout_s=timeout_s, memory_limit_mb=memory_limit_mb,
+                         grace_s=JUDGE_GRACE_S)
     if not result.ok:
         verdict = _failed_job_verdict(result, worker.device, timeout_s)
     else:
         verdict = Verdict.from_dict(result.value)
         verdict.log_tail = result.log_tail
+    # Whatever a candidate printed or raised, no secret of this process leaves the harness.
+    verdict = Verdict.from_dict(redact_tree(verdict.to_dict()))
     if "cuda_fault" in verdict.flags:
         worker.restart_needed()  # a fresh server before the next job, whatever the fault left behind
     return verdict
@@ -86,11 +92,14 @@ def verify_on(worker: Worker, task_path: str, candidate_path: str, *, dsl: str =
 
 def verify(task_path: str, candidate_path: str, *, device: str = "auto", dsl: str = "triton_cuda",
            timeout_s: float = 120.0, trials: int = 5, measure: bool = True,
-           memory_limit_mb: int | None = None, seed: int = 0, reference_timings: dict | None = None) -> Verdict:
+           memory_limit_mb: int | None = None, seed: int | None = None,
+           reference_timings: dict | None = None) -> Verdict:
     """Judge candidate_path's ModelNew against task_path's Model. Raises HarnessInputError only for
     bad input (missing file, no Model/ModelNew, unknown device); every other failure is a Verdict.
     reference_timings: eager/compile timings from an earlier job of the same task and device, reused
     instead of re-timed (the search workflows time their reference once per run).
+    seed: the base seed of the judge's inputs; None (the default) draws a fresh one per job, so a
+    candidate cannot recognise the judge's inputs; the verdict records the one used.
     memory_limit_mb: on CPU the address space a job may map beyond the pre-loaded runtime (default
     8192); on a GPU the share of device memory the job's allocator may use (default: no limit)."""
     worker = shared_worker(resolve_device(device))
@@ -107,6 +116,6 @@ def validate_task(task_path: str, *, device: str = "auto", timeout_s: float = 60
                          {"task_path": str(Path(task_path).resolve()), "device": worker.device},
                          timeout_s=timeout_s)
     if result.ok:
-        return TaskCheck(**result.value, log_tail=result.log_tail)
-    problem = f"checking the task failed ({result.status}): {result.error_message or result.signal_name}"
-    return TaskCheck(ok=False, problems=[problem], log_tail=result.log_tail)
+        return TaskCheck(**redact_tree(result.value), log_tail=redact(result.log_tail))
+    problem = redact(f"checking the task failed ({result.status}): {result.error_message or result.signal_name}")
+    return TaskCheck(ok=False, problems=[problem], log_tail=redact(result.log_tail))

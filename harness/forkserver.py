@@ -4,8 +4,11 @@ Run as `python -m harness.forkserver DEVICE`. It never touches CUDA itself, so e
 initialise its own CUDA context; a child that segfaults, hangs or corrupts its context takes nothing
 else with it. Protocol (one JSON object per line): the client writes a job
 {"target", "kwargs", "job_dir", "timeout_s", "memory_limit_mb"}; the server answers
-{"exit_code", "signal", "timed_out", "wall_s"} once the child is gone. The child writes its result to
-job_dir/result.json and its stdout/stderr to job_dir/stdout.txt and stderr.txt.
+{"exit_code", "signal", "timed_out", "wall_s", "result"} once the child is gone. The child hands its
+result back through a pipe that only it holds (a candidate process it forks closes its copy first,
+so nothing a candidate writes can become a result), and writes its stdout/stderr to
+job_dir/stdout.txt and stderr.txt. The server is a subreaper: after each job every process the job
+left behind, daemons included, is killed.
 """
 from __future__ import annotations
 
@@ -28,8 +31,8 @@ def _apply_memory_limit(memory_limit_mb: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
-def _run_child(job: dict, protocol_fds: tuple[int, int]) -> None:
-    """Body of the forked child: isolate, run the target, write result.json. Never returns."""
+def _run_child(job: dict, protocol_fds: tuple[int, ...], result_fd: int) -> None:
+    """Body of the forked child: isolate, run the target, write the result to result_fd. Never returns."""
     os.setsid()  # own process group: the server kills the whole group on timeout
     for fd in protocol_fds:
         os.close(fd)
@@ -56,26 +59,42 @@ def _run_child(job: dict, protocol_fds: tuple[int, int]) -> None:
     except BaseException as error:
         payload = json.dumps({"ok": False, "error_type": type(error).__name__,
                               "error_message": f"result is not JSON-serialisable: {error}"[:2000]})
-    with open(os.path.join(job_dir, "result.json"), "w") as result_file:
-        result_file.write(payload)
+    with os.fdopen(result_fd, "w") as result_pipe:
+        result_pipe.write(payload)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
 
 
-def _wait(pid: int, timeout_s: float) -> tuple[int, bool]:
-    """Wait for the child; on timeout kill its whole process group. Returns (wait status, timed_out)."""
+def _wait(pid: int, timeout_s: float, result_fd: int) -> tuple[int, bool, bytes]:
+    """Wait for the child while draining its result pipe; on timeout kill its whole process group.
+    Returns (wait status, timed_out, result bytes)."""
     deadline = time.monotonic() + timeout_s
+    chunks = []
+    os.set_blocking(result_fd, False)
     pause = 0.002
     while True:
+        _drain(result_fd, chunks)
         done_pid, status = os.waitpid(pid, os.WNOHANG)
         if done_pid:
-            return status, False
+            _drain(result_fd, chunks)
+            return status, False, b"".join(chunks)
         if time.monotonic() > deadline:
             _kill_group(pid)
-            return os.waitpid(pid, 0)[1], True
+            return os.waitpid(pid, 0)[1], True, b""
         time.sleep(pause)
         pause = min(pause * 2, 0.05)
+
+
+def _drain(fd: int, chunks: list) -> None:
+    while True:
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            return
+        if not chunk:
+            return
+        chunks.append(chunk)
 
 
 def _kill_group(pid: int) -> None:
@@ -144,24 +163,33 @@ def serve(device: str, warm: bool = True) -> None:
             os.dup2(protocol_in.fileno(), 0)
             os.dup2(protocol_out.fileno(), 1)
             os.execv(sys.executable, [sys.executable, "-m", "harness.forkserver", device, "--cold"])
+    from harness import isolation
+    isolation.become_subreaper()
+    isolation.SWITCH_USER = isolation.privilege_drop_works()
     protocol_out.write("ready warm\n" if warm else "ready cold\n")
     protocol_out.flush()
     for line in protocol_in:
         job = json.loads(line)
         started = time.monotonic()
+        result_read, result_write = os.pipe()
         pid = os.fork()
         if pid == 0:
             try:
-                _run_child(job, (protocol_in.fileno(), protocol_out.fileno()))
+                os.close(result_read)
+                _run_child(job, (protocol_in.fileno(), protocol_out.fileno()), result_write)
             finally:
                 os._exit(70)
-        status, timed_out = _wait(pid, float(job["timeout_s"]))
-        _kill_group(pid)  # grandchildren the job left behind
+        os.close(result_write)
+        status, timed_out, result = _wait(pid, float(job["timeout_s"]), result_read)
+        os.close(result_read)
+        _kill_group(pid)
+        isolation.kill_descendants()  # whatever the job left behind, setsid'd daemons included
         reply = {
             "exit_code": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
             "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
             "timed_out": timed_out,
             "wall_s": round(time.monotonic() - started, 4),
+            "result": result.decode("utf-8", errors="replace") if result else None,
         }
         protocol_out.write(json.dumps(reply) + "\n")
         protocol_out.flush()

@@ -1,42 +1,139 @@
-"""The jobs that run inside a sandboxed child: judge a candidate (verify_job) or check a task
-(validate_job). Both return plain dicts; crashes and hangs are handled by the caller."""
+"""The judge: the job that runs in a sandboxed child of the fork server and writes the verdict.
+
+The judge never imports candidate code. Its first act is to fork the candidate process (before
+CUDA is touched, so both can use the GPU); from then on it talks to it only through a channel
+(harness.channel), sending inputs and taking back outputs, which it copies at once and compares
+with its own reference. Checks that must run inside the candidate's process (the op census, the
+ghost replays) come back as claims the judge evaluates itself; everything else (correctness on
+fresh seeds and on shifted/scaled/special inputs, a second shape, persistence of earlier outputs,
+aliasing, the outputs of the timed calls) is checked from outside.
+"""
 from __future__ import annotations
 
-import contextlib
-import copy
-import math
+import os
 import platform
+import secrets
+import socket
+import time
 
 import torch
 
-from harness import compare
-from harness.anticheat import ALLOWED_EXTERN_OPS, TorchOps, triton_launches
-from harness.task_loading import load_module, load_task
+from harness import compare, inputs as judge_inputs, isolation
+from harness.anticheat import NON_COMPUTE_OPS, TorchOps, allowed_vendor_ops, triton_launches
+from harness.channel import Channel, ChannelClosed, ChannelError
+from harness.errors import Rejection, error_text, is_cuda_fault
+from harness.inputs import map_tensors
+from harness.task_loading import load_task
 
-CUDA_FAULT_MARKERS = ("illegal memory access", "device-side assert", "misaligned address",
-                      "unspecified launch failure", "illegal instruction", "CUDA error")
 SPEEDUP_SUSPICIOUS = 10.0
+ROOFLINE_IMPOSSIBLE = 0.8       # claimed time below 80 % of the bandwidth floor cannot be real
+PERSISTENCE_WAIT_S = 0.2        # how long earlier outputs must stay intact after the last call
+TIMED_CALLS = 100
+CHECKSUM_RTOL = 1e-3
+COPY_OPS = {"clone", "_to_copy", "copy_", "contiguous", "to", "cat", "stack"}
+FINGERPRINT_CHUNK = 1 << 24
 
 
-class Rejection(Exception):
-    def __init__(self, status: str, reason: str):
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
+class CandidateProcess:
+    """The judge's handle on the candidate's process: fork it, send requests, collect its end."""
+
+    def __init__(self, on_gpu: bool, memory_limit_mb: int | None, drop_privileges: bool, deadline: float,
+                 timeout_s: float):
+        self.on_gpu, self.deadline, self.timeout_s = on_gpu, deadline, timeout_s
+        parent_end, child_end = socket.socketpair()
+        self.pid = os.fork()
+        if self.pid == 0:  # the candidate: keep only stdio and its end of the socket
+            try:
+                parent_end.close()
+                keep = child_end.fileno()
+                os.closerange(3, keep)
+                os.closerange(keep + 1, 65536)
+                from harness.candidate_worker import run
+                run(child_end, on_gpu, memory_limit_mb if not on_gpu else None, drop_privileges)
+            finally:
+                os._exit(70)
+        child_end.close()
+        self.channel = Channel(parent_end)
+        hello = self._receive("starting the candidate process")
+        self.sandbox_notes = list(hello.get("sandbox_notes") or [])
+
+    def _receive(self, what: str) -> dict:
+        left = self.deadline - time.monotonic()
+        try:
+            if left <= 0:
+                raise socket.timeout()
+            return self.channel.recv(timeout_s=left)
+        except socket.timeout:
+            self.kill()
+            raise Rejection("timeout", f"no result within {self.timeout_s:g} s while {what} "
+                                       "(infinite loop or far too slow?)") from None
+        except ChannelClosed:
+            raise Rejection(*self._death(what)) from None
+        except (ChannelError, ValueError, RuntimeError) as error:
+            self.kill()
+            raise Rejection("cheat", f"the candidate process sent a malformed message while {what}: "
+                                     f"{error_text(error)}") from None
+
+    def request(self, purpose: str, **message) -> dict:
+        try:
+            self.channel.send(message)
+        except ChannelClosed:
+            raise Rejection(*self._death(purpose)) from None
+        reply = self._receive(purpose)
+        if not reply.get("ok"):
+            status = reply.get("status")
+            status = status if status in ("compile_error", "runtime_error", "oom", "invalid") else "runtime_error"
+            raise Rejection(status, str(reply.get("reason") or "the candidate failed")[:1200])
+        return reply
+
+    def _death(self, what: str) -> tuple[str, str]:
+        try:
+            _, status = os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            return "crash", f"the candidate process vanished while {what}"
+        self.pid = 0
+        if os.WIFSIGNALED(status):
+            name = _signal_name(os.WTERMSIG(status))
+            if name == "SIGKILL":
+                return "oom", f"the candidate process was killed (SIGKILL) while {what}, most likely for using too much memory"
+            return "crash", f"the candidate process was killed by {name} while {what} (segfault, abort?)"
+        return "crash", f"the candidate process exited with code {os.WEXITSTATUS(status)} while {what} " \
+                        "(sys.exit or os._exit in candidate code?)"
+
+    def kill(self) -> None:
+        if self.pid:
+            try:
+                os.kill(self.pid, 9)
+                os.waitpid(self.pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+            self.pid = 0
+
+    def close(self) -> None:
+        if self.pid:
+            try:
+                self.channel.send({"cmd": "exit"})
+            except ChannelClosed:
+                pass
+        self.kill()
+        isolation.kill_descendants()  # daemons it left behind re-parented to us (we are a subreaper)
+        self.channel.sock.close()
 
 
-def _map_tensors(value, fn):
-    if isinstance(value, torch.Tensor):
-        return fn(value)
-    if isinstance(value, (list, tuple)):
-        return type(value)(_map_tensors(v, fn) for v in value)
-    if isinstance(value, dict):
-        return {k: _map_tensors(v, fn) for k, v in value.items()}
-    return value
+def _signal_name(number: int) -> str:
+    import signal
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def _clone(value):
-    return _map_tensors(value, lambda t: t.detach().clone())
+    return map_tensors(value, lambda t: t.detach().clone())
+
+
+def _tensors(value) -> list[torch.Tensor]:
+    return [t for t in compare.flatten(value) if isinstance(t, torch.Tensor)]
 
 
 def _describe(value) -> str:
@@ -46,229 +143,315 @@ def _describe(value) -> str:
 
 
 def _finite_or_none(value: float) -> float | None:
-    """Verdicts are strict JSON: an error that is NaN or infinite is reported as unknown (None)."""
-    return value if math.isfinite(value) else None
+    return value if value == value and abs(value) != float("inf") else None
 
 
-def _error_text(error: BaseException) -> str:
-    text = f"{type(error).__name__}: {error}".strip()
-    return text if len(text) <= 400 else text[:400] + "…"
-
-
-def classify_exception(error: BaseException, what: str) -> Rejection:
-    """Turn an exception raised by candidate code into a rejection with the right status."""
-    text = _error_text(error)
-    name = type(error).__name__
-    module = type(error).__module__ or ""
-    if isinstance(error, MemoryError) or "OutOfMemoryError" in name or "out of memory" in text.lower() \
-            or "can't allocate memory" in text:
-        return Rejection("oom", f"{what} ran out of memory: {text}")
-    if "CompilationError" in name or module.startswith("triton.compiler") or isinstance(error, SyntaxError):
-        return Rejection("compile_error", f"{what} failed to compile: {text}")
-    if isinstance(error, SystemExit):
-        return Rejection("runtime_error", f"{what} called sys.exit({error.code!r})")
-    return Rejection("runtime_error", f"{what} raised {text}")
-
-
-def _is_cuda_fault(reason: str) -> bool:
-    return any(marker in reason for marker in CUDA_FAULT_MARKERS)
+def _fingerprint(value) -> list[tuple[float, float]]:
+    """What the judge remembers of its inputs to notice in-place writes without keeping a copy: a
+    plain and a position-weighted sum per tensor, taken in chunks so no full-size float64 copy exists."""
+    out = []
+    for t in _tensors(value):
+        flat = t.detach().reshape(-1)
+        plain = weighted = 0.0
+        for start in range(0, flat.numel(), FINGERPRINT_CHUNK):
+            chunk = torch.nan_to_num(flat[start:start + FINGERPRINT_CHUNK].double(), nan=7.0, posinf=1e300,
+                                     neginf=-1e300)
+            weights = torch.arange(start, start + chunk.numel(), device=chunk.device, dtype=torch.float64)
+            plain += float(chunk.sum())
+            weighted += float((chunk * weights.remainder_(9973).add_(1)).sum())
+        out.append((plain, weighted))
+    return out
 
 
 class Judge:
-    """One verification, inside the child. Fills `report` (a Verdict dict) as it goes."""
-
     def __init__(self, task_path, candidate_path, device, dsl, trials, measure, seed, memory_limit_mb):
         self.task_path, self.candidate_path = task_path, candidate_path
         self.on_gpu = device != "cpu"
         self.device = torch.device("cuda" if self.on_gpu else "cpu")
-        self.dsl, self.trials, self.measure, self.seed = dsl, max(trials, 1), measure, seed
+        self.dsl, self.trials, self.measure = dsl, max(trials, 1), measure
+        self.seed = seed if seed is not None else secrets.randbits(31)
+        self.memory_limit_mb = memory_limit_mb
         self.reference_timings: dict | None = None
-        self.launches = triton_launches
-        self.launches.install()
-        self.launches.reset()
-        if self.on_gpu and memory_limit_mb:
-            total = torch.cuda.get_device_properties(0).total_memory
-            torch.cuda.set_per_process_memory_fraction(min(1.0, memory_limit_mb * 2**20 / total))
-        self.report = {
-            "device": device, "trials": 0, "flags": [], "torch_ops_left": [], "allowed_leftovers": [],
-            "device_name": torch.cuda.get_device_name(0) if self.on_gpu
-            else f"{platform.processor() or platform.machine()} CPU (Triton interpreter)",
-            "versions": {"torch": torch.__version__, "triton": _triton_version(), "python": platform.python_version()},
-        }
+        self.candidate: CandidateProcess | None = None
+        self.reference_ops: set[str] = set()
+        self.candidate_ops: set[str] = set()
+        self.report = {"device": device, "trials": 0, "flags": [], "torch_ops_left": [], "allowed_leftovers": [],
+                       "seed": self.seed, "triton_launches": 0,
+                       "versions": {"torch": torch.__version__, "triton": _triton_version(),
+                                    "python": platform.python_version()}}
 
-    # -- helpers -------------------------------------------------------------------------------------
     def _sync(self):
         if self.on_gpu:
             torch.cuda.synchronize()
 
-    def _inputs(self, seed: int):
-        torch.manual_seed(seed)
-        return _map_tensors(self.task.get_inputs(), lambda t: t.to(self.device))
-
-    def _run_candidate(self, inputs, ops: TorchOps, what: str):
-        try:
-            with torch.no_grad(), ops:
-                output = self.model_new(*inputs)
-            self._sync()
-            return output
-        except (Exception, SystemExit) as error:
-            raise classify_exception(error, what) from None
-
-    # -- phases ----------------------------------------------------------------------------------------
-    def load(self):
+    # -- setting up ------------------------------------------------------------------------------------
+    def load(self, candidate: CandidateProcess):
+        self.candidate = candidate
+        self.report["sandbox"] = candidate.sandbox_notes or [
+            "isolated: own process, no network, read-only filesystem, no privileges"]
+        self.report["device_name"] = torch.cuda.get_device_name(0) if self.on_gpu \
+            else f"{platform.processor() or platform.machine()} CPU (Triton interpreter)"
+        if self.on_gpu and self.memory_limit_mb:
+            total = torch.cuda.get_device_properties(0).total_memory
+            torch.cuda.set_per_process_memory_fraction(min(1.0, self.memory_limit_mb * 2**20 / total))
         try:
             self.task, self.report["shrunk"] = load_task(self.task_path, shrink=not self.on_gpu)
-        except Exception as error:
-            raise Rejection("invalid", f"the task does not load: {_error_text(error)}") from None
-        try:
-            candidate = load_module(self.candidate_path, "candidate")
-        except (Exception, SystemExit) as error:
-            raise Rejection("compile_error", f"the candidate file does not import: {_error_text(error)}") from None
-        if not hasattr(candidate, "ModelNew"):
-            raise Rejection("invalid", "the candidate file defines no ModelNew")
-        try:
-            init_inputs = self.task.get_init_inputs()
+            self.init_inputs = self.task.get_init_inputs()
             torch.manual_seed(self.seed)
-            self.reference = self.task.Model(*init_inputs).to(self.device).eval()
+            self.reference = self.task.Model(*self.init_inputs).to(self.device).eval()
         except Exception as error:
-            raise Rejection("invalid", f"the reference Model cannot be built: {_error_text(error)}") from None
+            raise Rejection("invalid", f"the task does not load: {error_text(error)}") from None
         try:
-            torch.manual_seed(self.seed)
-            self.model_new = candidate.ModelNew(*init_inputs).to(self.device).eval()
-        except (Exception, SystemExit) as error:
-            raise classify_exception(error, "ModelNew(*get_init_inputs())") from None
-        reference_state = self.reference.state_dict()
-        new_state = self.model_new.state_dict()
-        if reference_state and reference_state.keys() == new_state.keys() and \
-                all(reference_state[k].shape == new_state[k].shape for k in reference_state):
-            self.model_new.load_state_dict(reference_state)
+            with open(self.candidate_path, encoding="utf-8", errors="replace") as handle:
+                source = handle.read()
+        except OSError as error:
+            raise Rejection("invalid", f"the candidate file cannot be read: {error}") from None
+        state = {k: v.detach().cpu() for k, v in self.reference.state_dict().items()}
+        self.candidate.request("loading the candidate", cmd="load", source=source,
+                               filename=os.path.basename(self.candidate_path) or "candidate.py",
+                               init_inputs=list(self.init_inputs), state_dict=state)
+
+    def _reference(self, inputs, record_ops: bool = False):
+        ops = TorchOps(triton_launches, count_inside_launches=True) if record_ops else None
+        with torch.no_grad():
+            if ops is not None:
+                with ops:
+                    output = self.reference(*inputs)
+                self.reference_ops |= ops.ops
+            else:
+                output = self.reference(*inputs)
+        self._sync()
+        return output
+
+    def _call(self, inputs, mode: str, what: str):
+        """One candidate call; its outputs copied into the judge's memory at once."""
+        reply = self.candidate.request(what, cmd="call", inputs=inputs, mode=mode, what=what)
+        if reply.get("tampered"):
+            raise Rejection("cheat", f"{what}: {reply['tampered']}")
+        got = _clone(reply.pop("outputs", None))
+        self._sync()
+        return got, reply
+
+    # -- correctness ---------------------------------------------------------------------------------
+    def _check(self, got, expected, inputs, what: str, hint: str = ""):
+        result, index = compare.compare_outputs(got, expected)
+        if not result.ok and self._as_exact_as_reference(got, expected, inputs):
+            note = ("outside the fp32 tolerance of the reference, but no further from a float64 "
+                    "evaluation than the fp32 reference itself (reference rounding)")
+            if note not in self.report["flags"]:
+                self.report["flags"].append(note)
+            result.ok = True
+        if not result.ok:
+            self.report["max_abs_err"] = _finite_or_none(result.max_abs_err)
+            self.report["max_rel_err"] = _finite_or_none(result.max_rel_err)
+            hints = [hint] if hint else []
+            if result.unwritten:
+                hints.append("fresh torch.empty* allocations are NaN-filled by the harness, so these are "
+                             "output elements your kernel never wrote (masking/grid too small?)")
+            raise Rejection("mismatch", f"output {index} differs from the reference in {what}: {result.problem}"
+                            + "".join(f". Note: {h}" for h in hints))
+        for key, error in (("max_abs_err", result.max_abs_err), ("max_rel_err", result.max_rel_err)):
+            self.report[key] = max(self.report.get(key) or 0.0, error)
+
+    def _trial(self, inputs, what: str, hint: str = "", mode: str = "census", expected=None):
+        fingerprint = _fingerprint(inputs)
+        if expected is None:
+            expected = self._reference(inputs, record_ops=not self.reference_ops)
+        got, reply = self._call(inputs, mode, what)
+        self.report["triton_launches"] += int(reply.get("launches") or 0)
+        self.candidate_ops |= set(reply.get("ops") or [])
+        after = reply.pop("inputs_after", None)  # CPU: the candidate's copy; GPU: shared, so our own
+        changed = [i for i, (a, b) in enumerate(zip(_fingerprint(after if after is not None else inputs),
+                                                   fingerprint)) if a != b]
+        if changed:
+            raise Rejection("mismatch", f"ModelNew modified input {changed[0]} in place ({what}); inputs must be "
+                                        "left unchanged: write results to a new tensor")
+        self._check_aliases(reply.get("aliases") or [], inputs, expected, what)
+        self._check(got, expected, inputs, what, hint)
+        return got, expected
+
+    def _check_aliases(self, aliases, inputs, expected, what):
+        from harness.candidate_worker import _aliases
+        allowed = {tuple(a) for a in _aliases(inputs, expected)}
+        for alias in aliases:
+            if tuple(alias) not in allowed:
+                index, kind, other = alias
+                raise Rejection("mismatch", f"output {index} shares memory with {kind} {other} ({what}); "
+                                            "return new tensors, as the reference does")
 
     def check_trials(self):
-        self.reference_ops = TorchOps(self.launches)
-        self.candidate_ops = TorchOps(self.launches, poison_allocations=True)
+        previous = None
         for trial in range(self.trials):
             seed = self.seed + 1 + trial
-            inputs = self._inputs(seed)
-            pristine = _clone(inputs)
-            with torch.no_grad(), (self.reference_ops if trial == 0 else contextlib.nullcontext()):
-                expected = self.reference(*_clone(inputs))
-            self._sync()
-            self.launches.counting = True
-            got = self._run_candidate(inputs, self.candidate_ops, f"ModelNew.forward (trial {trial}, seed {seed})")
-            self.launches.counting = False
-            self.report["triton_launches"] = self.launches.count
-            self._check_inputs_untouched(inputs, pristine, got, trial)
-            result, index = compare.compare_outputs(got, expected)
-            if not result.ok and self._as_exact_as_reference(got, expected, pristine):
-                note = ("outside the fp32 tolerance of the reference, but no further from a float64 "
-                        "evaluation than the fp32 reference itself (reference rounding)")
-                if note not in self.report["flags"]:
-                    self.report["flags"].append(note)
-                result.ok = True
-            if not result.ok:
-                self.report["max_abs_err"] = _finite_or_none(result.max_abs_err)
-                self.report["max_rel_err"] = _finite_or_none(result.max_rel_err)
-                hints = []
-                if result.unwritten:
-                    hints.append("fresh torch.empty* allocations are NaN-filled by the harness, so these are "
-                                 "output elements your kernel never wrote (masking/grid too small?)")
-                if trial > 0:
-                    hints.append("earlier trials matched: the result may be cached or depend on state from a "
-                                 "previous call")
-                raise Rejection("mismatch", f"output {index} differs from the reference in trial {trial} "
-                                            f"(seed {seed}): {result.problem}"
-                                + "".join(f". Note: {hint}" for hint in hints))
-            for key, error in (("max_abs_err", result.max_abs_err), ("max_rel_err", result.max_rel_err)):
-                self.report[key] = max(self.report.get(key) or 0.0, error)
+            inputs = judge_inputs.task_inputs(self.task, seed, self.device)
+            hint = "earlier trials matched: the result may be cached or depend on state from a previous call" \
+                if trial else ""
+            # The last trial runs with no op recorder active, as the user's calls will.
+            unobserved = trial == self.trials - 1 and trial > 0
+            got, _ = self._trial(inputs, f"trial {trial} (seed {seed})", hint, mode="plain" if unobserved else "census")
+            if previous is not None:
+                self._check_kept(-2, previous, f"trial {trial}")
+            previous = got
             self.report["trials"] = trial + 1
             if trial == 0:
-                self.first_inputs, self.first_output = pristine, _clone(got)
+                self.first_inputs = inputs
+            del inputs
+        time.sleep(PERSISTENCE_WAIT_S)
+        self._check_kept(-1, previous, f"{PERSISTENCE_WAIT_S:g} s after the last trial")
+
+    def _check_kept(self, which: int, copy, when: str):
+        reply = self.candidate.request("re-reading earlier outputs", cmd="kept", index=which)
+        now = reply.get("outputs")
+        same = now is not None and len(_tensors(now)) == len(_tensors(copy)) and all(
+            a.shape == b.shape and a.dtype == b.dtype and compare.tensors_equal(a.to(b.device), b)
+            for a, b in zip(_tensors(now), _tensors(copy)))
+        if not same:
+            raise Rejection("mismatch", f"an earlier call's output changed afterwards ({when}): outputs must stay "
+                                        "intact after later calls (a reused buffer, or work still writing it?)")
+
+    def check_variants(self):
+        """The task's inputs shifted, scaled, sign-flipped and with special values; then another shape."""
+        base = judge_inputs.task_inputs(self.task, self.seed + 101, self.device)
+        if judge_inputs.has_floating_input(base):
+            base_nonfinite = judge_inputs.nonfinite_count(self._reference(base))
+            for index, name in enumerate(judge_inputs.VARIANTS):
+                inputs = judge_inputs.variant(base, name, self.seed + 200 + index)
+                try:
+                    expected = self._reference(inputs)
+                except Exception:
+                    continue  # the reference does not take these: nothing to hold the candidate to
+                if name != "special" and judge_inputs.nonfinite_count(expected) > base_nonfinite:
+                    continue
+                self._trial(inputs, f"the {name} inputs trial", _VARIANT_HINTS[name], expected=expected)
+                self.report.setdefault("input_variants", []).append(name)
+        self._check_second_shape(base)
+
+    def _check_second_shape(self, base):
+        base_shapes = [t.shape for t in _tensors(self._reference(base))]
+        for description, inputs in judge_inputs.second_shapes(base):
+            try:
+                expected = self._reference(inputs)
+            except Exception:
+                continue
+            if [t.shape for t in _tensors(expected)] == base_shapes:
+                continue
+            try:
+                self._trial(inputs, f"a second shape ({description})",
+                            "a ModelNew must serve every shape its reference accepts, or raise a clear error",
+                            expected=expected)
+            except Rejection as rejection:
+                if rejection.status != "runtime_error":
+                    raise
+                self.report["flags"].append(f"does not serve {description}: {rejection.reason[:200]}")
+            self.report["second_shape"] = description
+            return
 
     def _as_exact_as_reference(self, got, expected, inputs) -> bool:
         """An fp32 reference rounds too: long sums and scans drift from the true result by more
         than the fp32 tolerance where values cancel. A candidate that is no further from a float64
         evaluation of the reference than twice the reference's own error (plus the usual
         tolerance) is as correct as the reference. Reduced-precision cheats stay far outside."""
-        got_tensors = [t for t in compare.flatten(got) if isinstance(t, torch.Tensor)]
-        expected_tensors = [t for t in compare.flatten(expected) if isinstance(t, torch.Tensor)]
+        import copy
+        got_tensors, expected_tensors = _tensors(got), _tensors(expected)
         if not expected_tensors or len(got_tensors) != len(expected_tensors):
             return False
         if any(t.dtype != torch.float32 or g.shape != t.shape for g, t in zip(got_tensors, expected_tensors)):
             return False
         try:
             reference64 = copy.deepcopy(self.reference).double()
-            inputs64 = _map_tensors(_clone(inputs), lambda t: t.double() if t.is_floating_point() else t)
+            inputs64 = map_tensors(inputs, lambda t: t.double() if t.is_floating_point() else t)
             with torch.no_grad():
-                truth = [t for t in compare.flatten(reference64(*inputs64)) if isinstance(t, torch.Tensor)]
-        except Exception:  # the reference does not run in float64: no second opinion
+                truth = _tensors(reference64(*inputs64))
+        except Exception:
             return False
         tolerance = compare.tolerance_for(torch.float32)
         for candidate, reference, exact in zip(got_tensors, expected_tensors, truth):
-            reference_error = (reference.double() - exact).abs()
-            candidate_error = (candidate.double() - exact).abs()
-            bound = 2 * reference_error + tolerance.atol + tolerance.rtol * exact.abs()
+            finite = torch.isfinite(exact)
+            if not torch.equal(finite, torch.isfinite(candidate.double())):
+                return False
+            reference_error = (reference.double() - exact).abs().masked_fill(~finite, 0)
+            candidate_error = (candidate.double() - exact).abs().masked_fill(~finite, 0)
+            magnitude = exact.abs().masked_fill(~finite, 0)
+            bound = 2 * reference_error + tolerance.atol + tolerance.rtol * magnitude
             if not bool((candidate_error <= bound).all()):
                 return False
-            # The output-scale check too, so an all-zeros answer to a tiny output cannot slip by.
             if candidate_error.numel() and float(candidate_error.max()) > (
-                    2 * float(reference_error.max()) + tolerance.scale * float(exact.abs().max())):
+                    2 * float(reference_error.max()) + tolerance.scale * float(magnitude.max())):
                 return False
         return True
 
-    def _check_inputs_untouched(self, inputs, pristine, output, trial):
-        input_tensors = [t for t in compare.flatten(inputs) if isinstance(t, torch.Tensor)]
-        for index, (now, before) in enumerate(zip(input_tensors, compare.flatten(pristine))):
-            if not compare.tensors_equal(now, before):
-                raise Rejection("mismatch", f"ModelNew modified input {index} in place (trial {trial}); "
-                                            "inputs must be left unchanged: write results to a new tensor")
-        input_storages = {t.untyped_storage().data_ptr() for t in input_tensors if t.numel()}
-        for index, out in enumerate(compare.flatten(output)):
-            if isinstance(out, torch.Tensor) and out.numel() and out.untyped_storage().data_ptr() in input_storages:
-                raise Rejection("mismatch", f"output {index} shares memory with an input; return a new tensor")
-
+    # -- own work ------------------------------------------------------------------------------------
     def check_own_work(self):
-        """Anti-cheat: launches, ghost replay, torch ops left over. Raises with every reason found."""
-        candidate_ops = self.candidate_ops.compute_ops
-        reference_ops = self.reference_ops.compute_ops
-        self.report["torch_ops_left"] = sorted(candidate_ops)
-        self.report["allowed_leftovers"] = sorted(candidate_ops & ALLOWED_EXTERN_OPS)
+        """Census of the ATen ops left in torch, and the two ghost replays. Raises with every reason."""
         reasons = []
         uses_triton = self.dsl.startswith("triton")
-        if uses_triton and self.launches.count == 0:
+        reference_compute = {op for op in self.reference_ops if op not in NON_COMPUTE_OPS}
+        allowed = allowed_vendor_ops(reference_compute)
+        compute = {op for op in self.candidate_ops if op not in NON_COMPUTE_OPS}
+        if not reference_compute:  # a data-movement task: the copies are the work
+            compute |= self.candidate_ops & self.reference_ops & COPY_OPS
+        left = sorted(compute - allowed)
+        self.report["torch_ops_left"] = sorted(compute)
+        self.report["allowed_leftovers"] = sorted(compute & allowed)
+        if uses_triton and self.report["triton_launches"] == 0:
             reasons.append("no Triton kernel was launched: the work must be done by @triton.jit kernels")
-        if uses_triton and self.launches.count and self._ghost_output_unchanged():
-            reasons.append("the outputs stay the same when every Triton launch is skipped, so they are computed "
-                           "by torch (or come from cached/stale memory), not by your kernels")
-        if reference_ops and reference_ops <= candidate_ops:
-            reasons.append("ModelNew still runs every compute op of the reference in PyTorch "
-                           f"({', '.join(sorted(reference_ops))}); replace them with Triton kernels")
+        if left:
+            reasons.append(f"ModelNew still computes in PyTorch ({', '.join(left)}); only views, allocations, "
+                           "copies and the vendor matmul/convolution of the reference (with Triton work fused "
+                           "around them) may stay in torch")
+        if uses_triton and self.report["triton_launches"]:
+            unlaunched = self._ghost_unlaunched()
+            if unlaunched:
+                reasons.append(unlaunched)
         if reasons:
             raise Rejection("cheat", "; ".join(reasons))
 
-    def _ghost_output_unchanged(self) -> bool:
-        self.launches.skip = True
+    def _ghost_unlaunched(self) -> str | None:
+        """Replay with every launch skipped and every allocation poisoned, twice with different
+        poisons: an output element that comes out the same both times was not produced by a launch."""
+        expected = self._reference(self.first_inputs)
         try:
-            with torch.no_grad(), TorchOps(self.launches, poison_allocations=True):
-                ghost = self.model_new(*_clone(self.first_inputs))
-            self._sync()
-        except Exception:
-            return False  # it depends on its kernels enough to fail without them
-        finally:
-            self.launches.skip = False
-        return compare.same_outputs(ghost, self.first_output)
+            ghost_a, _ = self._call(self.first_inputs, "ghost_a", "the ghost replay")
+            ghost_b, _ = self._call(self.first_inputs, "ghost_b", "the ghost replay")
+        except Rejection as rejection:
+            if rejection.status in ("timeout", "crash", "oom"):
+                raise
+            return None  # it depends on its kernels enough to fail without them
+        from harness.candidate_worker import _aliases
+        aliased = {a[0] for a in _aliases(self.first_inputs, expected)}
+        leaves_a, leaves_b, leaves_e = _tensors(ghost_a), _tensors(ghost_b), _tensors(expected)
+        if len(leaves_a) != len(leaves_e) or len(leaves_b) != len(leaves_e):
+            return None
+        for index, (a, b) in enumerate(zip(leaves_a, leaves_b)):
+            if index in aliased or a.shape != b.shape or not a.numel():
+                continue
+            same = (a == b) | (torch.isnan(a) & torch.isnan(b)) if a.is_floating_point() else (a == b)
+            count = int(same.sum())
+            if count:
+                return (f"{count} of {a.numel()} elements of output {index} come out the same when every Triton "
+                        "launch is skipped, so they are computed by torch (or come from cached memory), not by "
+                        "your kernels")
+        return None
 
+    # -- timing ----------------------------------------------------------------------------------------
     def time_all(self):
         from harness.roofline import roofline
         from harness.timing import HEAD_START_MS, L2Flusher, sync_overhead_ms, time_callable
         from torch.utils.flop_counter import FlopCounterMode
 
-        inputs = self._inputs(self.seed)
+        # Fresh values: a candidate that caches by address returns the old answer and is caught.
+        inputs = judge_inputs.task_inputs(self.task, self.seed + 301, self.device)
+        expected = self._trial(inputs, "the call before timing (no op recorder active)", mode="plain")[1]
+        claimed = self.candidate.request("timing the candidate", cmd="time", calls=TIMED_CALLS)
+        last = _clone(claimed.get("outputs"))
+        self._check(last, expected, inputs, "the last timed call",
+                    "the outputs of timed calls are checked too: behave the same whether or not you are observed")
+        self._check_timed_checksums(claimed.get("checksums") or [], last)
+        timings = {"candidate": _claimed_timing(claimed.get("timing"))}
+        del last, expected
         flush = L2Flusher()
         overhead = sync_overhead_ms(flush)
-        timings = {}
         with torch.no_grad():
-            timings["candidate"] = time_callable(self.model_new, inputs, flush=flush, overhead_ms=overhead)
-            # A search run times its reference once and passes those figures to every later job.
             cached = self.reference_timings or {}
             timings["eager"] = cached.get("eager") or time_callable(self.reference, inputs, flush=flush,
                                                                      overhead_ms=overhead)
@@ -280,7 +463,7 @@ class Judge:
                     compiled(*inputs)
                     timings["compile"] = time_callable(compiled, inputs, flush=flush, overhead_ms=overhead)
                 except Exception as error:
-                    self.report["flags"].append(f"torch.compile baseline failed: {_error_text(error)[:200]}")
+                    self.report["flags"].append(f"torch.compile baseline failed: {error_text(error)[:200]}")
             flop_counter = FlopCounterMode(display=False)
             with flop_counter:
                 output = self.reference(*inputs)
@@ -289,11 +472,15 @@ class Judge:
         for baseline in ("eager", "compile"):
             if baseline in timings and candidate_ms > 0:
                 self.report[f"speedup_vs_{baseline}"] = timings[baseline]["median_ms"] / candidate_ms
-        tensors = [t for t in compare.flatten(inputs) + compare.flatten(output) if isinstance(t, torch.Tensor)]
+        tensors = _tensors(inputs) + _tensors(output)
         traffic = sum(t.numel() * t.element_size() for t in tensors)
         figures = roofline(traffic_bytes=traffic, flops=flop_counter.get_total_flops(), median_ms=candidate_ms,
                            device_name=self.report["device_name"], dtype=tensors[-1].dtype)
         self.report["roofline"] = figures
+        if candidate_ms < ROOFLINE_IMPOSSIBLE * figures["memory_bound_ms"]:
+            raise Rejection("cheat", f"the claimed time {candidate_ms:.4f} ms is impossible: moving the "
+                                     f"{traffic} bytes of inputs and outputs takes at least "
+                                     f"{figures['memory_bound_ms']:.4f} ms at peak bandwidth")
         if candidate_ms < figures["memory_bound_ms"]:
             self.report["flags"].append(
                 f"suspicious: {candidate_ms:.4f} ms is below the {figures['memory_bound_ms']:.4f} ms that moving "
@@ -308,22 +495,34 @@ class Judge:
             if speedup > SPEEDUP_SUSPICIOUS:
                 self.report["flags"].append(f"suspicious: {speedup:.1f}x faster than {baseline}")
 
+    def _check_timed_checksums(self, checksums, last):
+        from harness.candidate_worker import output_checksum
+        reference = output_checksum(last)
+        if len(checksums) < TIMED_CALLS // 2:
+            raise Rejection("cheat", f"the timing run reported outputs for {len(checksums)} of {TIMED_CALLS} calls")
+        for call, sums in enumerate(checksums):
+            if len(sums) != len(reference) or any(
+                    abs(a - b) > CHECKSUM_RTOL * (abs(b) + 1.0) for a, b in zip(sums, reference)):
+                raise Rejection("mismatch", f"timed call {call} returned other outputs than the checked call "
+                                            "(the outputs of timed calls must be the same as when checked)")
 
-def warm_up(device: str) -> None:
-    """Run once in the fork server so every child starts with the lazily imported machinery loaded
-    (dispatch modes pull in dynamo and sympy: about a second per job otherwise; GPU jobs also
-    torch.compile the reference). CPU tensors only: the server must never initialise CUDA."""
-    import torch._dynamo  # noqa: F401
-    import torch.utils.flop_counter  # noqa: F401
-    if device != "cpu":
-        import torch._inductor.compile_fx  # noqa: F401
-    triton_launches.install()
-    with torch.device("meta"):
-        torch.randn(4, 4)
-    with TorchOps(triton_launches, poison_allocations=True):
-        x = torch.randn(4, 4)
-        _clone([x, {"k": x}])
-        compare.compare_outputs(torch.relu(x), torch.empty_like(x))
+
+_VARIANT_HINTS = {
+    "scaled": "inputs x30: subtract the row max before exp, avoid overflow in intermediate values",
+    "shifted": "inputs +1000: a one-pass E[x^2]-E[x]^2 variance cancels catastrophically; use two passes or Welford",
+    "negative": "inputs -|x|: the op must be computed, not assumed to be the identity",
+    "special": "NaN and inf must propagate as in torch (tl.maximum/tl.minimum drop NaN unless "
+               "propagate_nan=tl.PropagateNan.ALL)",
+}
+
+
+def _claimed_timing(figures) -> dict:
+    if not isinstance(figures, dict) or not isinstance(figures.get("median_ms"), (int, float)):
+        raise Rejection("cheat", "the timing run returned no usable figures")
+    clean = {k: v for k, v in figures.items() if isinstance(v, (int, float, bool))}
+    if clean["median_ms"] < 0 or clean.get("iqr_ms", 0) < 0:
+        raise Rejection("cheat", "the timing run returned negative times")
+    return clean
 
 
 def _triton_version() -> str:
@@ -331,64 +530,34 @@ def _triton_version() -> str:
     return triton.__version__
 
 
-def summarize(report: dict) -> str:
-    """The one paragraph a fixer reads."""
-    status = report["status"]
-    if status == "accepted":
-        head = (f"ACCEPTED: matches the reference in {report['trials']} trials with fresh inputs "
-                f"(max abs err {report.get('max_abs_err') or 0:.3g}, max err/scale {report.get('max_rel_err') or 0:.3g}).")
-    else:
-        head = f"REJECTED ({status}): {report['reason']}."
-    parts = [head, f"Triton launches: {report.get('triton_launches', 0)}."]
-    left = report.get("torch_ops_left") or []
-    if left:
-        allowed = set(report.get("allowed_leftovers") or [])
-        parts.append("Still in PyTorch: " + ", ".join(f"{op} (allowed extern)" if op in allowed else op
-                                                      for op in left) + ".")
-    timings = report.get("timings")
-    if timings:
-        candidate = timings["candidate"]["median_ms"]
-        speed = f"Speed: {candidate:.4f} ms (IQR {timings['candidate']['iqr_ms']:.4f})"
-        if "eager" in timings:
-            speed += f", eager {timings['eager']['median_ms']:.4f} ms ({report.get('speedup_vs_eager') or 0:.2f}x)"
-        if "compile" in timings:
-            speed += f", torch.compile {timings['compile']['median_ms']:.4f} ms " \
-                     f"({report.get('speedup_vs_compile') or 0:.2f}x)"
-        roof = report.get("roofline") or {}
-        if roof:
-            speed += f"; {roof['achieved_gbps']:.0f} GB/s = {100 * roof['bandwidth_fraction']:.0f}% of peak bandwidth"
-            if roof.get("compute_fraction") is not None:
-                speed += f", {roof['achieved_tflops']:.1f} TFLOP/s = {100 * roof['compute_fraction']:.0f}% of peak"
-        parts.append(speed + ".")
-    elif status == "accepted":
-        parts.append("Speed: not measured" + (" (CPU, Triton interpreter)." if report.get("device") == "cpu" else "."))
-    if report.get("shrunk"):
-        parts.append("Sizes shrunk for the CPU interpreter: "
-                     + ", ".join(f"{k} {a}->{b}" for k, (a, b) in report["shrunk"].items()) + ".")
-    if report.get("flags"):
-        parts.append("Flags: " + "; ".join(report["flags"]) + ".")
-    return " ".join(parts)
-
-
 def verify_job(task_path: str, candidate_path: str, device: str, dsl: str = "triton_cuda", trials: int = 5,
-               measure: bool = True, seed: int = 0, memory_limit_mb: int | None = None,
-               reference_timings: dict | None = None) -> dict:
+               measure: bool = True, seed: int | None = None, memory_limit_mb: int | None = None,
+               reference_timings: dict | None = None, timeout_s: float = 120.0) -> dict:
+    started = time.monotonic()
+    drop_privileges = isolation.SWITCH_USER
+    isolation.become_subreaper()
+    isolation.hide_from_same_user()
     judge = Judge(task_path, candidate_path, device, dsl, trials, measure, seed, memory_limit_mb)
     judge.reference_timings = reference_timings
+    candidate = None
     try:
-        judge.load()
+        candidate = CandidateProcess(judge.on_gpu, memory_limit_mb, drop_privileges, started + timeout_s, timeout_s)
+        judge.load(candidate)
         judge.check_trials()
+        judge.check_variants()
         judge.check_own_work()
         if judge.on_gpu and judge.measure:
-            try:
-                judge.time_all()
-            except (Exception, SystemExit) as error:
-                raise classify_exception(error, "the timing run") from None
+            judge.time_all()
         judge.report["status"], judge.report["reason"] = "accepted", ""
     except Rejection as rejection:
         judge.report["status"], judge.report["reason"] = rejection.status, rejection.reason
-        if judge.on_gpu and _is_cuda_fault(rejection.reason):
+        if judge.on_gpu and is_cuda_fault(rejection.reason):
             judge.report["flags"].append("cuda_fault")
+    finally:
+        if candidate is not None:
+            candidate.close()
+    judge.report.setdefault("device_name", "")
+    from harness.summary import summarize
     judge.report["summary"] = summarize(judge.report)
     judge.report.pop("reason")
     return judge.report
@@ -405,12 +574,7 @@ def validate_job(task_path: str, device: str) -> dict:
         check["init_inputs"] = [_describe(x) for x in init_inputs]
         torch.manual_seed(0)
         model = task.Model(*init_inputs).to(target).eval()
-
-        def inputs(seed):
-            torch.manual_seed(seed)
-            return _map_tensors(task.get_inputs(), lambda t: t.to(target))
-
-        first, second = inputs(1), inputs(2)
+        first, second = judge_inputs.task_inputs(task, 1, target), judge_inputs.task_inputs(task, 2, target)
         check["inputs"] = [_describe(x) for x in first]
         with torch.no_grad():
             output = model(*_clone(first))
@@ -418,7 +582,7 @@ def validate_job(task_path: str, device: str) -> dict:
         outputs = compare.flatten(output)
         check["outputs"] = [_describe(x) for x in outputs]
     except Exception as error:
-        problems.append(f"the task does not run: {_error_text(error)}")
+        problems.append(f"the task does not run: {error_text(error)}")
         return check
     input_tensors = [t for t in first if isinstance(t, torch.Tensor)]
     if not input_tensors:
@@ -437,3 +601,23 @@ def validate_job(task_path: str, device: str) -> dict:
                 problems.append(f"output {index} is all zeros, so an empty kernel would pass")
     check["ok"] = not problems
     return check
+
+
+def warm_up(device: str) -> None:
+    """Run once in the fork server so every child starts with the lazily imported machinery loaded
+    (dispatch modes pull in dynamo and sympy: about a second per job otherwise; GPU jobs also
+    torch.compile the reference). CPU tensors only: the server must never initialise CUDA."""
+    import torch._dynamo  # noqa: F401
+    import torch.utils.flop_counter  # noqa: F401
+    import harness.candidate_worker  # noqa: F401
+    from harness.summary import summarize  # noqa: F401
+    if device != "cpu":
+        import torch._inductor.compile_fx  # noqa: F401
+    triton_launches.install()
+    with torch.device("meta"):
+        torch.randn(4, 4)
+    with TorchOps(triton_launches, poison="all"):
+        x = torch.randn(4, 4)
+        _clone([x, {"k": x}])
+        compare.compare_outputs(torch.relu(x), torch.empty_like(x))
+    judge_inputs.second_shapes([x])

@@ -18,6 +18,8 @@ import threading
 import time
 from pathlib import Path
 
+from harness.isolation import hide_from_same_user
+from harness.secrets import worker_environment
 from harness.verdict import HarnessInputError, SandboxResult
 
 LOG_TAIL_CHARS = 3000
@@ -40,7 +42,7 @@ def _tail(path: Path, limit: int = LOG_TAIL_CHARS) -> str:
 
 
 def _server_environment(device: str) -> dict[str, str]:
-    env = dict(os.environ)
+    env = worker_environment()  # allow-listed: no keys, tokens or proxies reach a worker
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT, env.get("PYTHONPATH")]))
     env["PYTHONUNBUFFERED"] = "1"
     if device == "cpu":
@@ -66,10 +68,15 @@ class Worker:
 
     # -- server lifecycle ---------------------------------------------------------------------------
     def _start(self) -> None:
+        # Candidates run below this process: close its /proc entries (environment, memory) to them.
+        hide_from_same_user()
         self._server_log = tempfile.NamedTemporaryFile(prefix="akg-forkserver-", suffix=".log", delete=False)
+        # An empty working directory: `python -m` puts it first on sys.path, and the user's folder
+        # (which may hold a package called harness, torch, ...) must never shadow ours.
+        self._server_dir = tempfile.mkdtemp(prefix="akg-forkserver-")
         self._process = subprocess.Popen(
             [sys.executable, "-m", "harness.forkserver", "cpu" if self.device == "cpu" else "cuda"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._server_log,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._server_log, cwd=self._server_dir,
             env=_server_environment(self.device), start_new_session=True, text=True,
         )
         line = self._read_line(STARTUP_TIMEOUT_S) or ""
@@ -100,12 +107,15 @@ class Worker:
         for stream in (process.stdin, process.stdout):
             stream.close()
         os.unlink(self._server_log.name)
+        shutil.rmtree(self._server_dir, ignore_errors=True)
 
     close = restart_needed
 
     # -- jobs ---------------------------------------------------------------------------------------
     def call(self, target: str, kwargs: dict, *, timeout_s: float = 120.0,
-             memory_limit_mb: int | None = None) -> SandboxResult:
+             memory_limit_mb: int | None = None, grace_s: float = 0.0) -> SandboxResult:
+        """grace_s: time the job gets past timeout_s before the server kills it, for jobs that enforce
+        timeout_s themselves and report it (the judge)."""
         with self._lock:
             if self._process is None or self._process.poll() is not None:
                 self.restart_needed()
@@ -115,22 +125,22 @@ class Worker:
                     return SandboxResult(status="crash", error_message=str(error)[-2000:])
             job_dir = Path(tempfile.mkdtemp(prefix="akg-job-"))
             try:
-                return self._run(target, kwargs, job_dir, timeout_s, memory_limit_mb)
+                return self._run(target, kwargs, job_dir, timeout_s, memory_limit_mb, grace_s)
             finally:
                 shutil.rmtree(job_dir, ignore_errors=True)
 
-    def _run(self, target, kwargs, job_dir: Path, timeout_s, memory_limit_mb) -> SandboxResult:
+    def _run(self, target, kwargs, job_dir: Path, timeout_s, memory_limit_mb, grace_s) -> SandboxResult:
         if self.device != "cpu":
             memory_limit_mb = None  # CUDA reserves huge virtual ranges; an AS limit breaks it
         elif memory_limit_mb is None:
             memory_limit_mb = DEFAULT_CPU_MEMORY_LIMIT_MB
         job = {"target": target, "kwargs": kwargs, "job_dir": str(job_dir),
-               "timeout_s": timeout_s, "memory_limit_mb": memory_limit_mb}
+               "timeout_s": timeout_s + grace_s, "memory_limit_mb": memory_limit_mb}
         started = time.monotonic()
         try:
             self._process.stdin.write(json.dumps(job) + "\n")
             self._process.stdin.flush()
-            line = self._read_line(timeout_s + REPLY_GRACE_S)
+            line = self._read_line(timeout_s + grace_s + REPLY_GRACE_S)
         except (BrokenPipeError, OSError):
             line = None
         log_tail = self._log_tail(job_dir)
@@ -145,8 +155,10 @@ class Worker:
         if reply["timed_out"]:
             return SandboxResult(status="timeout", error_message=f"no result within {timeout_s:g} s", **common)
         try:
-            outcome = json.loads((job_dir / "result.json").read_text())
-        except (OSError, ValueError):
+            outcome = json.loads(reply["result"])
+            if not isinstance(outcome, dict):
+                raise ValueError("result is not an object")
+        except (TypeError, ValueError):
             how = f"killed by {signal_name}" if signal_name else f"exited with code {reply['exit_code']}"
             return SandboxResult(status="crash", error_message=f"the worker {how} before writing a result",
                                  **common)

@@ -53,8 +53,9 @@ def _cycles_for(ms: float) -> int:
     return max(int(probe * ms / max(start.elapsed_time(end), 1e-3)), 1000)
 
 
-def _samples_ms(fn, args, flush: L2Flusher, calls: int) -> tuple[list[float], list[float]]:
-    """(start -> done, start -> end after the device synchronise) per call, in ms."""
+def _samples_ms(fn, args, flush: L2Flusher, calls: int, after_each=None) -> tuple[list[float], list[float]]:
+    """(start -> done, start -> end after the device synchronise) per call, in ms. after_each runs
+    after each call's synchronise, outside the timed window."""
     events = [[torch.cuda.Event(enable_timing=True) for _ in range(3)] for _ in range(calls)]
     for start, done, end in events:
         flush()
@@ -64,6 +65,8 @@ def _samples_ms(fn, args, flush: L2Flusher, calls: int) -> tuple[list[float], li
         done.record()
         torch.cuda.synchronize()
         end.record()
+        if after_each is not None:
+            after_each()
     torch.cuda.synchronize()
     return ([start.elapsed_time(done) for start, done, _ in events],
             [start.elapsed_time(end) for start, _, end in events])
@@ -100,11 +103,13 @@ def sync_overhead_ms(flush: L2Flusher, calls: int = TIMED_CALLS) -> float:
     return _quartiles(_samples_ms(lambda: None, (), flush, calls)[1])[1]
 
 
-def time_callable(fn, args, *, flush: L2Flusher, overhead_ms: float, calls: int = TIMED_CALLS) -> dict:
+def time_callable(fn, args, *, flush: L2Flusher, overhead_ms: float, calls: int = TIMED_CALLS,
+                  after_each=None) -> dict:
     """Median and IQR of `calls` timed calls, in ms, the synchronise overhead already subtracted,
-    and the host's launch time per call in µs."""
+    and the host's launch time per call in µs. after_each() runs after every timed call, outside
+    the timed window (the judge's per-call output checksums)."""
     _warm_up(fn, args)
-    on_stream, synced = _samples_ms(fn, args, flush, calls)
+    on_stream, synced = _samples_ms(fn, args, flush, calls, after_each)
     q1, median, q3 = _quartiles(on_stream)
     s_q1, s_median, s_q3 = _quartiles(synced)
     off_stream = s_median - overhead_ms > max(1.2 * median, median + 0.02)

@@ -6,6 +6,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+# Part of every verdict-cache key: a verdict from an older judge is never served as a current one.
+HARNESS_VERSION = "2026.11-sealed"
+# Verdicts that the same code, task, device and judge would always get again. Timeouts, crashes and
+# out-of-memory depend on the machine's load at the time; they are judged afresh.
+CACHEABLE_STATUSES = ("accepted", "mismatch", "cheat", "compile_error", "invalid")
+
 VERDICT_STATUSES = (
     "accepted", "mismatch", "cheat", "compile_error", "runtime_error",
     "crash", "timeout", "oom", "invalid",
@@ -36,6 +42,10 @@ class Verdict:
     shrunk: dict[str, list[int]] | None = None  # {constant: [original, shrunk]}
     versions: dict[str, str] = field(default_factory=dict)
     trials: int = 0
+    seed: int | None = None            # base seed of the judge's inputs (drawn per job unless given)
+    sandbox: list[str] = field(default_factory=list)  # isolation the candidate ran under, and gaps
+    input_variants: list[str] = field(default_factory=list)  # extra input distributions checked
+    second_shape: str | None = None    # the other shape the candidate was checked on, if any
 
     @property
     def accepted(self) -> bool:

@@ -47,9 +47,9 @@ def test_matmul_left_to_torch_is_an_allowed_leftover():
 
 
 @pytest.mark.parametrize("task,name,status,reason", [
-    (RELU, "relu_torch_behind_decoy", "cheat", "stay the same when every Triton launch is skipped"),
+    (RELU, "relu_torch_behind_decoy", "cheat", "come out the same when every Triton launch is skipped"),
     (RELU, "relu_torch_only", "cheat", "no Triton kernel was launched"),
-    (RELU, "relu_reference_in_copy", "cheat", "still runs every compute op of the reference"),
+    (RELU, "relu_reference_in_copy", "cheat", "still computes in PyTorch (relu)"),
     (RELU, "relu_cached", "mismatch", "earlier trials matched"),
     (RELU, "relu_inplace", "mismatch", "modified input 0 in place"),
     (RELU, "relu_reduced_precision", "mismatch", "outside tolerance"),

@@ -12,7 +12,7 @@ def bias_relu_kernel(x_ptr, bias_ptr, out_ptr, n, cols, BLOCK: tl.constexpr):
     mask = offsets < n
     x = tl.load(x_ptr + offsets, mask=mask)
     b = tl.load(bias_ptr + offsets % cols, mask=mask)
-    tl.store(out_ptr + offsets, tl.maximum(x + b, 0.0), mask=mask)
+    tl.store(out_ptr + offsets, tl.where(x + b < 0, 0.0, x + b), mask=mask)
 
 
 class ModelNew(nn.Module):

@@ -1,0 +1,248 @@
+"""The candidate's side of a judgement: a process of its own that imports the candidate, runs it on the
+inputs the judge sends and sends back only its outputs and its instrumentation.
+
+It holds nothing worth stealing: no reference, no verdict, no secrets (allow-listed environment), no
+handle on the verdict's pipe, and (see harness.isolation) no network, no other user's files and a
+private working directory. The judge treats every number it sends as a claim to check: outputs
+are compared with the judge's own reference, launches and ATen ops are cross-checked by the ghost
+replays the judge evaluates itself, and the hooks are re-checked after every call (`tampered`).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import sys
+import tempfile
+import time
+import traceback
+
+import torch
+
+from harness.anticheat import TorchOps, launch_hook_intact, triton_launches
+from harness.channel import Channel, ChannelClosed
+from harness.errors import classify_exception
+from harness import isolation
+
+KEEP_CALLS = 2  # outputs of the last calls held, as a caller would, for the persistence check
+
+
+def enter_sandbox(memory_limit_mb: int | None, switch_user: bool) -> list[str]:
+    """Called first thing in the forked candidate process. Returns notes on what could not be applied."""
+    isolation.die_with_parent()
+    isolation.hide_from_same_user()
+    private = tempfile.mkdtemp(prefix="akg-candidate-")
+    notes = [isolation.isolate_network(), isolation.readonly_filesystem(private)]
+    os.makedirs(os.path.join(private, "triton_cache"))
+    os.chdir(private)
+    os.environ.update(HOME=private, TMPDIR=private, TRITON_CACHE_DIR=os.path.join(private, "triton_cache"))
+    tempfile.tempdir = private
+    notes.append(isolation.drop_privileges(private, switch_user))
+    if os.geteuid() != 0:  # a fork bomb stays small
+        resource.setrlimit(resource.RLIMIT_NPROC, (256, 256))
+    if memory_limit_mb:
+        with open("/proc/self/statm") as statm:
+            mapped = int(statm.read().split()[0]) * resource.getpagesize()
+        limit = mapped + memory_limit_mb * 2**20
+        hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    return [note for note in notes if note]
+
+
+class CandidateWorker:
+    def __init__(self, channel: Channel, on_gpu: bool):
+        self.channel = channel
+        self.on_gpu = on_gpu
+        self.device = torch.device("cuda" if on_gpu else "cpu")
+        self.model = None
+        self.kept: list = []        # outputs of the last KEEP_CALLS calls, newest last
+        self.inputs = None          # the inputs of the last call (timing reuses them)
+
+    def _sync(self) -> None:
+        if self.on_gpu:
+            torch.cuda.synchronize()
+
+    # -- commands ----------------------------------------------------------------------------------
+    def load(self, source: str, filename: str, init_inputs, state_dict) -> dict:
+        triton_launches.install()
+        path = os.path.join(os.getcwd(), filename)
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(source)
+        try:
+            from harness.task_loading import load_module
+            module = load_module(path, "candidate")
+        except (Exception, SystemExit) as error:
+            return _rejection("compile_error", f"the candidate file does not import: {_text(error)}")
+        if not hasattr(module, "ModelNew"):
+            return _rejection("invalid", "the candidate file defines no ModelNew")
+        try:
+            torch.manual_seed(0)
+            self.model = module.ModelNew(*init_inputs).to(self.device).eval()
+        except (Exception, SystemExit) as error:
+            return _classified(error, "ModelNew(*get_init_inputs())")
+        own = self.model.state_dict()
+        if state_dict and own.keys() == state_dict.keys() and all(own[k].shape == state_dict[k].shape for k in own):
+            self.model.load_state_dict(state_dict)
+        return {"ok": True}
+
+    def call(self, inputs, mode: str, what: str) -> dict:
+        """mode: "census" (record ATen ops, poison empty allocations), "ghost_a"/"ghost_b" (skip every
+        launch, poison every allocation with one of two values) or "plain" (no op recorder at all,
+        as when timed)."""
+        inputs = inputs if inputs is not None else self.inputs
+        self.inputs = inputs
+        ghost = mode.startswith("ghost")
+        ops = TorchOps(triton_launches, poison="all_b" if mode == "ghost_b" else "all" if ghost else "empty",
+                       count_inside_launches=self.on_gpu)
+        before = triton_launches.count
+        triton_launches.counting, triton_launches.skip = True, ghost
+        try:
+            with torch.no_grad(), (ops if mode != "plain" else contextlib.nullcontext()):
+                output = self.model(*inputs)
+            self._sync()
+        except (Exception, SystemExit) as error:
+            return _classified(error, what)
+        finally:
+            triton_launches.counting, triton_launches.skip = False, False
+        tampered = self._tampered(ops if mode != "plain" else None)
+        reply = {"ok": True, "outputs": output, "launches": triton_launches.count - before,
+                 "ops": sorted(ops.compute_ops), "tampered": tampered,
+                 "aliases": _aliases(inputs, output)}
+        if not self.on_gpu:  # CPU inputs arrived as copies: hand them back for the in-place check
+            reply["inputs_after"] = inputs
+        if not ghost:
+            self.kept = (self.kept + [output])[-KEEP_CALLS:]
+        return reply
+
+    def _tampered(self, ops: TorchOps | None) -> str | None:
+        if not launch_hook_intact():
+            return "Triton's launch hook was replaced"
+        if ops is not None and (type(ops).__torch_dispatch__ is not TorchOps.__torch_dispatch__
+                                or not ops.entered_and_left):
+            return "the ATen op recorder was replaced or bypassed"
+        if triton_launches.depth != 0 or triton_launches.counting or triton_launches.skip:
+            return "the launch counter's state was changed"
+        return None
+
+    def kept_outputs(self, index: int) -> dict:
+        """A call's outputs as held now (-1 the latest, -2 the one before)."""
+        if len(self.kept) < -index:
+            return {"ok": True, "outputs": None}
+        return {"ok": True, "outputs": self.kept[index]}
+
+    def time(self, calls: int) -> dict:
+        """Time the model on the current inputs with the harness's protocol; also sends the last
+        call's outputs and a checksum of every timed call's outputs for the judge to check."""
+        from harness.timing import L2Flusher, sync_overhead_ms, time_callable
+        checksums = []
+
+        def timed(*args):
+            output = self.model(*args)
+            timed.last = output
+            return output
+
+        def checksum_after_each_call():
+            if getattr(timed, "last", None) is not None:
+                checksums.append(output_checksum(timed.last))
+                timed.last = None
+
+        try:
+            flush = L2Flusher()
+            overhead = sync_overhead_ms(flush)
+            started = time.perf_counter()
+            with torch.no_grad():
+                figures = time_callable(timed, self.inputs, flush=flush, overhead_ms=overhead, calls=calls,
+                                        after_each=checksum_after_each_call)
+            wall_s = time.perf_counter() - started
+            with torch.no_grad():
+                last = self.model(*self.inputs)
+            self._sync()
+        except (Exception, SystemExit) as error:
+            return _classified(error, "the timing run")
+        return {"ok": True, "timing": figures, "wall_s": wall_s, "checksums": checksums, "outputs": last}
+
+    def serve(self) -> None:
+        handlers = {"load": self.load, "call": self.call, "kept": self.kept_outputs, "time": self.time}
+        while True:
+            try:
+                message = self.channel.recv()
+            except ChannelClosed:
+                return
+            command = message.pop("cmd", None)
+            if command == "exit":
+                return
+            try:
+                reply = handlers[command](**message)
+            except Exception as error:  # the worker itself failed: tell the judge, keep serving
+                reply = {"ok": False, "status": "runtime_error",
+                         "reason": f"candidate worker error: {_text(error)}", "traceback": traceback.format_exc()[-3000:]}
+            try:
+                self.channel.send(reply)
+            except Exception as error:  # an output that cannot be sent (e.g. a tensor subclass)
+                self.channel.send(_rejection("runtime_error", f"the outputs cannot be handed over: {_text(error)}"))
+
+
+CHECKSUM_SAMPLE = 1 << 20
+
+
+def output_checksum(output) -> list[float]:
+    """A cheap fingerprint of a call's outputs (sum and sum of squares of a strided sample of at most
+    CHECKSUM_SAMPLE elements per tensor, NaN-safe), to compare every timed call with the one call
+    whose outputs the judge checks in full."""
+    from harness.compare import flatten
+    sums = []
+    for leaf in flatten(output):
+        if isinstance(leaf, torch.Tensor) and leaf.numel():
+            flat = leaf.detach().reshape(-1)
+            sample = flat[::max(1, flat.numel() // CHECKSUM_SAMPLE)]
+            values = torch.nan_to_num(sample.double(), nan=0.0, posinf=1e300, neginf=-1e300)
+            sums += [float(values.sum()), float((values * values).sum())]
+    return sums
+
+
+def _aliases(inputs, output) -> list[list]:
+    """[output index, "input"|"output", other index] for every output sharing memory with an input or
+    with an earlier output."""
+    from harness.compare import flatten
+    ranges = []
+    for kind, leaves in (("input", flatten(inputs)), ("output", flatten(output))):
+        for index, leaf in enumerate(leaves):
+            if isinstance(leaf, torch.Tensor) and leaf.numel():
+                storage = leaf.untyped_storage()
+                ranges.append((kind, index, storage.data_ptr(), storage.data_ptr() + storage.nbytes()))
+    found = []
+    for position, (kind, index, start, end) in enumerate(ranges):
+        if kind != "output":
+            continue
+        for other_kind, other_index, other_start, other_end in ranges[:position]:
+            if start < other_end and other_start < end:
+                found.append([index, other_kind, other_index])
+    return found
+
+
+def _text(error: BaseException) -> str:
+    text = f"{type(error).__name__}: {error}".strip()
+    return text if len(text) <= 400 else text[:400] + "…"
+
+
+def _rejection(status: str, reason: str) -> dict:
+    return {"ok": False, "status": status, "reason": reason}
+
+
+def _classified(error: BaseException, what: str) -> dict:
+    rejection = classify_exception(error, what)
+    return {"ok": False, "status": rejection.status, "reason": rejection.reason,
+            "traceback": traceback.format_exc()[-3000:]}
+
+
+def run(sock, on_gpu: bool, memory_limit_mb: int | None, switch_user: bool) -> None:
+    """Body of the candidate process (forked by the judge): isolate, serve, exit."""
+    notes = enter_sandbox(memory_limit_mb, switch_user)
+    channel = Channel(sock)
+    channel.send({"ready": True, "sandbox_notes": notes, "pid": os.getpid()})
+    CandidateWorker(channel, on_gpu).serve()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

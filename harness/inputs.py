@@ -1,0 +1,96 @@
+"""The inputs a judgement uses: the task's own distribution under fresh seeds, plus variants that make
+fragile numerics and identity-on-these-inputs cases show, and a second shape.
+
+Variants transform the floating-point tensors of the task's inputs (integer tensors, such as
+indices, are kept as they are):
+- "scaled": x 30, so exponentials without max-subtraction overflow;
+- "shifted": + 1000, so one-pass E[x^2] - E[x]^2 variances cancel catastrophically;
+- "negative": -|x|, so an op that is the identity on non-negative inputs is exercised;
+- "special": a few NaN, +inf and -inf, whose propagation must match torch's.
+A variant is used only where the reference's output stays as defined as on the task's own inputs.
+"""
+from __future__ import annotations
+
+import torch
+
+VARIANTS = ("scaled", "shifted", "negative", "special")
+SPECIALS_PER_TENSOR = 3
+
+
+def map_tensors(value, fn):
+    if isinstance(value, torch.Tensor):
+        return fn(value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(map_tensors(v, fn) for v in value)
+    if isinstance(value, dict):
+        return {k: map_tensors(v, fn) for k, v in value.items()}
+    return value
+
+
+def task_inputs(task, seed: int, device: torch.device):
+    torch.manual_seed(seed)
+    return map_tensors(task.get_inputs(), lambda t: t.to(device))
+
+
+def _special(tensor: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    flat = tensor.clone().reshape(-1)
+    if flat.numel() < 4 * SPECIALS_PER_TENSOR:
+        return tensor
+    picks = torch.randperm(flat.numel(), generator=generator)[:SPECIALS_PER_TENSOR].to(flat.device)
+    flat[picks] = torch.tensor([float("nan"), float("inf"), float("-inf")], dtype=flat.dtype, device=flat.device)
+    return flat.reshape(tensor.shape)
+
+
+def variant(inputs, name: str, seed: int):
+    """A transformed copy of `inputs` (floating-point tensors only)."""
+    generator = torch.Generator().manual_seed(seed)
+
+    def transform(t: torch.Tensor) -> torch.Tensor:
+        if not t.is_floating_point():
+            return t
+        if name == "scaled":
+            return t * 30
+        if name == "shifted":
+            return t + 1000
+        if name == "negative":
+            return -t.abs()
+        if name == "special":
+            return _special(t, generator)
+        raise ValueError(f"unknown input variant {name!r}")
+    return map_tensors(inputs, transform)
+
+
+def has_floating_input(inputs) -> bool:
+    from harness.compare import flatten
+    return any(isinstance(t, torch.Tensor) and t.is_floating_point() for t in flatten(inputs))
+
+
+def nonfinite_count(output) -> int:
+    from harness.compare import flatten
+    return sum(int((~torch.isfinite(t)).sum()) for t in flatten(output)
+               if isinstance(t, torch.Tensor) and t.is_floating_point())
+
+
+def second_shapes(inputs) -> list:
+    """Candidate inputs of another shape: the leading dim of every input that shares the first
+    input's rank changed, else of the first input alone; then an extra leading dim of 2 on the
+    first input. Returned lazily as (description, inputs) pairs; the reference decides which apply."""
+    tensors = [t for t in inputs if isinstance(t, torch.Tensor)]
+    if not tensors or tensors[0].dim() == 0:
+        return []
+    first = tensors[0]
+    size = first.shape[0]
+    other = max(1, size // 2 + 1) if size > 1 else 3
+
+    def relead(t: torch.Tensor, new: int) -> torch.Tensor:
+        index = torch.arange(new, device=t.device) % t.shape[0]
+        return t.index_select(0, index)
+
+    same_rank = [relead(t, other) if isinstance(t, torch.Tensor) and t.dim() == first.dim() and t.shape[0] == size
+                 else t for t in inputs]
+    first_only = [relead(t, other) if t is first else t for t in inputs]
+    extra_dim = [torch.stack([t, t.flip(0) if t.dim() else t]) if t is first else t for t in inputs]
+    shape = lambda ins: str(tuple(next(t for t in ins if isinstance(t, torch.Tensor)).shape))  # noqa: E731
+    return [(f"leading dim {size} -> {other} {shape(same_rank)}", same_rank),
+            (f"first input {shape(first_only)}", first_only),
+            (f"an extra leading dim {shape(extra_dim)}", extra_dim)]
