@@ -39,6 +39,9 @@ ALLOWED_EXTERN_OPS = {
 }
 
 
+# In a ghost replay torch's copies and vendor products carry no information either: poisoned too, so
+# a kernel that works in place on a copy (or on a matmul's output) is still seen to do the work.
+GHOST_POISONED_OPS = {"clone", "_to_copy", "copy_", "contiguous", "cat", "stack", "fill_", "zero_"}
 MATMUL_OPS = {"mm", "bmm", "addmm", "addbmm", "baddbmm", "addmv", "mv", "dot", "matmul", "linear", "_scaled_mm"}
 CONV_OPS = ALLOWED_EXTERN_OPS - MATMUL_OPS
 
@@ -156,7 +159,9 @@ class TorchOps(TorchDispatchMode):
         name = func.overloadpacket.__name__
         self.ops.add(name)
         if self.poison and isinstance(result, torch.Tensor):
-            if name in ALLOCATION_OPS or (self.poison != "empty" and name in FILLED_ALLOCATION_OPS):
+            ghost = self.poison != "empty"
+            if name in ALLOCATION_OPS or (ghost and name in FILLED_ALLOCATION_OPS | GHOST_POISONED_OPS
+                                          | ALLOWED_EXTERN_OPS):
                 _poison(result, second=self.poison == "all_b")
         return result
 

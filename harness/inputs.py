@@ -71,16 +71,18 @@ def nonfinite_count(output) -> int:
                if isinstance(t, torch.Tensor) and t.is_floating_point())
 
 
-def second_shapes(inputs) -> list:
-    """Candidate inputs of another shape: the leading dim of every input that shares the first
-    input's rank changed, else of the first input alone; then an extra leading dim of 2 on the
-    first input. Returned lazily as (description, inputs) pairs; the reference decides which apply."""
+def second_shapes(inputs, grow: bool) -> list:
+    """Inputs of another shape: the leading dim of every input that shares the first input's rank
+    changed, else of the first input alone; then an extra leading dim of 2 on the first input.
+    (description, inputs) pairs; the reference decides which apply. grow: the new leading dim is
+    larger (on the CPU's shrunk sizes, where a grid capped at the shrunk size would pass),
+    otherwise smaller (at full size on a GPU, where memory is the limit)."""
     tensors = [t for t in inputs if isinstance(t, torch.Tensor)]
     if not tensors or tensors[0].dim() == 0:
         return []
     first = tensors[0]
     size = first.shape[0]
-    other = max(1, size // 2 + 1) if size > 1 else 3
+    other = size + size // 2 + 1 if grow or size == 1 else size // 2 + 1
 
     def relead(t: torch.Tensor, new: int) -> torch.Tensor:
         index = torch.arange(new, device=t.device) % t.shape[0]

@@ -1,0 +1,36 @@
+"""Predictable judging (class 3): a background thread zeroes the returned tensor shortly after the call."""
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def relu_kernel(x_ptr, out_ptr, n, BLOCK: tl.constexpr):
+    offsets = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offsets < n
+    x = tl.load(x_ptr + offsets, mask=mask)
+    tl.store(out_ptr + offsets, tl.where(x < 0, 0.0, x), mask=mask)
+
+
+def triton_relu(x, out=None):
+    x = x.contiguous()
+    out = torch.empty_like(x) if out is None else out
+    relu_kernel[(triton.cdiv(x.numel(), 1024),)](x, out, x.numel(), BLOCK=1024)
+    return out
+
+
+import threading
+import time
+
+
+def _zero_later(tensor):
+    time.sleep(0.05)
+    tensor.zero_()
+
+
+class ModelNew(nn.Module):
+    def forward(self, x):
+        out = triton_relu(x)
+        threading.Thread(target=_zero_later, args=(out,), daemon=True).start()
+        return out

@@ -1,0 +1,28 @@
+"""Partial fallback (class 2): torch computes the output, a Triton kernel rewrites one element of it."""
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def relu_kernel(x_ptr, out_ptr, n, BLOCK: tl.constexpr):
+    offsets = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offsets < n
+    x = tl.load(x_ptr + offsets, mask=mask)
+    tl.store(out_ptr + offsets, tl.where(x < 0, 0.0, x), mask=mask)
+
+
+def triton_relu(x, out=None):
+    x = x.contiguous()
+    out = torch.empty_like(x) if out is None else out
+    relu_kernel[(triton.cdiv(x.numel(), 1024),)](x, out, x.numel(), BLOCK=1024)
+    return out
+
+
+
+class ModelNew(nn.Module):
+    def forward(self, x):
+        out = torch.relu(x)
+        relu_kernel[(1,)](x, out, 1, BLOCK=16)
+        return out

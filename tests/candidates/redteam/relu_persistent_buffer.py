@@ -1,0 +1,32 @@
+"""Predictable judging (class 3): writes every result into the same persistent buffer, so the previous call result is overwritten."""
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def relu_kernel(x_ptr, out_ptr, n, BLOCK: tl.constexpr):
+    offsets = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offsets < n
+    x = tl.load(x_ptr + offsets, mask=mask)
+    tl.store(out_ptr + offsets, tl.where(x < 0, 0.0, x), mask=mask)
+
+
+def triton_relu(x, out=None):
+    x = x.contiguous()
+    out = torch.empty_like(x) if out is None else out
+    relu_kernel[(triton.cdiv(x.numel(), 1024),)](x, out, x.numel(), BLOCK=1024)
+    return out
+
+
+
+class ModelNew(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.buffer = None
+
+    def forward(self, x):
+        if self.buffer is None or self.buffer.shape != x.shape:
+            self.buffer = torch.empty_like(x)
+        return triton_relu(x, out=self.buffer)
