@@ -233,11 +233,14 @@ class Judge:
         return got, reply
 
     # -- correctness ---------------------------------------------------------------------------------
-    def _check(self, got, expected, inputs, what: str, hint: str = ""):
-        result, index = compare.compare_outputs(got, expected)
+    def _check(self, got, expected, inputs, what: str, hint: str = "", special: bool = False):
+        result, index = compare.compare_outputs(got, expected, special)
+        if result.extra_nonfinite:
+            self.report["flags"].append(f"{result.extra_nonfinite} output elements are NaN/inf on the special-values "
+                                        "inputs where torch's are finite")
         if not result.ok and self._as_exact_as_reference(got, expected, inputs):
-            note = ("outside the fp32 tolerance of the reference, but no further from a float64 "
-                    "evaluation than the fp32 reference itself (reference rounding)")
+            note = ("outside the tolerance of the reference, but no further from a float64 "
+                    "evaluation than the reference itself (reference rounding)")
             if note not in self.report["flags"]:
                 self.report["flags"].append(note)
             result.ok = True
@@ -250,10 +253,11 @@ class Judge:
                              "output elements your kernel never wrote (masking/grid too small?)")
             raise Rejection("mismatch", f"output {index} differs from the reference in {what}: {result.problem}"
                             + "".join(f". Note: {h}" for h in hints))
-        for key, error in (("max_abs_err", result.max_abs_err), ("max_rel_err", result.max_rel_err)):
-            self.report[key] = max(self.report.get(key) or 0.0, error)
+        if what.startswith("trial"):  # the figures describe the task's own input distribution
+            for key, error in (("max_abs_err", result.max_abs_err), ("max_rel_err", result.max_rel_err)):
+                self.report[key] = max(self.report.get(key) or 0.0, error)
 
-    def _trial(self, inputs, what: str, hint: str = "", mode: str = "census", expected=None):
+    def _trial(self, inputs, what: str, hint: str = "", mode: str = "census", expected=None, special=False):
         fingerprint = _fingerprint(inputs)
         if expected is None:
             expected = self._reference(inputs, record_ops=not self.reference_ops)
@@ -267,7 +271,7 @@ class Judge:
             raise Rejection("mismatch", f"ModelNew modified input {changed[0]} in place ({what}); inputs must be "
                                         "left unchanged: write results to a new tensor")
         self._check_aliases(reply.get("aliases") or [], inputs, expected, what)
-        self._check(got, expected, inputs, what, hint)
+        self._check(got, expected, inputs, what, hint, special)
         return got, expected
 
     def _check_aliases(self, aliases, inputs, expected, what):
@@ -322,7 +326,8 @@ class Judge:
                     continue  # the reference does not take these: nothing to hold the candidate to
                 if name != "special" and judge_inputs.nonfinite_count(expected) > base_nonfinite:
                     continue
-                self._trial(inputs, f"the {name} inputs trial", _VARIANT_HINTS[name], expected=expected)
+                self._trial(inputs, f"the {name} inputs trial", _VARIANT_HINTS[name], expected=expected,
+                            special=name == "special")
                 self.report.setdefault("input_variants", []).append(name)
         self._check_second_shape(base)
 
@@ -347,15 +352,17 @@ class Judge:
             return
 
     def _as_exact_as_reference(self, got, expected, inputs) -> bool:
-        """An fp32 reference rounds too: long sums and scans drift from the true result by more
-        than the fp32 tolerance where values cancel. A candidate that is no further from a float64
-        evaluation of the reference than twice the reference's own error (plus the usual
-        tolerance) is as correct as the reference. Reduced-precision cheats stay far outside."""
+        """A reference rounds too: long sums, scans and low-precision chains drift from the true
+        result by more than the tolerance where values cancel. A candidate that is no further from
+        a float64 evaluation of the reference than twice the reference's own worst error (plus the
+        usual tolerance) is as correct as the reference. Reduced-precision cheats and fragile
+        algorithms (one-pass variances, unshifted exponentials) stay far outside."""
         import copy
         got_tensors, expected_tensors = _tensors(got), _tensors(expected)
         if not expected_tensors or len(got_tensors) != len(expected_tensors):
             return False
-        if any(t.dtype != torch.float32 or g.shape != t.shape for g, t in zip(got_tensors, expected_tensors)):
+        if any(not t.is_floating_point() or g.shape != t.shape or g.dtype != t.dtype
+               for g, t in zip(got_tensors, expected_tensors)):
             return False
         try:
             reference64 = copy.deepcopy(self.reference).double()
@@ -364,19 +371,20 @@ class Judge:
                 truth = _tensors(reference64(*inputs64))
         except Exception:
             return False
-        tolerance = compare.tolerance_for(torch.float32)
         for candidate, reference, exact in zip(got_tensors, expected_tensors, truth):
-            finite = torch.isfinite(exact)
-            if not torch.equal(finite, torch.isfinite(candidate.double())):
+            tolerance = compare.tolerance_for(reference.dtype)
+            exact = exact.to(reference.device)
+            finite = torch.isfinite(exact) & torch.isfinite(reference.double())
+            if not torch.equal(finite, torch.isfinite(candidate.double()) & finite):
                 return False
-            reference_error = (reference.double() - exact).abs().masked_fill(~finite, 0)
+            reference_error = float((reference.double() - exact).abs().masked_fill(~finite, 0).max())
             candidate_error = (candidate.double() - exact).abs().masked_fill(~finite, 0)
             magnitude = exact.abs().masked_fill(~finite, 0)
             bound = 2 * reference_error + tolerance.atol + tolerance.rtol * magnitude
             if not bool((candidate_error <= bound).all()):
                 return False
             if candidate_error.numel() and float(candidate_error.max()) > (
-                    2 * float(reference_error.max()) + tolerance.scale * float(magnitude.max())):
+                    2 * reference_error + tolerance.scale * float(magnitude.max())):
                 return False
         return True
 
