@@ -12,6 +12,7 @@ from typing import Callable
 import sqlite_utils
 
 from checkpoints.home import results_path
+from checkpoints.redaction import redact_tree
 
 
 def default_results_path() -> Path:
@@ -47,9 +48,11 @@ class ResultsStore:
                 "summary": str, "max_abs_err": float, "max_rel_err": float, "triton_launches": int,
                 "candidate_ms": float, "eager_ms": float, "compile_ms": float,
                 "speedup_vs_eager": float, "speedup_vs_compile": float,
-                "torch_version": str, "triton_version": str, "verdict_json": str,
+                "torch_version": str, "triton_version": str, "verdict_json": str, "judge": str,
             }, pk="id")
             self.db["verdicts"].create_index(["task_hash", "code_hash", "device"])
+        elif "judge" not in self.db["verdicts"].columns_dict:  # a store from before verdicts named their judge
+            self.db["verdicts"].add_column("judge", str)
         if "llm_calls" not in self.db.table_names():
             self.db["llm_calls"].create({
                 "id": int, "created_at": str, "session": str, "workflow": str, "model": str,
@@ -60,7 +63,9 @@ class ResultsStore:
 
     # -- verdicts ---------------------------------------------------------------------------------------
     def record_verdict(self, task_hash: str, code_hash: str, device: str, verdict_dict: dict,
-                       session: str | None = None, workflow: str | None = None) -> int:
+                       session: str | None = None, workflow: str | None = None, judge: str = "") -> int:
+        """judge: what judged it (harness version, trials, dsl...), part of the cache key."""
+        verdict_dict = redact_tree(verdict_dict)
         versions = verdict_dict.get("versions") or {}
         row = {
             "created_at": _now(), "task_hash": task_hash, "code_hash": code_hash, "device": device,
@@ -73,32 +78,39 @@ class ResultsStore:
             "speedup_vs_eager": verdict_dict.get("speedup_vs_eager"),
             "speedup_vs_compile": verdict_dict.get("speedup_vs_compile"),
             "torch_version": versions.get("torch"), "triton_version": versions.get("triton"),
-            "verdict_json": json.dumps(verdict_dict, sort_keys=True),
+            "verdict_json": json.dumps(verdict_dict, sort_keys=True), "judge": judge,
         }
         return self.db["verdicts"].insert(row).last_pk
 
-    def lookup_verdict(self, task_hash: str, code_hash: str, device: str) -> dict | None:
-        """The latest verdict for this task, code and device, or None."""
-        rows = list(self.db["verdicts"].rows_where(
-            "task_hash = ? and code_hash = ? and device = ?", [task_hash, code_hash, device],
-            order_by="id desc", limit=1))
+    def lookup_verdict(self, task_hash: str, code_hash: str, device: str, judge: str = "",
+                       statuses: tuple[str, ...] | None = None) -> dict | None:
+        """The latest verdict for this task, code, device and judge, or None. statuses: only
+        verdicts with one of these statuses count (the definitive ones; a timeout is no answer)."""
+        where = "task_hash = ? and code_hash = ? and device = ? and coalesce(judge, '') = ?"
+        params = [task_hash, code_hash, device, judge]
+        if statuses is not None:
+            where += f" and status in ({', '.join('?' * len(statuses))})"
+            params += list(statuses)
+        rows = list(self.db["verdicts"].rows_where(where, params, order_by="id desc", limit=1))
         return json.loads(rows[0]["verdict_json"]) if rows else None
 
     def cached_verdict(self, task_source: str, code_source: str, device: str, run: Callable[[], dict], *,
-                       force: bool = False, session: str | None = None, workflow: str | None = None) -> dict:
-        """The stored verdict for this exact task, code and device; otherwise run() (e.g.
+                       force: bool = False, session: str | None = None, workflow: str | None = None,
+                       judge: str = "", statuses: tuple[str, ...] | None = None) -> dict:
+        """The stored verdict for this exact task, code, device and judge; otherwise run() (e.g.
         `lambda: harness.verify(...).to_dict()`), store its verdict and return it. force re-runs."""
         task_hash, code_hash = hash_text(task_source), hash_text(code_source)
         if not force:
-            stored = self.lookup_verdict(task_hash, code_hash, device)
+            stored = self.lookup_verdict(task_hash, code_hash, device, judge, statuses)
             if stored is not None:
                 return stored
         verdict = run()
-        self.record_verdict(task_hash, code_hash, device, verdict, session=session, workflow=workflow)
+        self.record_verdict(task_hash, code_hash, device, verdict, session=session, workflow=workflow, judge=judge)
         return verdict
 
     # -- LLM usage ------------------------------------------------------------------------------------
     def record_llm_call(self, session: str, workflow: str | None, usage_dict: dict) -> int:
+        usage_dict = redact_tree(usage_dict)
         prompt = int(usage_dict.get("prompt_tokens") or usage_dict.get("input_tokens") or 0)
         completion = int(usage_dict.get("completion_tokens") or usage_dict.get("output_tokens") or 0)
         row = {

@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from checkpoints.redaction import redact as shared_redact
+
 Provider = Literal["embedded", "openai"]
 
 ENV_PROVIDER = "AKG_OP_LLM"
@@ -103,4 +105,4 @@ def redact(text: str, env: Mapping[str, str] | None = None) -> str:
     key = read_api_key(env)
     if key and len(key) >= 4:
         text = text.replace(key, "[redacted]")
-    return _KEY_SHAPES.sub("[redacted]", text)
+    return shared_redact(_KEY_SHAPES.sub("[redacted]", text), env)

@@ -175,6 +175,8 @@ class OpenAIGenerator:
         retries: int | None = None,
         seed: int | None = None,
     ) -> _Reply:
+        # No secret of this process reaches the model, whatever a verdict or log carried.
+        system, user = redact(system), redact(user)
         messages: list[BaseMessage] = ([SystemMessage(system)] if system else []) + [HumanMessage(user)]
         attempts = 1 + (self.settings.max_retries if retries is None else retries)
         reply = _Reply()
@@ -212,7 +214,7 @@ class OpenAIGenerator:
                 reply.usage_estimated = True
                 prompt_tokens = sum(len(str(m.content)) for m in messages) // 4
                 completion_tokens = received[0]
-            reply.text = text
+            reply.text = redact(text)  # a model that echoes a secret does not get it written to disk
             reply.finish_reason = usage.get("finish_reason")
             reply.served_model = usage.get("model_name")
             self._record(

@@ -2,7 +2,8 @@
 from harness.api import validate_task, verify
 from harness.pool import DevicePool
 from harness.sandbox import sandbox_call
-from harness.verdict import HarnessInputError, SandboxResult, TaskCheck, Verdict
+from harness.verdict import (CACHEABLE_STATUSES, HARNESS_VERSION, HarnessInputError, SandboxResult, TaskCheck,
+                             Verdict, judge_key)
 
 __all__ = ["verify", "validate_task", "sandbox_call", "DevicePool", "Verdict", "TaskCheck", "SandboxResult",
-           "HarnessInputError"]
+           "HarnessInputError", "HARNESS_VERSION", "CACHEABLE_STATUSES", "judge_key"]

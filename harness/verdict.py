@@ -12,6 +12,13 @@ HARNESS_VERSION = "2026.11-sealed"
 # out-of-memory depend on the machine's load at the time; they are judged afresh.
 CACHEABLE_STATUSES = ("accepted", "mismatch", "cheat", "compile_error", "invalid")
 
+
+
+def judge_key(device: str, dsl: str, trials: int, measure: bool = True) -> str:
+    """What a cached verdict must have been judged by to be served again."""
+    return f"{HARNESS_VERSION}|{device}|{dsl}|trials={trials}|measure={int(measure)}"
+
+
 VERDICT_STATUSES = (
     "accepted", "mismatch", "cheat", "compile_error", "runtime_error",
     "crash", "timeout", "oom", "invalid",

@@ -87,7 +87,9 @@ def search_round(state: SessionState, config: RunnableConfig) -> dict:
             search.pool_evaluator(pool, state.task_path, Path(run.dir) / "scratch", dsl=state.params.dsl,
                                   timeout_s=state.settings.harness_timeout_s, trials=state.settings.trials,
                                   reference_timings=population.reference),
-            *search.results_store_cache(store, task_source, device, session=state.session_id, workflow=workflow_tag),
+            *search.results_store_cache(store, task_source, device, session=state.session_id, workflow=workflow_tag,
+                                        judge=harness.judge_key(device, state.params.dsl, state.settings.trials),
+                                        statuses=harness.CACHEABLE_STATUSES),
         )
         population = search.run_round(population, propose, evaluate)
     for cand in population.candidates:  # model calls of this round's proposals, recorded once each

@@ -128,19 +128,23 @@ class VerdictFile:
 
 
 def results_store_cache(
-    store, task_source: str, device: str, *, session: str | None = None, workflow: str | None = None
+    store, task_source: str, device: str, *, session: str | None = None, workflow: str | None = None,
+    judge: str = "", statuses: tuple[str, ...] | None = None,
 ) -> tuple[Lookup, Store]:
     """(lookup, store) over the results store (checkpoints.results.ResultsStore), keyed like its
-    other users: (task hash, code hash, device). Use as `with_cache(evaluate, *results_store_cache(...))`.
+    other users: (task hash, code hash, device, judge). Use as `with_cache(evaluate, *results_store_cache(...))`.
+    judge: what judges the candidates (harness.judge_key(...)); statuses: the verdicts worth serving
+    again (harness.CACHEABLE_STATUSES: a timeout or crash is judged afresh).
     """
     from checkpoints.results import hash_text  # the store's own identity, so all users agree
 
     task_hash = hash_text(task_source)
 
     def lookup(code: str) -> dict | None:
-        return store.lookup_verdict(task_hash, hash_text(code), device)
+        return store.lookup_verdict(task_hash, hash_text(code), device, judge, statuses)
 
     def remember(code: str, verdict: dict) -> None:
-        store.record_verdict(task_hash, hash_text(code), device, verdict, session=session, workflow=workflow)
+        store.record_verdict(task_hash, hash_text(code), device, verdict, session=session, workflow=workflow,
+                             judge=judge)
 
     return lookup, remember

@@ -282,7 +282,7 @@ def relu_kernel(x_ptr, out_ptr, n_elements, BLOCK: tl.constexpr):
     offs = pid * BLOCK + tl.arange(0, BLOCK)
     mask = offs < n_elements
     x = tl.load(x_ptr + offs, mask=mask, other=0.0)
-    tl.store(out_ptr + offs, tl.maximum(x, 0.0), mask=mask)
+    tl.store(out_ptr + offs, tl.where(x < 0, 0.0, x), mask=mask)
 
 
 class ModelNew(nn.Module):
@@ -300,7 +300,7 @@ class ModelNew(nn.Module):
 
 # The bug: negative inputs are scaled by 0.1 instead of zeroed, so the verifier reports a
 # mismatch (max_abs_err about 0.1 * max|x|), which the fix prompt must then carry.
-RELU_BUGGY_KERNEL = RELU_CORRECT_KERNEL.replace("tl.maximum(x, 0.0)", "tl.where(x > 0, x, 0.1 * x)")
+RELU_BUGGY_KERNEL = RELU_CORRECT_KERNEL.replace("tl.where(x < 0, 0.0, x)", "tl.where(x > 0, x, 0.1 * x)")
 
 
 if __name__ == "__main__":

