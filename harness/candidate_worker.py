@@ -58,6 +58,7 @@ class CandidateWorker:
         self.device = torch.device("cuda" if on_gpu else "cpu")
         self.model = None
         self.kept: list = []        # outputs of the last KEEP_CALLS calls, newest last
+        self.named: dict = {}       # outputs the judge asked to hold by name
         self.inputs = None          # the inputs of the last call (timing reuses them)
 
     def _sync(self) -> None:
@@ -87,7 +88,7 @@ class CandidateWorker:
             self.model.load_state_dict(state_dict)
         return {"ok": True}
 
-    def call(self, inputs, mode: str, what: str) -> dict:
+    def call(self, inputs, mode: str, what: str, keep_as: str | None = None) -> dict:
         """mode: "census" (record ATen ops, poison empty allocations), "ghost_a"/"ghost_b" (skip every
         launch, poison every allocation with one of two values) or "plain" (no op recorder at all,
         as when timed)."""
@@ -114,6 +115,8 @@ class CandidateWorker:
             reply["inputs_after"] = inputs
         if not ghost:
             self.kept = (self.kept + [output])[-KEEP_CALLS:]
+        if keep_as:
+            self.named[keep_as] = output
         return reply
 
     def _tampered(self, ops: TorchOps | None) -> str | None:
@@ -126,16 +129,23 @@ class CandidateWorker:
             return "the launch counter's state was changed"
         return None
 
-    def kept_outputs(self, index: int) -> dict:
-        """A call's outputs as held now (-1 the latest, -2 the one before)."""
+    def kept_outputs(self, index) -> dict:
+        """A call's outputs as held now: -1 the latest, -2 the one before, or a name given at the call."""
+        if isinstance(index, str):
+            return {"ok": True, "outputs": self.named.get(index)}
         if len(self.kept) < -index:
             return {"ok": True, "outputs": None}
         return {"ok": True, "outputs": self.kept[index]}
 
-    def time(self, calls: int) -> dict:
-        """Time the model on the current inputs with the harness's protocol; also sends the last
-        call's outputs and a checksum of every timed call's outputs for the judge to check."""
+    def time(self, calls: int, alternate) -> dict:
+        """Time the model with the harness's protocol. Before each timed call the inputs' contents
+        become those of the last call (even calls) or `alternate` (odd calls), in place, so a
+        result cached by address is wrong half the time; a checksum of every timed call's outputs
+        goes back to the judge, which knows what both input sets must give."""
+        from harness.compare import flatten
         from harness.timing import L2Flusher, sync_overhead_ms, time_callable
+        working = [t for t in flatten(self.inputs) if isinstance(t, torch.Tensor)]
+        sources = [[t.clone() for t in working], [t for t in flatten(alternate) if isinstance(t, torch.Tensor)]]
         checksums = []
 
         def timed(*args):
@@ -143,25 +153,26 @@ class CandidateWorker:
             timed.last = output
             return output
 
+        def load_inputs(index):
+            for target, source in zip(working, sources[index % 2]):
+                target.copy_(source)
+
         def checksum_after_each_call():
-            if getattr(timed, "last", None) is not None:
-                checksums.append(output_checksum(timed.last))
-                timed.last = None
+            checksums.append(output_checksum(timed.last))
+            timed.last = None
 
         try:
             flush = L2Flusher()
             overhead = sync_overhead_ms(flush)
-            started = time.perf_counter()
             with torch.no_grad():
                 figures = time_callable(timed, self.inputs, flush=flush, overhead_ms=overhead, calls=calls,
-                                        after_each=checksum_after_each_call)
-            wall_s = time.perf_counter() - started
-            with torch.no_grad():
+                                        after_each=checksum_after_each_call, before_each=load_inputs)
+                load_inputs(0)
                 last = self.model(*self.inputs)
             self._sync()
         except (Exception, SystemExit) as error:
             return _classified(error, "the timing run")
-        return {"ok": True, "timing": figures, "wall_s": wall_s, "checksums": checksums, "outputs": last}
+        return {"ok": True, "timing": figures, "checksums": checksums, "outputs": last}
 
     def serve(self) -> None:
         handlers = {"load": self.load, "call": self.call, "kept": self.kept_outputs, "time": self.time}
@@ -188,9 +199,9 @@ CHECKSUM_SAMPLE = 1 << 20
 
 
 def output_checksum(output) -> list[float]:
-    """A cheap fingerprint of a call's outputs (sum and sum of squares of a strided sample of at most
-    CHECKSUM_SAMPLE elements per tensor, NaN-safe), to compare every timed call with the one call
-    whose outputs the judge checks in full."""
+    """A cheap fingerprint of a call's outputs (sum, sum of magnitudes and sum of squares of a
+    strided sample of at most CHECKSUM_SAMPLE elements per tensor, NaN-safe), to compare every
+    timed call with the calls whose outputs the judge checked in full."""
     from harness.compare import flatten
     sums = []
     for leaf in flatten(output):
@@ -198,7 +209,7 @@ def output_checksum(output) -> list[float]:
             flat = leaf.detach().reshape(-1)
             sample = flat[::max(1, flat.numel() // CHECKSUM_SAMPLE)]
             values = torch.nan_to_num(sample.double(), nan=0.0, posinf=1e300, neginf=-1e300)
-            sums += [float(values.sum()), float((values * values).sum())]
+            sums += [float(values.sum()), float(values.abs().sum()), float((values * values).sum())]
     return sums
 
 

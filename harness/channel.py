@@ -1,15 +1,15 @@
 """Messages between the judge and a candidate process over a socket: a JSON header plus tensors.
 
-Nothing the candidate sends is unpickled as arbitrary objects. CPU tensors travel as a
-`torch.save` blob that the judge reads with `weights_only=True`; CUDA tensors travel as CUDA IPC
+Nothing the candidate sends is unpickled. CPU tensors travel as their raw bytes with dtype and
+shape in the header (read back with torch.frombuffer); CUDA tensors travel as CUDA IPC
 descriptors (plain bytes and integers, checked before use), so multi-GB inputs and outputs are
 shared in place rather than copied through the host. A receiver that needs the data to outlive the
 sender's next step copies it (`clone`) at once.
 """
 from __future__ import annotations
 
-import io
 import json
+import math
 import socket
 import struct
 
@@ -113,14 +113,10 @@ class Channel:
         tensors: list[torch.Tensor] = []
         body = _encode_tree(message, tensors)
         cuda = [i for i, t in enumerate(tensors) if t.is_cuda]
-        cpu = [t for t in tensors if not t.is_cuda]
+        cpu = [(i, t.contiguous()) for i, t in enumerate(tensors) if not t.is_cuda]
         header = {"body": body, "cuda": {str(i): _cuda_descriptor(tensors[i]) for i in cuda},
-                  "cpu": [i for i, t in enumerate(tensors) if not t.is_cuda]}
-        blob = b""
-        if cpu:
-            buffer = io.BytesIO()
-            torch.save([t.contiguous() if not t.is_contiguous() else t for t in cpu], buffer)
-            blob = buffer.getvalue()
+                  "cpu": [[i, str(t.dtype).removeprefix("torch."), list(t.shape)] for i, t in cpu]}
+        blob = b"".join(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"" for _, t in cpu)
         encoded = json.dumps(header).encode()
         try:
             self.sock.sendall(_LENGTH.pack(len(encoded), len(blob)) + encoded)
@@ -161,15 +157,24 @@ class Channel:
         cuda = header.get("cuda") or {}
         count = len(cpu_slots) + len(cuda)
         tensors: list = [None] * count
-        if cpu_slots:
-            loaded = torch.load(io.BytesIO(blob), weights_only=True, map_location="cpu")
-            if not isinstance(loaded, list) or len(loaded) != len(cpu_slots) or \
-                    not all(isinstance(t, torch.Tensor) for t in loaded):
-                raise ChannelError("CPU tensor blob does not match its header")
-            for slot, tensor in zip(cpu_slots, loaded):
-                if not isinstance(slot, int) or not 0 <= slot < count:
-                    raise ChannelError("tensor slot out of range")
-                tensors[slot] = tensor
+        data, offset = bytearray(blob), 0
+        for entry in cpu_slots:
+            try:
+                slot, dtype_name, shape = entry
+                dtype = getattr(torch, str(dtype_name))
+                shape = [int(size) for size in shape]
+                if not isinstance(dtype, torch.dtype) or not isinstance(slot, int) or not 0 <= slot < count \
+                        or min(shape, default=0) < 0:
+                    raise ValueError
+            except (TypeError, ValueError, AttributeError):
+                raise ChannelError("malformed CPU tensor entry") from None
+            nbytes = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
+            if offset + nbytes > len(data):
+                raise ChannelError("CPU tensor data shorter than its header says")
+            raw = torch.frombuffer(data, dtype=torch.uint8, count=nbytes, offset=offset) if nbytes \
+                else torch.empty(0, dtype=torch.uint8)
+            tensors[slot] = raw.view(dtype).reshape(shape)
+            offset += nbytes
         for slot, descriptor in cuda.items():
             index = int(slot)
             if not 0 <= index < count or not isinstance(descriptor, dict):

@@ -27,7 +27,7 @@ from harness.task_loading import load_task
 
 SPEEDUP_SUSPICIOUS = 10.0
 ROOFLINE_IMPOSSIBLE = 0.8       # claimed time below 80 % of the bandwidth floor cannot be real
-PERSISTENCE_WAIT_S = 0.2        # how long earlier outputs must stay intact after the last call
+PERSISTENCE_WAIT_S = 0.1        # earlier outputs must stay intact at least this long after their call
 TIMED_CALLS = 100
 CHECKSUM_RTOL = 1e-3
 COPY_OPS = {"clone", "_to_copy", "copy_", "contiguous", "to", "cat", "stack"}
@@ -223,9 +223,9 @@ class Judge:
         self._sync()
         return output
 
-    def _call(self, inputs, mode: str, what: str):
+    def _call(self, inputs, mode: str, what: str, keep_as: str | None = None):
         """One candidate call; its outputs copied into the judge's memory at once."""
-        reply = self.candidate.request(what, cmd="call", inputs=inputs, mode=mode, what=what)
+        reply = self.candidate.request(what, cmd="call", inputs=inputs, mode=mode, what=what, keep_as=keep_as)
         if reply.get("tampered"):
             raise Rejection("cheat", f"{what}: {reply['tampered']}")
         got = _clone(reply.pop("outputs", None))
@@ -257,12 +257,17 @@ class Judge:
             for key, error in (("max_abs_err", result.max_abs_err), ("max_rel_err", result.max_rel_err)):
                 self.report[key] = max(self.report.get(key) or 0.0, error)
 
-    def _trial(self, inputs, what: str, hint: str = "", mode: str = "census", expected=None, special=False):
+    def _trial(self, inputs, what: str, hint: str = "", mode: str = "plain", expected=None, special=False,
+               keep_as: str | None = None):
         fingerprint = _fingerprint(inputs)
         if expected is None:
             expected = self._reference(inputs, record_ops=not self.reference_ops)
-        got, reply = self._call(inputs, mode, what)
-        self.report["triton_launches"] += int(reply.get("launches") or 0)
+        got, reply = self._call(inputs, mode, what, keep_as)
+        launches = int(reply.get("launches") or 0)
+        self.report["triton_launches"] += launches
+        if not launches and self.dsl.startswith("triton") and self.report["triton_launches"]:
+            raise Rejection("cheat", f"{what} launched no Triton kernel though earlier calls did: the work "
+                                     "must be done by your kernels on every call, observed or not")
         self.candidate_ops |= set(reply.get("ops") or [])
         after = reply.pop("inputs_after", None)  # CPU: the candidate's copy; GPU: shared, so our own
         changed = [i for i, (a, b) in enumerate(zip(_fingerprint(after if after is not None else inputs),
@@ -285,14 +290,18 @@ class Judge:
 
     def check_trials(self):
         previous = None
+        # The op recorder watches trial 0 and one other trial the candidate cannot predict; the
+        # others (and every later call) run unobserved, as the user's calls will, and must still
+        # launch Triton kernels and match.
+        observed = {0, secrets.randbelow(self.trials - 1) + 1 if self.trials > 2 else 0}
         for trial in range(self.trials):
             seed = self.seed + 1 + trial
             inputs = judge_inputs.task_inputs(self.task, seed, self.device)
             hint = "earlier trials matched: the result may be cached or depend on state from a previous call" \
                 if trial else ""
-            # The last trial runs with no op recorder active, as the user's calls will.
-            unobserved = trial == self.trials - 1 and trial > 0
-            got, _ = self._trial(inputs, f"trial {trial} (seed {seed})", hint, mode="plain" if unobserved else "census")
+            got, _ = self._trial(inputs, f"trial {trial} (seed {seed})", hint,
+                                 mode="census" if trial in observed else "plain",
+                                 keep_as="last_trial" if trial == self.trials - 1 else None)
             if previous is not None:
                 self._check_kept(-2, previous, f"trial {trial}")
             previous = got
@@ -300,10 +309,16 @@ class Judge:
             if trial == 0:
                 self.first_inputs = inputs
             del inputs
-        time.sleep(PERSISTENCE_WAIT_S)
-        self._check_kept(-1, previous, f"{PERSISTENCE_WAIT_S:g} s after the last trial")
+        self.last_trial_output = previous
+        self.last_trial_seen = time.monotonic()
 
-    def _check_kept(self, which: int, copy, when: str):
+    def check_final_persistence(self):
+        """The last trial's outputs, re-read after everything else ran (and at least a moment later)."""
+        time.sleep(max(0.0, PERSISTENCE_WAIT_S - (time.monotonic() - self.last_trial_seen)))
+        self._check_kept("last_trial", self.last_trial_output,
+                         f"at least {PERSISTENCE_WAIT_S:g} s and several calls after the last trial")
+
+    def _check_kept(self, which, copy, when: str):
         reply = self.candidate.request("re-reading earlier outputs", cmd="kept", index=which)
         now = reply.get("outputs")
         same = now is not None and len(_tensors(now)) == len(_tensors(copy)) and all(
@@ -447,14 +462,23 @@ class Judge:
         from harness.timing import HEAD_START_MS, L2Flusher, sync_overhead_ms, time_callable
         from torch.utils.flop_counter import FlopCounterMode
 
-        # Fresh values: a candidate that caches by address returns the old answer and is caught.
+        # Fresh values, then two input sets alternating in place during the timed calls: a
+        # candidate that caches by address returns the old answer and is caught.
         inputs = judge_inputs.task_inputs(self.task, self.seed + 301, self.device)
-        expected = self._trial(inputs, "the call before timing (no op recorder active)", mode="plain")[1]
-        claimed = self.candidate.request("timing the candidate", cmd="time", calls=TIMED_CALLS)
+        alternate = judge_inputs.task_inputs(self.task, self.seed + 302, self.device)
+        from harness.candidate_worker import output_checksum
+        checked_alternate = self._trial(alternate, "the alternate inputs of timing")[0]
+        checked, expected = self._trial(inputs, "the call before timing (no op recorder active)")
+        # What the candidate's own (checked) outputs sum to, per input set: a deterministic kernel
+        # gives the same sums on every timed call.
+        expected_sums = [output_checksum(checked), output_checksum(checked_alternate)]
+        del checked, checked_alternate
+        claimed = self.candidate.request("timing the candidate", cmd="time", calls=TIMED_CALLS, alternate=alternate)
         last = _clone(claimed.get("outputs"))
-        self._check(last, expected, inputs, "the last timed call",
+        self._check(last, expected, inputs, "the call after timing",
                     "the outputs of timed calls are checked too: behave the same whether or not you are observed")
-        self._check_timed_checksums(claimed.get("checksums") or [], last)
+        self._check_timed_checksums(claimed.get("checksums") or [], expected_sums)
+        del alternate
         timings = {"candidate": _claimed_timing(claimed.get("timing"))}
         del last, expected
         flush = L2Flusher()
@@ -503,16 +527,18 @@ class Judge:
             if speedup > SPEEDUP_SUSPICIOUS:
                 self.report["flags"].append(f"suspicious: {speedup:.1f}x faster than {baseline}")
 
-    def _check_timed_checksums(self, checksums, last):
-        from harness.candidate_worker import output_checksum
-        reference = output_checksum(last)
-        if len(checksums) < TIMED_CALLS // 2:
+    def _check_timed_checksums(self, checksums, expected_sums):
+        """Every timed call's outputs against the reference's for the inputs it was given."""
+        if len(checksums) != TIMED_CALLS:
             raise Rejection("cheat", f"the timing run reported outputs for {len(checksums)} of {TIMED_CALLS} calls")
         for call, sums in enumerate(checksums):
+            reference = expected_sums[call % 2]
+            # per tensor [sum, sum |x|, sum x^2]: the first two are measured against sum |x|
+            scales = [abs(reference[i if i % 3 == 2 else i - i % 3 + 1]) + 1.0 for i in range(len(reference))]
             if len(sums) != len(reference) or any(
-                    abs(a - b) > CHECKSUM_RTOL * (abs(b) + 1.0) for a, b in zip(sums, reference)):
-                raise Rejection("mismatch", f"timed call {call} returned other outputs than the checked call "
-                                            "(the outputs of timed calls must be the same as when checked)")
+                    abs(a - b) > CHECKSUM_RTOL * scale for a, b, scale in zip(sums, reference, scales)):
+                raise Rejection("mismatch", f"timed call {call} returned outputs that do not match its inputs "
+                                            "(a result cached or computed differently while timed?)")
 
 
 _VARIANT_HINTS = {
@@ -548,14 +574,24 @@ def verify_job(task_path: str, candidate_path: str, device: str, dsl: str = "tri
     judge = Judge(task_path, candidate_path, device, dsl, trials, measure, seed, memory_limit_mb)
     judge.reference_timings = reference_timings
     candidate = None
+    phases = judge.report["phase_s"] = {}
+
+    def phase(name, step, *args):
+        began = time.monotonic()
+        try:
+            return step(*args)
+        finally:
+            phases[name] = round(time.monotonic() - began, 4)
     try:
-        candidate = CandidateProcess(judge.on_gpu, memory_limit_mb, drop_privileges, started + timeout_s, timeout_s)
-        judge.load(candidate)
-        judge.check_trials()
-        judge.check_variants()
-        judge.check_own_work()
+        candidate = phase("sandbox", CandidateProcess, judge.on_gpu, memory_limit_mb, drop_privileges,
+                          started + timeout_s, timeout_s)
+        phase("load", judge.load, candidate)
+        phase("trials", judge.check_trials)
+        phase("variants", judge.check_variants)
+        phase("own_work", judge.check_own_work)
+        phase("persistence", judge.check_final_persistence)
         if judge.on_gpu and judge.measure:
-            judge.time_all()
+            phase("timing", judge.time_all)
         judge.report["status"], judge.report["reason"] = "accepted", ""
     except Rejection as rejection:
         judge.report["status"], judge.report["reason"] = rejection.status, rejection.reason

@@ -53,11 +53,14 @@ def _cycles_for(ms: float) -> int:
     return max(int(probe * ms / max(start.elapsed_time(end), 1e-3)), 1000)
 
 
-def _samples_ms(fn, args, flush: L2Flusher, calls: int, after_each=None) -> tuple[list[float], list[float]]:
-    """(start -> done, start -> end after the device synchronise) per call, in ms. after_each runs
-    after each call's synchronise, outside the timed window."""
+def _samples_ms(fn, args, flush: L2Flusher, calls: int, after_each=None,
+                before_each=None) -> tuple[list[float], list[float]]:
+    """(start -> done, start -> end after the device synchronise) per call, in ms. before_each(i)
+    and after_each() run outside the timed window, before the L2 flush and after the synchronise."""
     events = [[torch.cuda.Event(enable_timing=True) for _ in range(3)] for _ in range(calls)]
-    for start, done, end in events:
+    for index, (start, done, end) in enumerate(events):
+        if before_each is not None:
+            before_each(index)
         flush()
         flush.head_start()
         start.record()
@@ -104,12 +107,12 @@ def sync_overhead_ms(flush: L2Flusher, calls: int = TIMED_CALLS) -> float:
 
 
 def time_callable(fn, args, *, flush: L2Flusher, overhead_ms: float, calls: int = TIMED_CALLS,
-                  after_each=None) -> dict:
+                  after_each=None, before_each=None) -> dict:
     """Median and IQR of `calls` timed calls, in ms, the synchronise overhead already subtracted,
-    and the host's launch time per call in µs. after_each() runs after every timed call, outside
-    the timed window (the judge's per-call output checksums)."""
+    and the host's launch time per call in µs. before_each(i) / after_each() run around every
+    timed call, outside the timed window (the judge's alternating inputs and output checksums)."""
     _warm_up(fn, args)
-    on_stream, synced = _samples_ms(fn, args, flush, calls, after_each)
+    on_stream, synced = _samples_ms(fn, args, flush, calls, after_each, before_each)
     q1, median, q3 = _quartiles(on_stream)
     s_q1, s_median, s_q3 = _quartiles(synced)
     off_stream = s_median - overhead_ms > max(1.2 * median, median + 0.02)

@@ -53,6 +53,7 @@ class Verdict:
     sandbox: list[str] = field(default_factory=list)  # isolation the candidate ran under, and gaps
     input_variants: list[str] = field(default_factory=list)  # extra input distributions checked
     second_shape: str | None = None    # the other shape the candidate was checked on, if any
+    phase_s: dict[str, float] = field(default_factory=dict)  # wall time of each stage of the judgement
 
     @property
     def accepted(self) -> bool:

@@ -61,3 +61,25 @@ def test_cuda_fault_does_not_affect_the_next_job():
     assert "cuda_fault" in faulty.flags
     after = harness.verify(relu, str(CANDIDATES / "relu_ok.py"), device="cuda", measure=False)
     assert after.accepted, after.summary
+
+
+REDTEAM = CANDIDATES / "redteam"
+
+
+@pytest.mark.parametrize("name,status,reason", [
+    ("relu_late_cache", "mismatch", "timed"),                 # honest until timed, then cached
+    ("relu_watched_only", "mismatch", "differs from the reference"),  # honest only under a dispatch mode
+    ("relu_forged_timing", "cheat", "is impossible"),        # rewrites its own timing
+])
+def test_cheats_under_timing_are_rejected(name, status, reason):
+    verdict = harness.verify(str(TASKS / "relu_large.py"), str(REDTEAM / f"{name}.py"), device="cuda")
+    print(name, verdict.summary)
+    assert verdict.status == status and reason in verdict.summary, verdict.summary
+
+
+def test_the_sealed_judge_is_sandboxed_and_shares_gpu_tensors_in_place():
+    verdict = harness.verify(str(TASKS / "relu_large.py"), str(CANDIDATES / "relu_ok.py"), device="cuda")
+    print(verdict.summary, verdict.sandbox, verdict.phase_s)
+    assert verdict.accepted, verdict.summary
+    assert set(verdict.input_variants) >= {"scaled", "shifted", "negative", "special"}
+    assert verdict.phase_s["timing"] > 0
