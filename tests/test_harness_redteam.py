@@ -42,7 +42,7 @@ def verify(task: str, candidate: str, **kwargs) -> harness.Verdict:
     (LAYERNORM, "layernorm_torch_stats", "cheat", "mean"),
     # 3. predictable judging
     (RELU, "relu_replays_seeds", "mismatch", "differs from the reference in trial 0"),
-    (RELU, "relu_watched_only", "mismatch", "differs from the reference in trial 4"),
+    (RELU, "relu_watched_only", "mismatch", "differs from the reference in trial"),
     (RELU, "relu_cached_after_n", "mismatch", "differs from the reference in trial 2"),
     (RELU, "relu_persistent_buffer", "mismatch", "an earlier call's output changed afterwards"),
     (RELU, "relu_background_zeroing", "mismatch", "an earlier call's output changed afterwards"),
