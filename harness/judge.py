@@ -265,9 +265,6 @@ class Judge:
         got, reply = self._call(inputs, mode, what, keep_as)
         launches = int(reply.get("launches") or 0)
         self.report["triton_launches"] += launches
-        if not launches and self.dsl.startswith("triton") and self.report["triton_launches"]:
-            raise Rejection("cheat", f"{what} launched no Triton kernel though earlier calls did: the work "
-                                     "must be done by your kernels on every call, observed or not")
         self.candidate_ops |= set(reply.get("ops") or [])
         after = reply.pop("inputs_after", None)  # CPU: the candidate's copy; GPU: shared, so our own
         changed = [i for i, (a, b) in enumerate(zip(_fingerprint(after if after is not None else inputs),
@@ -277,6 +274,9 @@ class Judge:
                                         "left unchanged: write results to a new tensor")
         self._check_aliases(reply.get("aliases") or [], inputs, expected, what)
         self._check(got, expected, inputs, what, hint, special)
+        if not launches and self.dsl.startswith("triton") and self.report["triton_launches"]:
+            raise Rejection("cheat", f"{what} launched no Triton kernel though earlier calls did: the work "
+                                     "must be done by your kernels on every call, observed or not")
         return got, expected
 
     def _check_aliases(self, aliases, inputs, expected, what):
