@@ -59,6 +59,7 @@ class CandidateWorker:
         self.model = None
         self.kept: list = []        # outputs of the last KEEP_CALLS calls, newest last
         self.named: dict = {}       # outputs the judge asked to hold by name
+        self.staged: dict = {}      # GPU input buffers by name, filled by the judge
         self.inputs = None          # the inputs of the last call (timing reuses them)
 
     def _sync(self) -> None:
@@ -88,11 +89,25 @@ class CandidateWorker:
             self.model.load_state_dict(state_dict)
         return {"ok": True}
 
+    def stage(self, name: str, specs) -> dict:
+        """Allocate GPU buffers for inputs the judge will copy in (see Judge._stage)."""
+        self.staged[name] = [torch.empty(shape, dtype=getattr(torch, dtype), device=self.device)
+                             for shape, dtype in specs]
+        return {"ok": True, "buffers": self.staged[name]}
+
+    def _resolve(self, value):
+        if isinstance(value, dict) and set(value) == {"__staged__"}:
+            name, index = value["__staged__"]
+            return self.staged[name][index]
+        if isinstance(value, (list, tuple)):
+            return type(value)(self._resolve(v) for v in value)
+        return value
+
     def call(self, inputs, mode: str, what: str, keep_as: str | None = None) -> dict:
         """mode: "census" (record ATen ops, poison empty allocations), "ghost_a"/"ghost_b" (skip every
         launch, poison every allocation with one of two values) or "plain" (no op recorder at all,
         as when timed)."""
-        inputs = inputs if inputs is not None else self.inputs
+        inputs = self._resolve(inputs) if inputs is not None else self.inputs
         self.inputs = inputs
         ghost = mode.startswith("ghost")
         ops = TorchOps(triton_launches, poison="all_b" if mode == "ghost_b" else "all" if ghost else "empty",
@@ -145,6 +160,7 @@ class CandidateWorker:
         from harness.compare import flatten
         from harness.timing import L2Flusher, sync_overhead_ms, time_callable
         working = [t for t in flatten(self.inputs) if isinstance(t, torch.Tensor)]
+        alternate = self._resolve(alternate)
         sources = [[t.clone() for t in working], [t for t in flatten(alternate) if isinstance(t, torch.Tensor)]]
         checksums = []
 
@@ -164,18 +180,25 @@ class CandidateWorker:
         try:
             flush = L2Flusher()
             overhead = sync_overhead_ms(flush)
+            launches_before = triton_launches.count
+            triton_launches.counting = True
             with torch.no_grad():
                 figures = time_callable(timed, self.inputs, flush=flush, overhead_ms=overhead, calls=calls,
                                         after_each=checksum_after_each_call, before_each=load_inputs)
+                triton_launches.counting = False
+                launches = triton_launches.count - launches_before
                 load_inputs(0)
                 last = self.model(*self.inputs)
             self._sync()
         except (Exception, SystemExit) as error:
             return _classified(error, "the timing run")
-        return {"ok": True, "timing": figures, "checksums": checksums, "outputs": last}
+        finally:
+            triton_launches.counting = False
+        return {"ok": True, "timing": figures, "checksums": checksums, "outputs": last, "launches": launches}
 
     def serve(self) -> None:
-        handlers = {"load": self.load, "call": self.call, "kept": self.kept_outputs, "time": self.time}
+        handlers = {"load": self.load, "stage": self.stage, "call": self.call, "kept": self.kept_outputs,
+                    "time": self.time}
         while True:
             try:
                 message = self.channel.recv()
@@ -199,9 +222,10 @@ CHECKSUM_SAMPLE = 1 << 20
 
 
 def output_checksum(output) -> list[float]:
-    """A cheap fingerprint of a call's outputs (sum, sum of magnitudes and sum of squares of a
-    strided sample of at most CHECKSUM_SAMPLE elements per tensor, NaN-safe), to compare every
-    timed call with the calls whose outputs the judge checked in full."""
+    """A cheap fingerprint of a call's outputs, to compare every timed call with the calls whose
+    outputs the judge checked in full: over a strided sample of at most CHECKSUM_SAMPLE elements
+    per tensor (NaN-safe), a sum with pseudo-random signs (so two inputs of the same distribution
+    give different sums), the sum of magnitudes (the scale) and the sum of squares."""
     from harness.compare import flatten
     sums = []
     for leaf in flatten(output):
@@ -209,7 +233,9 @@ def output_checksum(output) -> list[float]:
             flat = leaf.detach().reshape(-1)
             sample = flat[::max(1, flat.numel() // CHECKSUM_SAMPLE)]
             values = torch.nan_to_num(sample.double(), nan=0.0, posinf=1e300, neginf=-1e300)
-            sums += [float(values.sum()), float(values.abs().sum()), float((values * values).sum())]
+            index = torch.arange(values.numel(), device=values.device, dtype=torch.int64)
+            signs = 1.0 - 2.0 * ((index * 2654435761) >> 13 & 1).double()
+            sums += [float((values * signs).sum()), float(values.abs().sum()), float((values * values).sum())]
     return sums
 
 

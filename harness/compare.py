@@ -22,6 +22,7 @@ TOLERANCES = {
     torch.bfloat16: Tolerance(2e-2, 2e-2, 2e-2),
 }
 LOW_PRECISION_TOLERANCE = Tolerance(1e-1, 1e-1, 1e-1)  # float8 and friends
+COMPARE_CHUNK = 1 << 24  # elements widened to float64 at a time
 
 
 def tolerance_for(dtype: torch.dtype) -> Tolerance:
@@ -80,46 +81,71 @@ def compare_tensor(got: torch.Tensor, expected: torch.Tensor, special: bool = Fa
             return Comparison(True)
         return Comparison(False, f"{count}/{expected.numel()} elements differ (integers must match exactly)",
                           max_abs_err=float((got.double() - expected.double()).abs().max()))
-    got64, expected64 = got.detach().to(torch.complex128 if got.is_complex() else torch.float64), \
-        expected.detach().to(torch.complex128 if expected.is_complex() else torch.float64)
-    got_nan, expected_nan = torch.isnan(got64), torch.isnan(expected64)
-    extra_nonfinite = 0
-    if special:
-        extra = ~torch.isfinite(got64) & torch.isfinite(expected64)
-        extra_nonfinite = int(extra.sum())
-        if extra_nonfinite:
-            got64 = torch.where(extra, expected64, got64)
-            got_nan = torch.isnan(got64)
-    if not torch.equal(got_nan, expected_nan):
-        extra = int((got_nan & ~expected_nan).sum())
-        missing = int((expected_nan & ~got_nan).sum())
-        return Comparison(False, f"NaN positions differ ({extra} unexpected NaN, {missing} missing NaN)",
-                          max_abs_err=float("nan"), max_rel_err=float("nan"), unwritten=extra > 0)
-    got_inf, expected_inf = torch.isinf(got64), torch.isinf(expected64)
-    if not torch.equal(got_inf, expected_inf) or not torch.equal(got64[got_inf], expected64[expected_inf]):
-        return Comparison(False, "Inf positions or signs differ",
-                          max_abs_err=float("inf"), max_rel_err=float("inf"))
-    finite = ~(expected_nan | expected_inf)
-    if not bool(finite.any()):
-        return Comparison(True)
-    error = (got64 - expected64).abs().masked_fill(~finite, 0)
-    magnitude = expected64.abs().masked_fill(~finite, 0)
-    scale = float(magnitude.max())
-    max_abs = float(error.max())
+    stats = _ChunkStats()
+    flat_got, flat_expected = got.detach().reshape(-1), expected.detach().reshape(-1)
+    for begin in range(0, flat_expected.numel(), COMPARE_CHUNK):
+        stats.add(flat_got[begin:begin + COMPARE_CHUNK], flat_expected[begin:begin + COMPARE_CHUNK], begin, tol,
+                  special)
+    if stats.extra_nan or stats.missing_nan:
+        return Comparison(False, f"NaN positions differ ({stats.extra_nan} unexpected NaN, {stats.missing_nan} "
+                                 "missing NaN)", max_abs_err=float("nan"), max_rel_err=float("nan"),
+                          unwritten=stats.extra_nan > 0)
+    if stats.inf_mismatch:
+        return Comparison(False, "Inf positions or signs differ", max_abs_err=float("inf"), max_rel_err=float("inf"))
+    if not stats.any_finite:
+        return Comparison(True, extra_nonfinite=stats.extra_nonfinite)
+    scale, max_abs = stats.scale, stats.max_abs
     max_rel = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else float("inf"))
-    outside = error > tol.atol + tol.rtol * magnitude
-    count = int(outside.sum())
-    worst = int(error.flatten().argmax())
-    where = (f"worst at index {_describe_index(worst, expected.shape)}: got {got64.flatten()[worst].item():.6g}, "
-             f"expected {expected64.flatten()[worst].item():.6g}")
-    if count:
-        return Comparison(False, f"{count}/{expected.numel()} elements outside tolerance "
+    where = (f"worst at index {_describe_index(stats.worst, expected.shape)}: got {stats.worst_got:.6g}, "
+             f"expected {stats.worst_expected:.6g}")
+    if stats.outside:
+        return Comparison(False, f"{stats.outside}/{expected.numel()} elements outside tolerance "
                                  f"(atol {tol.atol:g}, rtol {tol.rtol:g} for {expected.dtype}); {where}",
                           max_abs, max_rel)
     if max_rel > tol.scale:
         return Comparison(False, f"error {max_abs:.3g} is {max_rel:.3g} of the output's scale {scale:.3g} "
                                  f"(limit {tol.scale:g} for {expected.dtype}); {where}", max_abs, max_rel)
-    return Comparison(True, max_abs_err=max_abs, max_rel_err=max_rel, extra_nonfinite=extra_nonfinite)
+    return Comparison(True, max_abs_err=max_abs, max_rel_err=max_rel, extra_nonfinite=stats.extra_nonfinite)
+
+
+class _ChunkStats:
+    """What compare_tensor needs, gathered chunk by chunk so a multi-GB output never has a
+    full-size float64 copy (at most COMPARE_CHUNK elements are widened at a time)."""
+
+    def __init__(self):
+        self.extra_nan = self.missing_nan = self.extra_nonfinite = self.outside = 0
+        self.inf_mismatch = self.any_finite = False
+        self.scale = self.max_abs = 0.0
+        self.worst, self.worst_got, self.worst_expected = 0, 0.0, 0.0
+
+    def add(self, got, expected, offset: int, tol: Tolerance, special: bool) -> None:
+        wide = torch.complex128 if expected.is_complex() else torch.float64
+        got, expected = got.to(wide), expected.to(wide)
+        if special:
+            extra = ~torch.isfinite(got) & torch.isfinite(expected)
+            count = int(extra.sum())
+            if count:
+                self.extra_nonfinite += count
+                got = torch.where(extra, expected, got)
+        got_nan, expected_nan = torch.isnan(got), torch.isnan(expected)
+        self.extra_nan += int((got_nan & ~expected_nan).sum())
+        self.missing_nan += int((expected_nan & ~got_nan).sum())
+        got_inf, expected_inf = torch.isinf(got), torch.isinf(expected)
+        if not torch.equal(got_inf, expected_inf) or not torch.equal(got[got_inf], expected[expected_inf]):
+            self.inf_mismatch = True
+        finite = ~(expected_nan | expected_inf | got_nan | got_inf)
+        if not bool(finite.any()):
+            return
+        self.any_finite = True
+        error = (got - expected).abs().masked_fill(~finite, 0)
+        magnitude = expected.abs().masked_fill(~finite, 0)
+        self.scale = max(self.scale, float(magnitude.max()))
+        self.outside += int((error > tol.atol + tol.rtol * magnitude).sum())
+        worst = int(error.argmax())
+        if float(error[worst]) > self.max_abs or offset == 0:
+            self.max_abs = max(self.max_abs, float(error[worst]))
+            self.worst = offset + worst
+            self.worst_got, self.worst_expected = got[worst].real.item(), expected[worst].real.item()
 
 
 def compare_outputs(got, expected, special: bool = False) -> tuple[Comparison, int]:

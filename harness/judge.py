@@ -29,9 +29,9 @@ SPEEDUP_SUSPICIOUS = 10.0
 ROOFLINE_IMPOSSIBLE = 0.8       # claimed time below 80 % of the bandwidth floor cannot be real
 PERSISTENCE_WAIT_S = 0.1        # earlier outputs must stay intact at least this long after their call
 TIMED_CALLS = 100
-CHECKSUM_RTOL = 1e-3
+CHECKSUM_RTOL = 1e-5   # of the sum of magnitudes: room for atomics' reordering, none for another answer
 COPY_OPS = {"clone", "_to_copy", "copy_", "contiguous", "to", "cat", "stack"}
-FINGERPRINT_CHUNK = 1 << 24
+FINGERPRINT_SAMPLE = 1 << 22
 
 
 class CandidateProcess:
@@ -50,6 +50,9 @@ class CandidateProcess:
                 os.closerange(keep + 1, 65536)
                 from harness.candidate_worker import run
                 run(child_end, on_gpu, memory_limit_mb if not on_gpu else None, drop_privileges)
+            except BaseException:
+                import traceback
+                traceback.print_exc()
             finally:
                 os._exit(70)
         child_end.close()
@@ -146,21 +149,21 @@ def _finite_or_none(value: float) -> float | None:
     return value if value == value and abs(value) != float("inf") else None
 
 
-def _fingerprint(value) -> list[tuple[float, float]]:
-    """What the judge remembers of its inputs to notice in-place writes without keeping a copy: a
-    plain and a position-weighted sum per tensor, taken in chunks so no full-size float64 copy exists."""
-    out = []
+def _fingerprint(value) -> list[torch.Tensor]:
+    """What the judge keeps of its inputs to notice in-place writes without a full copy: a strided
+    sample of at most FINGERPRINT_SAMPLE elements per tensor (a kernel that writes into its inputs
+    writes far more than one element in FINGERPRINT_SAMPLE)."""
+    samples = []
     for t in _tensors(value):
         flat = t.detach().reshape(-1)
-        plain = weighted = 0.0
-        for start in range(0, flat.numel(), FINGERPRINT_CHUNK):
-            chunk = torch.nan_to_num(flat[start:start + FINGERPRINT_CHUNK].double(), nan=7.0, posinf=1e300,
-                                     neginf=-1e300)
-            weights = torch.arange(start, start + chunk.numel(), device=chunk.device, dtype=torch.float64)
-            plain += float(chunk.sum())
-            weighted += float((chunk * weights.remainder_(9973).add_(1)).sum())
-        out.append((plain, weighted))
-    return out
+        samples.append(flat[::max(1, flat.numel() // FINGERPRINT_SAMPLE)].clone())
+    return samples
+
+
+def _unchanged(before: list[torch.Tensor], after) -> list[int]:
+    """Indices of the inputs whose sample differs (NaN equal to NaN)."""
+    now = _fingerprint(after)
+    return [i for i, (a, b) in enumerate(zip(before, now)) if not compare.tensors_equal(a, b.to(a.device))]
 
 
 class Judge:
@@ -223,8 +226,28 @@ class Judge:
         self._sync()
         return output
 
+    def _stage(self, inputs, name: str, what: str):
+        """GPU inputs reach the candidate through buffers it allocates and shares with the judge:
+        the judge copies into them (the candidate can never map the judge's memory, which would
+        take the privilege to trace it). Returns the inputs with every tensor replaced by a marker
+        the worker resolves, and the judge's own view of the candidate's buffers."""
+        tensors = _tensors(inputs)
+        specs = [[list(t.shape), str(t.dtype).removeprefix("torch.")] for t in tensors]
+        buffers = self.candidate.request(what, cmd="stage", name=name, specs=specs).get("buffers") or []
+        if len(buffers) != len(tensors) or any(
+                not isinstance(b, torch.Tensor) or b.shape != t.shape or b.dtype != t.dtype
+                for b, t in zip(buffers, tensors)):
+            raise Rejection("cheat", f"the candidate process returned bad input buffers while {what}")
+        for buffer, tensor in zip(buffers, tensors):
+            buffer.copy_(tensor)
+        torch.cuda.synchronize()
+        counter = iter(range(len(tensors)))
+        return map_tensors(inputs, lambda t: {"__staged__": [name, next(counter)]}), buffers
+
     def _call(self, inputs, mode: str, what: str, keep_as: str | None = None):
         """One candidate call; its outputs copied into the judge's memory at once."""
+        if self.on_gpu:
+            inputs, self.staged_view = self._stage(inputs, "call", what)
         reply = self.candidate.request(what, cmd="call", inputs=inputs, mode=mode, what=what, keep_as=keep_as)
         if reply.get("tampered"):
             raise Rejection("cheat", f"{what}: {reply['tampered']}")
@@ -257,6 +280,8 @@ class Judge:
             for key, error in (("max_abs_err", result.max_abs_err), ("max_rel_err", result.max_rel_err)):
                 self.report[key] = max(self.report.get(key) or 0.0, error)
 
+    staged_view = None
+
     def _trial(self, inputs, what: str, hint: str = "", mode: str = "plain", expected=None, special=False,
                keep_as: str | None = None):
         fingerprint = _fingerprint(inputs)
@@ -266,9 +291,9 @@ class Judge:
         launches = int(reply.get("launches") or 0)
         self.report["triton_launches"] += launches
         self.candidate_ops |= set(reply.get("ops") or [])
-        after = reply.pop("inputs_after", None)  # CPU: the candidate's copy; GPU: shared, so our own
-        changed = [i for i, (a, b) in enumerate(zip(_fingerprint(after if after is not None else inputs),
-                                                   fingerprint)) if a != b]
+        # CPU: the candidate's copy comes back; GPU: the judge reads the candidate's buffers itself.
+        after = reply.pop("inputs_after", None) if not self.on_gpu else self.staged_view
+        changed = _unchanged(fingerprint, after if after is not None else inputs)
         if changed:
             raise Rejection("mismatch", f"ModelNew modified input {changed[0]} in place ({what}); inputs must be "
                                         "left unchanged: write results to a new tensor")
@@ -473,11 +498,16 @@ class Judge:
         # gives the same sums on every timed call.
         expected_sums = [output_checksum(checked), output_checksum(checked_alternate)]
         del checked, checked_alternate
-        claimed = self.candidate.request("timing the candidate", cmd="time", calls=TIMED_CALLS, alternate=alternate)
+        alternate_markers, _ = self._stage(alternate, "alternate", "timing the candidate")
+        claimed = self.candidate.request("timing the candidate", cmd="time", calls=TIMED_CALLS,
+                                         alternate=alternate_markers)
         last = _clone(claimed.get("outputs"))
         self._check(last, expected, inputs, "the call after timing",
                     "the outputs of timed calls are checked too: behave the same whether or not you are observed")
         self._check_timed_checksums(claimed.get("checksums") or [], expected_sums)
+        if self.dsl.startswith("triton") and int(claimed.get("launches") or 0) < TIMED_CALLS:
+            raise Rejection("cheat", f"the {TIMED_CALLS} timed calls launched {claimed.get('launches')} Triton kernels: "
+                                     "timed calls must do the work, not return earlier results")
         del alternate
         timings = {"candidate": _claimed_timing(claimed.get("timing"))}
         del last, expected
@@ -568,7 +598,9 @@ def verify_job(task_path: str, candidate_path: str, device: str, dsl: str = "tri
                measure: bool = True, seed: int | None = None, memory_limit_mb: int | None = None,
                reference_timings: dict | None = None, timeout_s: float = 120.0) -> dict:
     started = time.monotonic()
-    drop_privileges = isolation.SWITCH_USER
+    # Another user cannot share GPU memory with the judge (CUDA IPC refuses across users): on a GPU
+    # the candidate stays root without capabilities, on the CPU it becomes `nobody` where it can.
+    drop_privileges = isolation.SWITCH_USER and device == "cpu"
     isolation.become_subreaper()
     isolation.hide_from_same_user()
     judge = Judge(task_path, candidate_path, device, dsl, trials, measure, seed, memory_limit_mb)
