@@ -1,6 +1,6 @@
 """akg-op command line: start, answer, resume and inspect kernel-generation sessions.
 
-A thin layer over graph.sessions: it parses flags, checks input before any session exists, shows
+A thin layer over the session service (service/): it parses flags, checks input before any session exists, shows
 progress and questions, and turns every error into one line with a non-zero exit code.
 """
 from __future__ import annotations
@@ -223,7 +223,7 @@ def run(
     background: bool = typer.Option(False, "--background", help="Detach: run in a worker process, return at once."),
 ) -> None:
     """Start a session: runs to the first question (or to the end with --yes)."""
-    from graph.sessions import Sessions
+    from service.sessions import Sessions
     from graph.state import Settings
 
     try:
@@ -266,7 +266,7 @@ def resume(
     background: bool = typer.Option(False, "--background", help="Detach: continue in a worker process."),
 ) -> None:
     """Answer the pending question (if any) and continue the session."""
-    from graph.sessions import Sessions
+    from service.sessions import Sessions
 
     sessions = Sessions()
     try:
@@ -311,7 +311,7 @@ def rollback(
     force: bool = typer.Option(False, "--force", help="Restore even files edited since the integration."),
 ) -> None:
     """Restore every file the session wrote or replaced to its original bytes."""
-    from graph.sessions import Sessions
+    from service.sessions import Sessions
     from integration.errors import IntegrationPackageError
     from integration.integrate import report_section
     from integration.integrate import rollback as restore
@@ -349,7 +349,7 @@ def list_sessions(limit: int = typer.Option(50, "--limit", "-n")) -> None:
 @app.command()
 def show(session_id: str = typer.Argument(...)) -> None:
     """Show a session: parameters, phase, pending question, runs and history."""
-    from graph.sessions import Sessions
+    from service.sessions import Sessions
 
     sessions = Sessions()
     try:
@@ -414,7 +414,7 @@ def worker(
     yes: bool = typer.Option(False, "--yes"),
 ) -> None:
     """The detached process behind --background: drives the session to the next gate or the end."""
-    from graph.sessions import Sessions
+    from service.sessions import Sessions
     from graph.state import Settings
 
     settings = None
@@ -438,7 +438,7 @@ def _status_line(info: dict) -> str:
 @app.command()
 def status(session_id: str = typer.Argument(...)) -> None:
     """Progress of a session: phase, candidates done / budget, best speedup, ETA."""
-    from graph.sessions import Sessions
+    from service.sessions import Sessions
 
     sessions = Sessions()
     try:
@@ -459,7 +459,7 @@ def watch(
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from graph.sessions import Sessions
+    from service.sessions import Sessions
 
     sessions = Sessions()
     try:
