@@ -1,0 +1,98 @@
+"""One call on a session, as the HTTP endpoint takes it: start one (request + options) or answer /
+resume one (session_id [+ answer]); the result is the session's view (Sessions.view).
+
+Bad input raises UserError (InvalidAnswer, SessionBusy) before anything runs; a failure while the
+session's steps run is recorded on the session and comes back as the view's `error`, since the
+session is kept and can be resumed.
+"""
+from __future__ import annotations
+
+import traceback
+from typing import Any, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from checkpoints.home import akg_home
+from nodes.answers import check_answer, interpret
+from nodes.errors import InvalidAnswer, UserError
+from service.background import detach
+from service.lock import SessionBusy
+from service.options import LONG_WORKFLOWS, build_settings, run_options
+from service.sessions import EventHandler, Sessions
+
+
+class SessionCall(BaseModel):
+    """Start a session with `request` (and `options`: akg-op run's flags by their long names), or
+    answer the pending question of `session_id` with `answer` (without one: resume it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    request: Optional[str] = Field(None, description='What to build, e.g. "relu kernel, input (128, 4096), fp32"')
+    options: dict[str, Any] = Field(default_factory=dict,
+                                    description='akg-op run flags by long name, e.g. {"workflow": "kernelgen"}')
+    session_id: Optional[str] = Field(None, description="The session to answer or resume")
+    answer: Optional[str] = Field(None, description="The answer to the pending question, e.g. yes")
+
+
+def log_internal_error(exc: BaseException | None = None) -> str:
+    """Append a traceback (of `exc`, else the one being handled) to `$AKG_OP_HOME/errors.log`."""
+    log = akg_home() / "errors.log"
+    text = "".join(traceback.format_exception(exc)) if exc is not None else traceback.format_exc()
+    with log.open("a") as fh:
+        fh.write(text + "\n")
+    return str(log)
+
+
+def run_call(call: SessionCall, *, on_event: EventHandler | None = None,
+             sessions: Sessions | None = None) -> dict:
+    sessions = sessions or Sessions()
+    if call.session_id is None:
+        return _start(sessions, call, on_event)
+    if call.request is not None or call.options:
+        raise UserError("give request (and options) to start a session, or session_id (and answer) to answer one; not both")
+    return _answer(sessions, sessions.resolve(call.session_id), call.answer, on_event)
+
+
+def _start(sessions: Sessions, call: SessionCall, on_event: EventHandler | None) -> dict:
+    if call.answer is not None:
+        raise UserError("an answer needs the session_id of the session it answers")
+    options = run_options(call.options)
+    settings = build_settings(call.request or "", options)
+    session_id = sessions.create(settings)
+    if options.background or (options.yes and settings.workflow in LONG_WORKFLOWS):
+        detach(session_id, settings=settings, yes=options.yes)
+        return sessions.view(session_id)
+    return _advance(sessions, session_id, on_event, settings=settings, auto_approve=options.yes)
+
+
+def _answer(sessions: Sessions, session_id: str, answer: str | None, on_event: EventHandler | None) -> dict:
+    state = sessions.state(session_id)
+    gate = sessions.waiting_at(session_id)
+    if state is not None and sessions.next_step(session_id) is None:
+        if answer is not None:
+            raise UserError(f"session {session_id} is already {state.status}: there is nothing to answer")
+        return sessions.view(session_id)
+    if answer is not None and gate is None:
+        raise UserError(f"session {session_id} is not waiting for an answer (phase {state.phase if state else 'start'})")
+    if gate is not None:
+        if answer is None:
+            return sessions.view(session_id)  # nothing to do until it is answered
+        check_answer(state.pending, answer, state.params)
+        if gate == "choose_workflow" and interpret(state.pending, answer)["decision"] in LONG_WORKFLOWS:
+            detach(session_id, answer=answer)  # a search takes long: status shows its progress
+            return sessions.view(session_id)
+    return _advance(sessions, session_id, on_event, answer=answer)
+
+
+def _advance(sessions: Sessions, session_id: str, on_event: EventHandler | None, **kwargs) -> dict:
+    try:
+        sessions.advance(session_id, on_event=on_event, **kwargs)
+    except (InvalidAnswer, SessionBusy):
+        raise
+    except UserError:
+        pass  # recorded on the session by advance; the view carries it
+    except Exception:  # a bug of ours: the traceback goes to the log, the view says where
+        log = log_internal_error()
+        row = sessions.registry.get(session_id) or {}
+        sessions.registry.upsert({"id": session_id, "error": f"{row.get('error') or 'internal error'} (details in {log})"})
+    return sessions.view(session_id)
