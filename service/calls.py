@@ -16,7 +16,7 @@ from checkpoints.home import akg_home
 from nodes.answers import check_answer, interpret
 from nodes.errors import InvalidAnswer, UserError
 from service.background import detach
-from service.lock import SessionBusy
+from service.lock import SessionBusy, session_lock
 from service.options import LONG_WORKFLOWS, build_settings, run_options
 from service.sessions import EventHandler, Sessions
 
@@ -66,22 +66,26 @@ def _start(sessions: Sessions, call: SessionCall, on_event: EventHandler | None)
 
 
 def _answer(sessions: Sessions, session_id: str, answer: str | None, on_event: EventHandler | None) -> dict:
-    state = sessions.state(session_id)
-    gate = sessions.waiting_at(session_id)
-    if state is not None and sessions.next_step(session_id) is None:
-        if answer is not None:
-            raise UserError(f"session {session_id} is already {state.status}: there is nothing to answer")
-        return sessions.view(session_id)
-    if answer is not None and gate is None:
-        raise UserError(f"session {session_id} is not waiting for an answer (phase {state.phase if state else 'start'})")
-    if gate is not None:
-        if answer is None:
-            return sessions.view(session_id)  # nothing to do until it is answered
-        check_answer(state.pending, answer, state.params)
-        if gate == "choose_workflow" and interpret(state.pending, answer)["decision"] in LONG_WORKFLOWS:
-            detach(session_id, answer=answer)  # a search takes long: status shows its progress
+    # Checked under the lock, so a concurrent answer to the same gate gets SessionBusy rather than
+    # a confusing "not waiting" once the winner has moved past the gate.
+    with session_lock(session_id):
+        state = sessions.state(session_id)
+        gate = sessions.waiting_at(session_id)
+        if state is not None and sessions.next_step(session_id) is None:
+            if answer is not None:
+                raise UserError(f"session {session_id} is already {state.status}: there is nothing to answer")
             return sessions.view(session_id)
-    return _advance(sessions, session_id, on_event, answer=answer)
+        if answer is not None and gate is None:
+            raise UserError(f"session {session_id} is not waiting for an answer (phase {state.phase if state else 'start'})")
+        if gate is not None and answer is None:
+            return sessions.view(session_id)  # nothing to do until it is answered
+        if gate is not None:
+            check_answer(state.pending, answer, state.params)
+        long_run = gate == "choose_workflow" and interpret(state.pending, answer)["decision"] in LONG_WORKFLOWS
+        if not long_run:
+            return _advance(sessions, session_id, on_event, answer=answer)
+    detach(session_id, answer=answer)  # a search takes long: the worker runs it, status shows progress
+    return sessions.view(session_id)
 
 
 def _advance(sessions: Sessions, session_id: str, on_event: EventHandler | None, **kwargs) -> dict:
