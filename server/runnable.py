@@ -44,9 +44,10 @@ def _as_call(value: Any) -> SessionCall:
     return value if isinstance(value, SessionCall) else SessionCall.model_validate(value or {})
 
 
-def _event(kind: str, payload: dict) -> dict:
+def _event(kind: str, payload: dict) -> dict | None:
     if kind == "step":
-        return {"kind": "step", "node": payload["node"]}
+        # LangGraph reports a pause as a step of its own; the final view says where it stopped.
+        return None if payload["node"] == "__interrupt__" else {"kind": "step", "node": payload["node"]}
     return {k: v for k, v in payload.items() if isinstance(v, (str, int, float, bool, type(None), list, dict))}
 
 
@@ -100,7 +101,8 @@ class SessionRunnable(Runnable[SessionCall, dict]):
 
         threading.Thread(target=work, name="session-call", daemon=True).start()
         while (event := events.get()) is not finished:
-            yield _Chunk(event=event)
+            if event is not None:
+                yield _Chunk(event=event)
         error = outcome.get("error")
         if isinstance(error, UserError):
             yield _Chunk(error=" ".join(str(error).split()), status_code=status_code(error))

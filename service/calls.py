@@ -8,9 +8,9 @@ session is kept and can be resumed.
 from __future__ import annotations
 
 import traceback
-from typing import Any, Optional
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from checkpoints.home import akg_home
 from nodes.answers import check_answer, interpret
@@ -25,13 +25,20 @@ class SessionCall(BaseModel):
     """Start a session with `request` (and `options`: akg-op run's flags by their long names), or
     answer the pending question of `session_id` with `answer` (without one: resume it)."""
 
+    # Plain strings, "" for absent (null is taken too): LangServe's playground cannot draw a
+    # form field for a nullable type.
     model_config = ConfigDict(extra="forbid")
 
-    request: Optional[str] = Field(None, description='What to build, e.g. "relu kernel, input (128, 4096), fp32"')
+    request: str = Field("", description='What to build, e.g. "relu kernel, input (128, 4096), fp32"')
     options: dict[str, Any] = Field(default_factory=dict,
                                     description='akg-op run flags by long name, e.g. {"workflow": "kernelgen"}')
-    session_id: Optional[str] = Field(None, description="The session to answer or resume")
-    answer: Optional[str] = Field(None, description="The answer to the pending question, e.g. yes")
+    session_id: str = Field("", description="The session to answer or resume")
+    answer: str = Field("", description="The answer to the pending question, e.g. yes")
+
+    @field_validator("request", "session_id", "answer", mode="before")
+    @classmethod
+    def _null_is_absent(cls, value: Any) -> Any:
+        return "" if value is None else value
 
 
 def log_internal_error(exc: BaseException | None = None) -> str:
@@ -46,18 +53,18 @@ def log_internal_error(exc: BaseException | None = None) -> str:
 def run_call(call: SessionCall, *, on_event: EventHandler | None = None,
              sessions: Sessions | None = None) -> dict:
     sessions = sessions or Sessions()
-    if call.session_id is None:
+    if not call.session_id:
         return _start(sessions, call, on_event)
-    if call.request is not None or call.options:
+    if call.request or call.options:
         raise UserError("give request (and options) to start a session, or session_id (and answer) to answer one; not both")
-    return _answer(sessions, sessions.resolve(call.session_id), call.answer, on_event)
+    return _answer(sessions, sessions.resolve(call.session_id), call.answer or None, on_event)
 
 
 def _start(sessions: Sessions, call: SessionCall, on_event: EventHandler | None) -> dict:
-    if call.answer is not None:
+    if call.answer:
         raise UserError("an answer needs the session_id of the session it answers")
     options = run_options(call.options)
-    settings = build_settings(call.request or "", options)
+    settings = build_settings(call.request, options)
     session_id = sessions.create(settings)
     if options.background or (options.yes and settings.workflow in LONG_WORKFLOWS):
         detach(session_id, settings=settings, yes=options.yes)
