@@ -74,6 +74,7 @@ def serve(host: str, port: int, *, say: Callable[[str], None]) -> None:
     if not is_loopback(host):
         say(f"warning: listening on {host}, not loopback: other machines can reach this server "
             "(every request still needs the token)")
-    say(f"sessions at {base}/sessions/invoke; playground: {base}/sessions/playground/?token=<token>")
+    shown = token if created else "<token>"
+    say(f"sessions at {base}/sessions/invoke; playground: {base}/sessions/playground/?token={shown}")
     logging.getLogger("uvicorn.access").addFilter(RedactToken())
     uvicorn.run(app, host=host, port=port, log_level="info")
