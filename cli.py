@@ -290,8 +290,12 @@ def show(session_id: str = typer.Argument(...)) -> None:
 def _detach(session_id: str, *, settings=None, answer: str | None = None, yes: bool = False) -> int:
     """Continue the session in a detached worker process (its own session, output to a log)."""
     from service.background import detach
+    from service.lock import SessionBusy
 
-    pid, log = detach(session_id, settings=settings, answer=answer, yes=yes)
+    try:
+        pid, log = detach(session_id, settings=settings, answer=answer, yes=yes)
+    except SessionBusy as exc:
+        _fail(str(exc), 75)
     out.print(f"running in the background (pid {pid}); log: {log}", highlight=False)
     out.print(f"follow it with: akg-op watch {session_id}   or: akg-op status {session_id}", highlight=False)
     return 0

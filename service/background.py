@@ -12,7 +12,7 @@ from pathlib import Path
 
 from checkpoints.home import akg_home
 from graph.state import Settings
-from service.lock import holder
+from service.lock import busy_error, holder
 
 WORKER_START_S = 60.0  # a loaded machine may need this long to start Python and take the lock
 
@@ -20,7 +20,10 @@ WORKER_START_S = 60.0  # a loaded machine may need this long to start Python and
 def detach(session_id: str, *, settings: Settings | None = None, answer: str | None = None,
            yes: bool = False) -> tuple[int, Path]:
     """Start `akg-op worker` for the session (its own process group, output to a log) and return
-    (pid, log) once the worker holds the session's lock, so no other caller slips in between."""
+    (pid, log) once the worker holds the session's lock, so no other caller slips in between.
+    SessionBusy when a process is driving the session already."""
+    if (driver := holder(session_id)) is not None:
+        raise busy_error(session_id, driver)
     logs = akg_home() / "logs"
     logs.mkdir(exist_ok=True)
     cli_path = importlib.util.find_spec("cli").origin  # the worker command lives with the CLI

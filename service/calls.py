@@ -91,7 +91,8 @@ def _answer(sessions: Sessions, session_id: str, answer: str | None, on_event: E
         long_run = gate == "choose_workflow" and interpret(state.pending, answer)["decision"] in LONG_WORKFLOWS
         if not long_run:
             return _advance(sessions, session_id, on_event, answer=answer)
-    detach(session_id, answer=answer)  # a search takes long: the worker runs it, status shows progress
+        sessions.store_answer(session_id, answer)  # answered now; the worker runs the search
+    detach(session_id)  # a search takes long: status shows its progress
     return sessions.view(session_id)
 
 

@@ -32,17 +32,19 @@ def lock_path(session_id: str) -> Path:
     return locks / f"{session_id}.lock"
 
 
-def _busy(session_id: str, pid: int | str) -> SessionBusy:
+def busy_error(session_id: str, pid: int | str) -> SessionBusy:
     return SessionBusy(f"session busy (held by pid {pid}): session {session_id} is running in another "
                        f"process; wait for it, or follow it with akg-op status {session_id}")
 
 
 def holder(session_id: str) -> int | None:
-    """The pid driving the session now, or None. (Never called by the holder itself: closing any
-    descriptor of a lock file would drop that process's POSIX lock.)"""
+    """The pid of another driver of the session (another process, or another thread of this one),
+    or None. The calling thread's own hold does not count."""
     with _held_guard:  # held throughout, so no thread of ours takes the lock while we probe
         if session_id in _held:
-            return os.getpid()
+            # Never probe the file while this process holds it: closing any descriptor of a lock
+            # file drops the process's POSIX lock.
+            return None if _held[session_id][0] == threading.get_ident() else os.getpid()
         path = lock_path(session_id)
         if not path.exists():
             return None
@@ -67,7 +69,7 @@ def session_lock(session_id: str) -> Iterator[None]:
     with _held_guard:
         if session_id in _held:
             if _held[session_id][0] != me:
-                raise _busy(session_id, os.getpid())
+                raise busy_error(session_id, os.getpid())
             _held[session_id][1] += 1
             nested = True
         else:
@@ -86,7 +88,7 @@ def session_lock(session_id: str) -> Iterator[None]:
         try:
             fcntl.lockf(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            raise _busy(session_id, _pid_in(lock_path(session_id))) from None
+            raise busy_error(session_id, _pid_in(lock_path(session_id))) from None
         fh.seek(0)
         fh.truncate()
         fh.write(str(os.getpid()))

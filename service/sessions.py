@@ -119,6 +119,16 @@ class Sessions:
                     report.write("\n" + report_section(changes, session_id))
         return changes
 
+    def store_answer(self, session_id: str, answer: str) -> None:
+        """Answer the pending gate without running on: a detached worker continues from it."""
+        with session_lock(session_id):
+            state = self.state(session_id)
+            if self.waiting_at(session_id) is None or state is None or state.pending is None:
+                raise UserError(f"session {session_id} is not waiting for an answer")
+            check_answer(state.pending, answer, state.params)
+            self._app(False).update_state(_config(session_id), {"answer": answer})
+            self.registry.upsert({"id": session_id, "status": "running", "updated": now_iso()})
+
     def create(self, settings: Settings) -> str:
         session_id = uuid.uuid4().hex[:12]
         self.registry.upsert({"id": session_id, "op": "", "phase": "start", "status": "running",
@@ -200,11 +210,13 @@ class Sessions:
         state = self.state(session_id)
         row = self.registry.get(session_id) or {}
         gate = self.waiting_at(session_id)
+        driven = holder(session_id) is not None  # a worker or another request is running it now
         pending = None
-        if gate and state is not None and state.pending is not None:
+        if gate and not driven and state is not None and state.pending is not None and state.answer is None:
             pending = {"gate": state.pending.gate, "question": state.pending.question,
                        "options": list(state.pending.options), "default": state.pending.default}
-        return {"session_id": session_id, "status": row.get("status") or (state.status if state else "running"),
+        status = "running" if driven else row.get("status") or (state.status if state else "running")
+        return {"session_id": session_id, "status": status,
                 "phase": row.get("phase") or (state.phase if state else "start"), "pending": pending,
                 "report": state.report_path if state else None, "error": row.get("error") or None}
 

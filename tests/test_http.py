@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -158,3 +159,30 @@ def test_two_answers_to_one_gate_one_wins(server, tmp_path):
         shown = client.get(f"/sessions/{sid}").json()
     assert [run["run"] for run in shown["runs"]] == ["kernelgen_1"]
     assert sum("choose_workflow:" in line for line in shown["history"]) == 1
+
+
+def test_a_search_runs_in_the_background_and_status_shows_it(server, tmp_path):
+    call = {"request": "softmax (32, 256) fp32",
+            "options": options(tmp_path, option={"max_candidates": "2", "max_concurrent": "1"})}
+    with server.client() as client:
+        sid = invoke(client, call)["session_id"]
+        invoke(client, {"session_id": sid, "answer": "yes"})
+        invoke(client, {"session_id": sid, "answer": "yes"})
+        started = time.monotonic()
+        view = invoke(client, {"session_id": sid, "answer": "adaptive_search"})
+        assert time.monotonic() - started < 60  # returned before the search ended
+        assert view["status"] == "running" and view["pending"] is None
+        busy = client.post("/sessions/invoke", json={"input": {"session_id": sid}})
+        shown = client.get(f"/sessions/{sid}").json()
+        deadline = time.monotonic() + 300
+        while shown["pending"] is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+            shown = client.get(f"/sessions/{sid}").json()
+        assert shown["pending"]["gate"] == "review_result", shown
+        assert [run["run"] for run in shown["runs"]] == ["adaptive_search_1"]
+        # Asked while the worker ran (the call returns once the worker holds the session): refused,
+        # naming the worker's pid, not the server's.
+        assert busy.status_code == 409 and "session busy (held by pid" in busy.json()["error"]
+        assert f"pid {server.process.pid})" not in busy.json()["error"]
+        view = invoke(client, {"session_id": sid, "answer": "accept"})
+        assert view["status"] == "done" and Path(view["report"]).exists()
