@@ -59,7 +59,7 @@ def _check_free(host: str, port: int) -> None:
         try:
             probe.bind((host, port))
         except OSError as exc:
-            raise UserError(f"cannot listen on {host}:{port}: {exc.strerror}; choose another --port") from None
+            raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc} (check --host, or choose another --port)") from None
 
 
 def serve(host: str, port: int, *, say: Callable[[str], None]) -> None:

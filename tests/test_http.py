@@ -61,6 +61,18 @@ def test_bad_input_is_a_one_line_4xx(server, tmp_path):
             response = client.post("/sessions/invoke", json={"input": call})
             assert response.status_code == code and text in response.json()["error"], response.text
             assert "Traceback" not in response.text and "\n" not in response.text
+        # A stream has said 200 before the call runs: a refused call ends it with the same error.
+        with client.stream("POST", "/sessions/stream", json={"input": {"request": "frobnicate (8, 8)"}}) as response:
+            events = sse_events(response)
+        assert events[-2] == ("data", {"error": events[-2][1]["error"], "status_code": 400}) and events[-1][0] == "end"
+        assert "no known operator" in events[-2][1]["error"]
+
+
+def test_serve_refuses_a_port_in_use_in_one_line(server):
+    port = server.base_url.rsplit(":", 1)[1]
+    result = cli(server, ["serve", "--port", port])
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "cannot listen on 127.0.0.1" in result.stderr and "Address already in use" in result.stderr
 
 
 def test_relu_through_all_four_gates_over_plain_http(server, tmp_path):
