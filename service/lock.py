@@ -33,8 +33,8 @@ def lock_path(session_id: str) -> Path:
 
 
 def busy_error(session_id: str, pid: int | str) -> SessionBusy:
-    return SessionBusy(f"session busy (held by pid {pid}): session {session_id} is running in another "
-                       f"process; wait for it, or follow it with akg-op status {session_id}")
+    return SessionBusy(f"session busy (held by pid {pid}): another process or request is running session "
+                       f"{session_id}; wait for it, or follow it with akg-op status {session_id}")
 
 
 def holder(session_id: str) -> int | None:
