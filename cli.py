@@ -1,6 +1,6 @@
 """akg-op command line: start, answer, resume and inspect kernel-generation sessions.
 
-A thin layer over graph.sessions: it parses flags, checks input before any session exists, shows
+A thin layer over the session service (service/): it parses flags, checks input before any session exists, shows
 progress and questions, and turns every error into one line with a non-zero exit code.
 """
 from __future__ import annotations
@@ -94,6 +94,8 @@ def _finish_message(state) -> int:
 def _drive(sessions, session_id: str, *, settings=None, answer: str | None = None,
            auto_approve: bool = False) -> int:
     """Advance the session; at each gate ask in a terminal, or print the question and stop."""
+    from service.lock import SessionBusy
+
     while True:
         try:
             state = sessions.advance(session_id, settings=settings, answer=answer,
@@ -101,6 +103,8 @@ def _drive(sessions, session_id: str, *, settings=None, answer: str | None = Non
         except InvalidAnswer as exc:
             err.print(f"[yellow]{escape(str(exc))}[/]", highlight=False)  # nothing changed: ask again
             state = sessions.state(session_id)
+        except SessionBusy as exc:
+            _fail(str(exc), 75)  # EX_TEMPFAIL: nothing changed, try again later
         except UserError as exc:
             _fail(f"{exc} (session {session_id} is kept: fix this and run akg-op resume {session_id})", 2)
         except KeyboardInterrupt:
@@ -120,77 +124,6 @@ def _drive(sessions, session_id: str, *, settings=None, answer: str | None = Non
 def _ask(session_id: str, state) -> str:
     _show_pending(session_id, state)
     return Prompt.ask("answer", default=state.pending.default)
-
-
-# ---------------------------------------------------------------- settings
-
-
-def _parse_shapes(text: Optional[str]) -> Optional[list[list[int]]]:
-    if not text:
-        return None
-    from nodes.catalogue import parse_shapes_text
-
-    return [list(s) for s in parse_shapes_text(text)]
-
-
-def _parse_options(items: list[str]) -> dict[str, str]:
-    options = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UserError(f"--option '{item}' is not key=value")
-        options[key.strip()] = value.strip()
-    return options
-
-
-def _resolve_llm(llm: Optional[str], model: Optional[str], **options):
-    """Flags, then AKG_OP_LLM/AKG_OP_MODEL/OPENAI_BASE_URL; the key stays in the environment."""
-    from generators.llm_config import LLMSettings
-
-    try:
-        return LLMSettings.resolve(llm=llm, model=model, **options)
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError too
-        raise UserError(str(exc).splitlines()[0]) from None
-
-
-def _check_before_start(settings) -> None:
-    """Everything we can check without running anything, so bad input creates no session."""
-    from graph.state import EnvInfo
-    from nodes.catalogue import find_arch, parse_request
-    from nodes.env_probe import cached_detect
-    from nodes.params import propose_params
-    from nodes.task_files import check_task_source, read_task_file
-    from nodes.workflows import available_workflows
-
-    if settings.task_file:
-        check_task_source(read_task_file(settings.task_file), settings.task_file)
-    elif settings.source_file:
-        if not Path(settings.source_file).is_file():
-            raise UserError(f"source file {settings.source_file} does not exist: check --source")
-    elif settings.llm == "embedded":
-        parse_request(settings.request, shapes=settings.shapes, dtype=settings.dtype)
-    if settings.workflow and settings.workflow not in available_workflows():
-        raise UserError(f"unknown workflow '{settings.workflow}': choose one of {', '.join(available_workflows())}")
-    if settings.search_options:
-        _check_search_options(settings)
-    env, _ = cached_detect()
-    propose_params(EnvInfo(**env), find_arch(settings.request), settings.overrides)
-
-
-def _check_search_options(settings) -> None:
-    """--option pairs must suit the chosen search workflow (or, with none chosen, one of them)."""
-    import search
-
-    pairs = [f"{k}={v}" for k, v in settings.search_options.items()]
-    workflows = [settings.workflow] if settings.workflow in ("adaptive_search", "evolve") else ["adaptive_search", "evolve"]
-    errors = []
-    for workflow in workflows:
-        try:
-            search.parse_options(workflow, pairs)
-            return
-        except search.OptionError as exc:
-            errors.append(str(exc))
-    raise UserError(errors[0])
 
 
 # ---------------------------------------------------------------- commands
@@ -223,29 +156,17 @@ def run(
     background: bool = typer.Option(False, "--background", help="Detach: run in a worker process, return at once."),
 ) -> None:
     """Start a session: runs to the first question (or to the end with --yes)."""
-    from graph.sessions import Sessions
-    from graph.state import Settings
+    from service.options import build_settings, run_options
+    from service.sessions import Sessions
 
     try:
-        if not request and not task and not source:
-            raise UserError('say what to build, e.g. akg-op run "relu kernel, input (128, 4096), fp32", or pass --task FILE')
-        overrides = {k: v for k, v in dict(framework=framework, backend=backend, arch=arch, dsl=dsl).items() if v}
-        llm_settings = _resolve_llm(llm, model, timeout_s=llm_timeout, temperature=temperature,
-                                    max_tokens=max_tokens)
-        settings = Settings(
-            request=request, task_file=str(task.expanduser().resolve()) if task else None,
-            source_file=str(source.expanduser().resolve()) if source else None, target=target,
-            shapes=_parse_shapes(shapes), dtype=dtype, workflow=workflow,
-            workdir=str(Path(workdir).expanduser().resolve()),
-            # Without --out: a kernel goes to the current directory, an integration beside --source.
-            out_dir=str(out_dir.expanduser().resolve()) if out_dir else (None if source else str(Path.cwd())),
-            in_place=in_place,
-            max_iterations=max_iterations, llm=llm_settings.provider, model=llm_settings.model,
-            llm_base_url=llm_settings.base_url, llm_timeout_s=llm_settings.timeout_s,
-            temperature=llm_settings.temperature, max_tokens=llm_settings.max_tokens, overrides=overrides,
-            search_options=_parse_options(option), auto_approve=yes,
-        )
-        _check_before_start(settings)
+        options = run_options(dict(
+            task=str(task) if task else None, source=str(source) if source else None, target=target,
+            shapes=shapes, dtype=dtype, workflow=workflow, yes=yes, workdir=workdir,
+            out=str(out_dir) if out_dir else None, in_place=in_place, framework=framework, backend=backend,
+            arch=arch, dsl=dsl, max_iterations=max_iterations, llm=llm, model=model, llm_timeout=llm_timeout,
+            temperature=temperature, max_tokens=max_tokens, option=option, background=background))
+        settings = build_settings(request, options)
     except UserError as exc:
         _fail(str(exc))
     sessions = Sessions()
@@ -266,7 +187,8 @@ def resume(
     background: bool = typer.Option(False, "--background", help="Detach: continue in a worker process."),
 ) -> None:
     """Answer the pending question (if any) and continue the session."""
-    from graph.sessions import Sessions
+    from service.options import resolve_llm
+    from service.sessions import Sessions
 
     sessions = Sessions()
     try:
@@ -277,7 +199,7 @@ def resume(
         env_url = os.environ.get("OPENAI_BASE_URL")
         moved = state is not None and env_url and env_url != state.settings.llm_base_url
         if state is not None and (llm or model or moved):
-            chosen = _resolve_llm(llm or state.settings.llm, model or state.settings.model,
+            chosen = resolve_llm(llm or state.settings.llm, model or state.settings.model,
                                   base_url=env_url or state.settings.llm_base_url)
             state = sessions.update_settings(session_id, llm=chosen.provider, model=chosen.model,
                                              llm_base_url=chosen.base_url)
@@ -311,24 +233,14 @@ def rollback(
     force: bool = typer.Option(False, "--force", help="Restore even files edited since the integration."),
 ) -> None:
     """Restore every file the session wrote or replaced to its original bytes."""
-    from graph.sessions import Sessions
     from integration.errors import IntegrationPackageError
-    from integration.integrate import report_section
-    from integration.integrate import rollback as restore
+    from service.sessions import Sessions
 
     sessions = Sessions()
     try:
-        session_id = sessions.resolve(session_id)
-        state = sessions.state(session_id)
-        if state is None or not state.session_dir:
-            raise UserError(f"session {session_id} has no work directory: nothing to roll back")
-        changes = restore(state.session_dir, force=force)
+        changes = sessions.rollback(sessions.resolve(session_id), force=force)
     except (UserError, IntegrationPackageError) as exc:
         _fail(str(exc))
-    sessions.record_rollback(session_id, [c.model_dump(exclude={"note"}) for c in changes])
-    if state.report_path and Path(state.report_path).exists():
-        with open(state.report_path, "a") as report:
-            report.write("\n" + report_section(changes, session_id))
     for change in changes:
         out.print(f"{change.action}: {change.path}", highlight=False)
     out.print(f"rolled back {len(changes)} file(s)", highlight=False)
@@ -337,71 +249,54 @@ def rollback(
 @app.command(name="sessions")
 def list_sessions(limit: int = typer.Option(50, "--limit", "-n")) -> None:
     """List sessions, newest first."""
-    from checkpoints.registry import SessionRegistry
+    from service.sessions import Sessions
 
     table = Table("id", "op", "phase", "status", "updated", "request")
-    for row in SessionRegistry().recent(limit):
-        table.add_row(row["id"], row.get("op") or "", row.get("phase") or "", row.get("status") or "",
-                      row.get("updated") or "", (row.get("request") or "")[:50])
+    for row in Sessions().listing(limit):
+        table.add_row(row["id"], row["op"], row["phase"], row["status"], row["updated"], row["request"][:50])
     out.print(table)
 
 
 @app.command()
 def show(session_id: str = typer.Argument(...)) -> None:
     """Show a session: parameters, phase, pending question, runs and history."""
-    from graph.sessions import Sessions
+    from service.sessions import Sessions
 
     sessions = Sessions()
     try:
-        session_id = sessions.resolve(session_id)
+        info = sessions.describe(sessions.resolve(session_id))
     except UserError as exc:
         _fail(str(exc))
-    state = sessions.state(session_id)
-    row = sessions.registry.get(session_id) or {}
-    if state is None:
-        _fail(f"session {session_id} has no saved state (it stopped before its first step)")
-    out.print(f"[bold]session {session_id}[/]  status={row.get('status', state.status)} phase={row.get('phase', state.phase)}",
-              highlight=False)
-    out.print(f"request: {state.settings.request or state.settings.task_file}", highlight=False)
-    if state.params:
-        p = state.params
-        out.print(f"params: {p.framework}/{p.backend}/{p.arch}/{p.dsl}", highlight=False)
+    out.print(f"[bold]session {info['session_id']}[/]  status={info['status']} phase={info['phase']}", highlight=False)
+    out.print(f"request: {info['request']}", highlight=False)
+    if info["params"]:
+        out.print(f"params: {info['params']}", highlight=False)
     for key in ("session_dir", "task_path", "accepted_code_path", "report_path"):
-        if getattr(state, key):
-            out.print(f"{key}: {getattr(state, key)}", highlight=False)
-    if row.get("error"):
-        out.print(f"[red]last error:[/] {row['error']}", highlight=False)
-    for run in state.runs:
-        out.print(f"run {run.workflow}_{run.index}: {run.status}, {run.iterations} iteration(s)", highlight=False)
-    if state.pending and sessions.waiting_at(session_id):
-        out.print(f"pending: [bold]{state.pending.question}[/] options {', '.join(state.pending.options)} "
-                  f"(default {state.pending.default})", highlight=False)
+        if info[key]:
+            out.print(f"{key}: {info[key]}", highlight=False)
+    if info["error"]:
+        out.print(f"[red]last error:[/] {escape(info['error'])}", highlight=False)
+    for run in info["runs"]:
+        out.print(f"run {run['run']}: {run['status']}, {run['iterations']} iteration(s)", highlight=False)
+    if info["pending"]:
+        pending = info["pending"]
+        out.print(f"pending: [bold]{escape(pending['question'])}[/] options {', '.join(pending['options'])} "
+                  f"(default {pending['default']})", highlight=False)
     out.print("history:")
-    for line in state.history:
+    for line in info["history"]:
         out.print(f"  {line}", highlight=False)
 
 
 def _detach(session_id: str, *, settings=None, answer: str | None = None, yes: bool = False) -> int:
     """Continue the session in a detached worker process (its own session, output to a log)."""
-    import subprocess
+    from service.background import detach
+    from service.lock import SessionBusy
 
-    from checkpoints.home import akg_home
-
-    logs = akg_home() / "logs"
-    logs.mkdir(exist_ok=True)
-    command = [sys.executable, str(Path(__file__).resolve()), "worker", session_id]
-    if settings is not None:
-        settings_file = logs / f"{session_id}.settings.json"
-        settings_file.write_text(settings.model_dump_json())
-        command += ["--settings-file", str(settings_file)]
-    if answer is not None:
-        command += ["--answer", answer]
-    if yes:
-        command.append("--yes")
-    log = (logs / f"{session_id}.log").open("ab")
-    worker = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                              start_new_session=True, env={**os.environ, "COLUMNS": "120"})
-    out.print(f"running in the background (pid {worker.pid}); log: {logs / f'{session_id}.log'}", highlight=False)
+    try:
+        pid, log = detach(session_id, settings=settings, answer=answer, yes=yes)
+    except SessionBusy as exc:
+        _fail(str(exc), 75)
+    out.print(f"running in the background (pid {pid}); log: {log}", highlight=False)
     out.print(f"follow it with: akg-op watch {session_id}   or: akg-op status {session_id}", highlight=False)
     return 0
 
@@ -414,14 +309,21 @@ def worker(
     yes: bool = typer.Option(False, "--yes"),
 ) -> None:
     """The detached process behind --background: drives the session to the next gate or the end."""
-    from graph.sessions import Sessions
-    from graph.state import Settings
+    from service.lock import SessionBusy, session_lock
 
-    settings = None
-    if settings_file is not None:
-        settings = Settings.model_validate_json(settings_file.read_text())
-        settings_file.unlink()
-    raise typer.Exit(_drive(Sessions(), session_id, settings=settings, answer=answer, auto_approve=yes))
+    try:
+        with session_lock(session_id):  # taken first: the process that detached us waits for it
+            from graph.state import Settings
+            from service.sessions import Sessions
+
+            settings = None
+            if settings_file is not None:
+                settings = Settings.model_validate_json(settings_file.read_text())
+                settings_file.unlink()
+            code = _drive(Sessions(), session_id, settings=settings, answer=answer, auto_approve=yes)
+    except SessionBusy as exc:
+        _fail(str(exc), 75)
+    raise typer.Exit(code)
 
 
 def _status_line(info: dict) -> str:
@@ -438,7 +340,7 @@ def _status_line(info: dict) -> str:
 @app.command()
 def status(session_id: str = typer.Argument(...)) -> None:
     """Progress of a session: phase, candidates done / budget, best speedup, ETA."""
-    from graph.sessions import Sessions
+    from service.sessions import Sessions
 
     sessions = Sessions()
     try:
@@ -459,7 +361,7 @@ def watch(
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from graph.sessions import Sessions
+    from service.sessions import Sessions
 
     sessions = Sessions()
     try:
@@ -480,6 +382,20 @@ def watch(
                 break
             time.sleep(interval)
     out.print(_status_line(sessions.progress(session_id)), highlight=False, markup=False)
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; anything but loopback is reachable from other machines."),
+    port: int = typer.Option(8321, "--port", min=1, max=65535),
+) -> None:
+    """Serve sessions over HTTP (LangServe): /sessions/invoke, /sessions/stream, /sessions/playground/."""
+    from server.app import serve as serve_http
+
+    try:
+        serve_http(host, port, say=lambda text: out.print(text, highlight=False, markup=False, soft_wrap=True))
+    except UserError as exc:
+        _fail(str(exc))
 
 
 @app.command()

@@ -48,7 +48,8 @@ def route_review(state: SessionState) -> str:
 
 
 def build_graph() -> StateGraph:
-    """The uncompiled builder: the CLI compiles it with the SQLite saver, LangGraph Studio loads it."""
+    """The uncompiled builder: the session service compiles it with the SQLite saver, graph/studio.py
+    with the interrupts alone (LangGraph Studio brings its own checkpointer)."""
     builder = StateGraph(SessionState)
     builder.add_node("env_setup", env_setup)
     builder.add_node("confirm_params", gates.confirm_params)

@@ -1,9 +1,9 @@
-"""`akg-op verify`, the session list, and the graph export for LangGraph Studio."""
+"""`akg-op verify`, the session list, and the graph LangGraph Studio loads."""
 from __future__ import annotations
 
 import json
 
-from langgraph.graph import StateGraph
+from langgraph.graph.state import CompiledStateGraph
 
 from tests.conftest import REPO
 from tests.test_cli import akg, assert_one_line_error
@@ -24,15 +24,16 @@ def test_verify_exit_codes_and_json(tmp_path, cli_env):
     assert_one_line_error(akg(["verify", str(GOOD), str(GOOD)], cli_env, tmp_path), "Model")
 
 
-def test_langgraph_json_exports_the_uncompiled_builder():
+def test_langgraph_json_graph_stops_before_every_gate():
     config = json.loads((REPO / "langgraph.json").read_text())
     module_path, _, attribute = config["graphs"]["akg_op"].partition(":")
     assert (REPO / module_path).exists()
     from graph import studio
+    from graph.builder import GATES
 
-    builder = getattr(studio, attribute)
-    assert isinstance(builder, StateGraph)
-    compiled = builder.compile()
+    compiled = getattr(studio, attribute)
+    assert isinstance(compiled, CompiledStateGraph) and compiled.checkpointer is None  # the platform's
+    assert list(compiled.interrupt_before_nodes) == GATES
     nodes = set(compiled.get_graph().nodes)
     assert {"env_setup", "confirm_params", "build_task", "confirm_task", "choose_workflow", "kernelgen",
             "adaptive_search", "evolve", "review_result", "integrate", "report"} <= nodes

@@ -1,7 +1,7 @@
 """Sessions: start, answer, resume and inspect graph runs persisted in the SQLite checkpointer.
 
-Every entry point drives sessions through this module (the CLI now; an HTTP server would too), so
-they behave the same.
+Every entry point (the CLI, the HTTP server) drives sessions through this module, so they behave
+the same; every step that changes a session runs under its lock (service.lock).
 """
 from __future__ import annotations
 
@@ -17,24 +17,13 @@ from graph.state import SessionState, Settings, now_iso
 from nodes.answers import check_answer
 from nodes.errors import UserError
 from nodes.progress import run_progress
+from service.lock import holder, session_lock
+
+class UnknownSession(UserError):
+    """No session has this id (or id prefix)."""
+
 
 EventHandler = Callable[[str, dict], None]  # (kind, payload): kind is "step" or "custom"
-
-
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (exited, not yet reaped) still answers signal 0.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
-        return True
 
 
 def _config(session_id: str) -> dict:
@@ -63,7 +52,7 @@ class Sessions:
         if len(matches) == 1:
             return matches[0]["id"]
         if not matches:
-            raise UserError(f"no session '{session_id}': list sessions with `akg-op sessions`")
+            raise UnknownSession(f"no session '{session_id}': list sessions with `akg-op sessions`")
         raise UserError(f"'{session_id}' matches several sessions ({', '.join(m['id'] for m in matches)}); "
                         "give more of the id")
 
@@ -85,17 +74,18 @@ class Sessions:
 
     def update_settings(self, session_id: str, **changes) -> SessionState:
         """Change stored settings (e.g. the model) before resuming; the next steps use them."""
-        state = self.state(session_id)
-        settings = state.settings.model_copy(update=changes)
-        self._app(False).update_state(_config(session_id), {"settings": settings})
-        return self.state(session_id)
+        with session_lock(session_id):
+            state = self.state(session_id)
+            settings = state.settings.model_copy(update=changes)
+            self._app(False).update_state(_config(session_id), {"settings": settings})
+            return self.state(session_id)
 
     def progress(self, session_id: str) -> dict:
         """What `status`/`watch` show: phase, status, the current run's progress, worker liveness."""
         state = self.state(session_id)
         row = self.registry.get(session_id) or {}
         info = {"id": session_id, "status": row.get("status", "unknown"), "phase": row.get("phase", ""),
-                "error": row.get("error") or "", "worker_alive": _alive(row.get("pid")),
+                "error": row.get("error") or "", "worker_alive": holder(session_id) is not None,
                 "text": "", "fraction": None, "gate": self.waiting_at(session_id)}
         if state is not None:
             info["text"], info["fraction"] = run_progress(state)
@@ -104,12 +94,40 @@ class Sessions:
     def record_rollback(self, session_id: str, changes: list[dict]) -> None:
         from graph.state import FileChange, log
 
-        state = self.state(session_id)
-        records = [FileChange(**c) for c in changes]
-        self._app(False).update_state(_config(session_id), {
-            "changes": [*state.changes, *records],
-            "history": log(state, f"rollback: {len(records)} file(s) restored or removed")})
-        self.registry.upsert({"id": session_id, "status": "rolled_back", "updated": now_iso()})
+        with session_lock(session_id):
+            state = self.state(session_id)
+            records = [FileChange(**c) for c in changes]
+            self._app(False).update_state(_config(session_id), {
+                "changes": [*state.changes, *records],
+                "history": log(state, f"rollback: {len(records)} file(s) restored or removed")})
+            self.registry.upsert({"id": session_id, "status": "rolled_back", "updated": now_iso()})
+
+    def rollback(self, session_id: str, *, force: bool = False) -> list:
+        """Restore every file the session wrote or replaced (integration.integrate.rollback), record
+        it in the session and its report; the restored files' changes are returned."""
+        from integration.integrate import report_section
+        from integration.integrate import rollback as restore
+
+        with session_lock(session_id):
+            state = self.state(session_id)
+            if state is None or not state.session_dir:
+                raise UserError(f"session {session_id} has no work directory: nothing to roll back")
+            changes = restore(state.session_dir, force=force)
+            self.record_rollback(session_id, [c.model_dump(exclude={"note"}) for c in changes])
+            if state.report_path and Path(state.report_path).exists():
+                with open(state.report_path, "a") as report:
+                    report.write("\n" + report_section(changes, session_id))
+        return changes
+
+    def store_answer(self, session_id: str, answer: str) -> None:
+        """Answer the pending gate without running on: a detached worker continues from it."""
+        with session_lock(session_id):
+            state = self.state(session_id)
+            if self.waiting_at(session_id) is None or state is None or state.pending is None:
+                raise UserError(f"session {session_id} is not waiting for an answer")
+            check_answer(state.pending, answer, state.params)
+            self._app(False).update_state(_config(session_id), {"answer": answer})
+            self.registry.upsert({"id": session_id, "status": "running", "updated": now_iso()})
 
     def create(self, settings: Settings) -> str:
         session_id = uuid.uuid4().hex[:12]
@@ -122,7 +140,14 @@ class Sessions:
     def advance(self, session_id: str, *, settings: Settings | None = None, answer: str | None = None,
                 auto_approve: bool = False, on_event: EventHandler | None = None) -> SessionState:
         """Run the session until the next gate or the end. `settings` starts a new session;
-        `answer` answers the pending gate first (validated: an invalid answer changes nothing)."""
+        `answer` answers the pending gate first (validated: an invalid answer changes nothing).
+        SessionBusy when another process or request is driving the session."""
+        with session_lock(session_id):
+            return self._advance(session_id, settings=settings, answer=answer, auto_approve=auto_approve,
+                                 on_event=on_event)
+
+    def _advance(self, session_id: str, *, settings: Settings | None, answer: str | None,
+                 auto_approve: bool, on_event: EventHandler | None) -> SessionState:
         cfg = self._cfg(session_id)
         current = self.state(session_id)
         if current is None and settings is None:
@@ -177,3 +202,45 @@ class Sessions:
                        status="waiting" if gate and state.status == "running" else state.status,
                        session_dir=state.session_dir or "")
         self.registry.upsert(row)
+
+    # ------------------------------------------------------------ what every surface shows
+
+    def view(self, session_id: str) -> dict:
+        """The HTTP contract's output (the CLI prints the same facts): where the session stands."""
+        state = self.state(session_id)
+        row = self.registry.get(session_id) or {}
+        gate = self.waiting_at(session_id)
+        driven = holder(session_id) is not None  # a worker or another request is running it now
+        pending = None
+        if gate and not driven and state is not None and state.pending is not None and state.answer is None:
+            pending = {"gate": state.pending.gate, "question": state.pending.question,
+                       "options": list(state.pending.options), "default": state.pending.default}
+        status = "running" if driven else row.get("status") or (state.status if state else "running")
+        return {"session_id": session_id, "status": status,
+                "phase": row.get("phase") or (state.phase if state else "start"), "pending": pending,
+                "report": state.report_path if state else None, "error": row.get("error") or None}
+
+    def describe(self, session_id: str) -> dict:
+        """What `akg-op show` prints: parameters, phase, pending question, runs and history."""
+        state = self.state(session_id)
+        if state is None:
+            raise UserError(f"session {session_id} has no saved state (it stopped before its first step)")
+        row = self.registry.get(session_id) or {}
+        p = state.params
+        return {
+            "session_id": session_id, "status": row.get("status", state.status),
+            "phase": row.get("phase", state.phase),
+            "request": state.settings.request or state.settings.task_file,
+            "params": f"{p.framework}/{p.backend}/{p.arch}/{p.dsl}" if p else None,
+            **{key: getattr(state, key) for key in ("session_dir", "task_path", "accepted_code_path", "report_path")},
+            "error": row.get("error") or None,
+            "runs": [{"run": f"{r.workflow}_{r.index}", "status": r.status, "iterations": r.iterations}
+                     for r in state.runs],
+            "pending": self.view(session_id)["pending"],
+            "history": list(state.history),
+        }
+
+    def listing(self, limit: int = 50) -> list[dict]:
+        """What `akg-op sessions` prints, newest first."""
+        keys = ("id", "op", "phase", "status", "updated", "request")
+        return [{k: row.get(k) or "" for k in keys} for row in self.registry.recent(limit)]

@@ -1,0 +1,1 @@
+"""`akg-op serve`: the session service over HTTP (FastAPI + LangServe, served by uvicorn)."""
