@@ -19,6 +19,8 @@ def main(argv: list[str] | None = None) -> int:
     verify_cmd.add_argument("--dsl", default="triton_cuda")
     verify_cmd.add_argument("--trials", type=int, default=5)
     verify_cmd.add_argument("--no-measure", action="store_true", help="skip GPU timing")
+    verify_cmd.add_argument("--seed", type=int, default=None,
+                            help="base seed of the judge's inputs (default: a fresh one, recorded in the verdict)")
     validate_cmd = commands.add_parser("validate", help="check that a task file is a usable reference")
     validate_cmd.add_argument("task")
     for command in (verify_cmd, validate_cmd):
@@ -29,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "verify":
             result = verify(args.task, args.candidate, device=args.device, dsl=args.dsl, trials=args.trials,
-                            measure=not args.no_measure, timeout_s=args.timeout)
+                            measure=not args.no_measure, timeout_s=args.timeout, seed=args.seed)
             passed, text = result.accepted, result.summary
         else:
             result = validate_task(args.task, device=args.device, timeout_s=args.timeout)
