@@ -92,6 +92,9 @@ def compare_tensor(got: torch.Tensor, expected: torch.Tensor, special: bool = Fa
                           unwritten=stats.extra_nan > 0)
     if stats.inf_mismatch:
         return Comparison(False, "Inf positions or signs differ", max_abs_err=float("inf"), max_rel_err=float("inf"))
+    if 2 * stats.extra_nonfinite > expected.numel():
+        return Comparison(False, f"{stats.extra_nonfinite}/{expected.numel()} elements are NaN/inf where the "
+                                 "reference's are finite", unwritten=True)
     if not stats.any_finite:
         return Comparison(True, extra_nonfinite=stats.extra_nonfinite)
     scale, max_abs = stats.scale, stats.max_abs

@@ -332,7 +332,11 @@ class Judge:
             previous = got
             self.report["trials"] = trial + 1
             if trial == 0:
+                from harness.candidate_worker import _aliases
                 self.first_inputs = inputs
+                expected = self._reference(inputs)
+                self.output_count = len(_tensors(expected))
+                self.reference_aliases = {a[0] for a in _aliases(inputs, expected)}  # outputs that are views
             del inputs
         self.last_trial_output = previous
         self.last_trial_seen = time.monotonic()
@@ -354,10 +358,11 @@ class Judge:
                                         "intact after later calls (a reused buffer, or work still writing it?)")
 
     def check_variants(self):
-        """The task's inputs shifted, scaled, sign-flipped and with special values; then another shape."""
+        """The task's inputs scaled, shifted, and sign-flipped with special values; then another shape."""
         base = judge_inputs.task_inputs(self.task, self.seed + 101, self.device)
+        base_output = self._reference(base)
         if judge_inputs.has_floating_input(base):
-            base_nonfinite = judge_inputs.nonfinite_count(self._reference(base))
+            base_nonfinite = judge_inputs.nonfinite_count(base_output)
             for index, name in enumerate(judge_inputs.VARIANTS):
                 inputs = judge_inputs.variant(base, name, self.seed + 200 + index)
                 try:
@@ -368,11 +373,11 @@ class Judge:
                     continue
                 self._trial(inputs, f"the {name} inputs trial", _VARIANT_HINTS[name], expected=expected,
                             special=name == "special")
+                del inputs, expected
                 self.report.setdefault("input_variants", []).append(name)
-        self._check_second_shape(base)
+        self._check_second_shape(base, [t.shape for t in _tensors(base_output)])
 
-    def _check_second_shape(self, base):
-        base_shapes = [t.shape for t in _tensors(self._reference(base))]
+    def _check_second_shape(self, base, base_shapes):
         for description, inputs in judge_inputs.second_shapes(base, grow=not self.on_gpu):
             try:
                 expected = self._reference(inputs)
@@ -457,7 +462,6 @@ class Judge:
     def _ghost_unlaunched(self) -> str | None:
         """Replay with every launch skipped and every allocation poisoned, twice with different
         poisons: an output element that comes out the same both times was not produced by a launch."""
-        expected = self._reference(self.first_inputs)
         try:
             ghost_a, _ = self._call(self.first_inputs, "ghost_a", "the ghost replay")
             ghost_b, _ = self._call(self.first_inputs, "ghost_b", "the ghost replay")
@@ -465,11 +469,10 @@ class Judge:
             if rejection.status in ("timeout", "crash", "oom"):
                 raise
             return None  # it depends on its kernels enough to fail without them
-        from harness.candidate_worker import _aliases
-        aliased = {a[0] for a in _aliases(self.first_inputs, expected)}
-        leaves_a, leaves_b, leaves_e = _tensors(ghost_a), _tensors(ghost_b), _tensors(expected)
-        if len(leaves_a) != len(leaves_e) or len(leaves_b) != len(leaves_e):
+        leaves_a, leaves_b = _tensors(ghost_a), _tensors(ghost_b)
+        if len(leaves_a) != self.output_count or len(leaves_b) != self.output_count:
             return None
+        aliased = self.reference_aliases
         for index, (a, b) in enumerate(zip(leaves_a, leaves_b)):
             if index in aliased or a.shape != b.shape or not a.numel():
                 continue
@@ -574,8 +577,8 @@ class Judge:
 _VARIANT_HINTS = {
     "scaled": "inputs x30: subtract the row max before exp, avoid overflow in intermediate values",
     "shifted": "inputs +1000: a one-pass E[x^2]-E[x]^2 variance cancels catastrophically; use two passes or Welford",
-    "negative": "inputs -|x|: the op must be computed, not assumed to be the identity",
-    "special": "NaN and inf must propagate as in torch (tl.maximum/tl.minimum drop NaN unless "
+    "special": "inputs -|x| with a few NaN and inf: the op must be computed, not assumed to be the identity, "
+               "and NaN and inf must propagate as in torch (tl.maximum/tl.minimum drop NaN unless "
                "propagate_nan=tl.PropagateNan.ALL)",
 }
 

@@ -81,5 +81,5 @@ def test_the_sealed_judge_is_sandboxed_and_shares_gpu_tensors_in_place():
     verdict = harness.verify(str(TASKS / "relu_large.py"), str(CANDIDATES / "relu_ok.py"), device="cuda")
     print(verdict.summary, verdict.sandbox, verdict.phase_s)
     assert verdict.accepted, verdict.summary
-    assert set(verdict.input_variants) >= {"scaled", "shifted", "negative", "special"}
+    assert set(verdict.input_variants) == {"scaled", "shifted", "special"}
     assert verdict.phase_s["timing"] > 0

@@ -51,7 +51,7 @@ def verify(task: str, candidate: str, **kwargs) -> harness.Verdict:
     (LAYERNORM, "layernorm_one_pass", "mismatch", "the shifted inputs trial"),
     (RELU, "relu_capped_grid", "mismatch", "a second shape"),
     # 5. the cheat twin of an honest in-place kernel on a task where relu is the identity
-    (RELU_NONNEG, "relu_identity_copy", "mismatch", "the negative inputs trial"),
+    (RELU_NONNEG, "relu_identity_copy", "mismatch", "the special inputs trial"),
 ])
 def test_cheats_are_rejected_for_the_right_reason(task, name, status, reason):
     verdict = verify(task, name)
@@ -68,7 +68,7 @@ def test_cheats_are_rejected_for_the_right_reason(task, name, status, reason):
 def test_honest_twins_are_accepted(task, name):
     verdict = verify(task, name)
     assert verdict.accepted, verdict.summary
-    assert set(verdict.input_variants) >= {"scaled", "shifted", "negative", "special"}
+    assert set(verdict.input_variants) == {"scaled", "shifted", "special"}
     assert verdict.second_shape, verdict.summary
 
 
