@@ -27,7 +27,7 @@ from harness.task_loading import load_task
 
 SPEEDUP_SUSPICIOUS = 10.0
 ROOFLINE_IMPOSSIBLE = 0.8       # claimed time below 80 % of the bandwidth floor cannot be real
-PERSISTENCE_WAIT_S = 0.1        # earlier outputs must stay intact at least this long after their call
+PERSISTENCE_WAIT_S = 0.05       # earlier outputs must stay intact at least this long after their call
 TIMED_CALLS = 100
 CHECKSUM_RTOL = 1e-5   # of the sum of magnitudes: room for atomics' reordering, none for another answer
 COPY_OPS = {"clone", "_to_copy", "copy_", "contiguous", "to", "cat", "stack"}
