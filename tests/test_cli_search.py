@@ -21,7 +21,7 @@ def test_adaptive_search_writes_its_artefacts_and_report(tmp_path, cli_env):
     run_dir = next((tmp_path / "w").glob("op_softmax_*/output/adaptive_search_1"))
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["workflow"] == "adaptive_search"
-    assert (run_dir / "best_speedup.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (run_dir / "best_speedup.png").exists()  # CPU: nothing timed, no empty chart
     assert "-->" in (run_dir / "lineage.mmd").read_text()
     assert len(list((run_dir / "candidates").glob("cand_*.py"))) == 3
     report = (run_dir.parent.parent / "report.md").read_text()
