@@ -401,7 +401,10 @@ def _detach(session_id: str, *, settings=None, answer: str | None = None, yes: b
     log = (logs / f"{session_id}.log").open("ab")
     worker = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                               start_new_session=True, env={**os.environ, "COLUMNS": "120"})
-    out.print(f"running in the background (pid {worker.pid}); log: {logs / f'{session_id}.log'}", highlight=False)
+    to_end = yes or (settings is not None and settings.auto_approve)
+    until = "to the end, taking every default" if to_end else "until its next question (add --yes to run to the end)"
+    out.print(f"running in the background {until} (pid {worker.pid}); log: {logs / f'{session_id}.log'}",
+              highlight=False)
     out.print(f"follow it with: akg-op watch {session_id}   or: akg-op status {session_id}", highlight=False)
     return 0
 

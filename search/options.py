@@ -86,12 +86,17 @@ def options_class(workflow: str) -> type[SearchOptions]:
         raise OptionError(f"unknown workflow {workflow!r} (known: {', '.join(WORKFLOWS)})") from None
 
 
+# Names the README and users write for options whose field carries its unit.
+ALIASES = {"time_budget": "time_budget_s"}
+
+
 def _split_pair(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     key, value = key.strip(), value.strip()
     if not sep or not key:
         raise OptionError(f"option {text!r} is not key=value")
-    return key.replace("-", "_"), value
+    key = key.replace("-", "_")
+    return ALIASES.get(key, key), value
 
 
 def _one_line(error: ValidationError, given: dict[str, str]) -> str:
