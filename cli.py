@@ -99,8 +99,11 @@ def _drive(sessions, session_id: str, *, settings=None, answer: str | None = Non
             state = sessions.advance(session_id, settings=settings, answer=answer,
                                      auto_approve=auto_approve, on_event=_on_event)
         except InvalidAnswer as exc:
-            err.print(f"[yellow]{escape(str(exc))}[/]", highlight=False)  # nothing changed: ask again
             state = sessions.state(session_id)
+            if not sys.stdin.isatty():  # a script: it must notice, and see what was asked
+                _show_pending(session_id, state)
+                _fail(f"{exc} (nothing changed; answer with: akg-op resume {session_id} --answer <answer>)", 2)
+            err.print(f"[yellow]{escape(str(exc))}[/]", highlight=False)  # nothing changed: ask again
         except UserError as exc:
             _fail(f"{exc} (session {session_id} is kept: fix this and run akg-op resume {session_id})", 2)
         except KeyboardInterrupt:
@@ -294,6 +297,7 @@ def resume(
 
                 check_answer(state.pending, answer, state.params)
             except UserError as exc:
+                _show_pending(session_id, state)
                 _fail(str(exc))
         raise typer.Exit(_detach(session_id, answer=answer, yes=yes))
     if answer is None and not yes and state is not None and sessions.waiting_at(session_id):
