@@ -228,6 +228,7 @@ def run(
     """Start a session: runs to the first question (or to the end with --yes)."""
     from graph.sessions import Sessions
     from graph.state import Settings
+    from nodes.user_paths import checked_out_dir, checked_source
 
     try:
         if not request and not task and not source:
@@ -235,13 +236,16 @@ def run(
         overrides = {k: v for k, v in dict(framework=framework, backend=backend, arch=arch, dsl=dsl).items() if v}
         llm_settings = _resolve_llm(llm, model, timeout_s=llm_timeout, temperature=temperature,
                                     max_tokens=max_tokens)
+        # Links are judged on the paths as given, before anything resolves them.
+        source_path = checked_source(source, in_place) if source else None
+        out_path = checked_out_dir(out_dir) if out_dir else None
         settings = Settings(
             request=request, task_file=str(task.expanduser().resolve()) if task else None,
-            source_file=str(source.expanduser().resolve()) if source else None, target=target,
+            source_file=source_path, target=target,
             shapes=_parse_shapes(shapes), dtype=dtype, workflow=workflow,
             workdir=str(Path(workdir).expanduser().resolve()),
             # Without --out: a kernel goes to the current directory, an integration beside --source.
-            out_dir=str(out_dir.expanduser().resolve()) if out_dir else (None if source else str(Path.cwd())),
+            out_dir=out_path or (None if source else str(Path.cwd())),
             in_place=in_place,
             max_iterations=max_iterations, llm=llm_settings.provider, model=llm_settings.model,
             llm_base_url=llm_settings.base_url, llm_timeout_s=llm_settings.timeout_s,

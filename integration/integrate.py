@@ -202,7 +202,9 @@ def _apply(planned: list[tuple[Path, bytes, str]], workdir: Path, source: Path |
                 atomic_write(backup, path.read_bytes(), mode_from=path)
                 backup_path = str(backup)
             entry = {"path": str(path), "action": "modified" if before else "created",
-                     "before_hash": before, "backup_path": backup_path}
+                     "before_hash": before, "backup_path": backup_path,
+                     # where the folder really was: rollback refuses if it now leads elsewhere
+                     "real_parent": os.path.realpath(path.parent)}
             manifest["entries"].append(entry)
             entries[str(path)] = entry
         entry.update(after_hash=sha256_bytes(data), integrated_at=_now())
@@ -235,6 +237,13 @@ def rollback(session_workdir: str, *, force: bool = False) -> list[FileChange]:
         path = Path(entry["path"])
         if path.is_symlink():
             raise RollbackError(f"refusing to restore through a symlink: {path}")
+        # A folder on the way replaced by a link since the integration (only the last component
+        # was checked before): writing or deleting there would touch the link's target instead.
+        expected_parent = entry.get("real_parent", str(path.parent))
+        if os.path.realpath(path.parent) != expected_parent:
+            raise RollbackError(
+                f"refusing to restore {path}: its folder now leads to {os.path.realpath(path.parent)}, "
+                f"not {expected_parent} as at integration; nothing was restored")
         current = sha256_file(path)
         if current == entry["before_hash"]:
             plan.append((entry, current, "unchanged"))
