@@ -13,7 +13,8 @@ def confirm_params(env: EnvInfo, params: Params) -> Pending:
     )
     llm = f"{env.llm} ({env.model})" if env.model else env.llm
     if env.llm == "embedded":
-        llm = "embedded (no model: the built-in Triton lowering)"
+        llm = ("embedded (no model: the built-in Triton lowering; its tunables are the same for every "
+               "arch, so arch= changes the label and the timing device, not the code)")
     detail = (
         f"framework={params.framework} backend={params.backend} arch={params.arch} dsl={params.dsl}\n"
         f"environment: {env.device_name}, torch {env.torch_version}, triton {env.triton_version}"
@@ -48,19 +49,23 @@ def task_needs(needs, notes: list[str]) -> Pending:
                    options=[example, "no"], default="", detail=detail, asks=asks)
 
 
-def choose_workflow(default: str | None, workflows: list[str]) -> Pending:
+def choose_workflow(default: str | None, workflows: list[str], env: EnvInfo | None = None,
+                    search_options: dict | None = None) -> Pending:
+    """The workflows, each with what it will do here (said before the user picks)."""
     chosen = default if default in workflows else workflows[0]
-    from nodes.workflows import DESCRIPTIONS
+    from nodes.workflows import describe
 
     return Pending(gate="choose_workflow", question="Which workflow should generate the kernel?",
                    options=list(workflows), default=chosen,
-                   detail="\n".join(f"{name}: {DESCRIPTIONS.get(name, '')}" for name in workflows))
+                   detail="\n".join(f"{name}: {describe(name, env, search_options or {})}" for name in workflows))
 
 
-def review_result(run: RunRecord) -> Pending:
+def review_result(run: RunRecord, llm: str = "") -> Pending:
     summary = (run.verdict or {}).get("summary", "")
     code = Path(run.code_path).read_text() if run.code_path else ""
+    regenerate = ("regenerate: the embedded generator starts from another point of its tunable space"
+                  if llm == "embedded" else "regenerate: choose a workflow and generate again")
     return Pending(gate="review_result",
-                   question=f"{run.workflow} run {run.index} succeeded: {summary}\nAccept this kernel?",
+                   question=f"{run.workflow} run {run.index} succeeded: {summary}\nAccept this kernel? ({regenerate})",
                    options=["accept", "regenerate"], default="accept", detail=code,
                    detail_kind="python")

@@ -204,7 +204,9 @@ def report_markdown(state: SearchState, run_dir: Path, relative_to: Path | None 
     if any(c.time_ms is not None for c in state.arms):
         lines.append(f"![best speedup vs candidates evaluated]({rel}/best_speedup.png)")
     else:
-        lines.append("No speed was measured (no GPU): the seed stays the best candidate.")
+        lines.append("No speed was measured (no GPU): the seed stays the best candidate"
+                     + (", and the search stopped there (nothing to rank candidates by)."
+                        if state.stop_reason == "no_timings" else "."))
     lines.append("")
     if best is not None:
         chain = ancestry(state, best.id)

@@ -37,6 +37,9 @@ class SearchOptions(BaseModel):
     proposal_retries: int = Field(2, ge=0, le=10, description="re-asks when a proposal repeats old code")
     max_rounds: int | None = Field(None, ge=1, description="optional cap on rounds")
     seed: int = Field(0, description="seeds every random choice of the search")
+    require_timings: bool = Field(
+        True, description="stop after the seed when nothing was timed (CPU): there is nothing to rank"
+    )
 
     @field_validator("time_budget_s", mode="before")
     @classmethod
