@@ -10,6 +10,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from importlib import metadata
 
 from checkpoints.home import env_cache_path
@@ -84,11 +85,17 @@ def cached_detect() -> tuple[dict, bool]:
     try:
         cached = json.loads(path.read_text())
         if cached.get("versions") == current:
-            return cached["env"], True
+            return {**cached["env"], "detected_at": cached.get("detected_at", 0.0)}, True
     except (OSError, ValueError, KeyError):
         pass
     env = detect()
+    env["detected_at"] = time.time()
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"versions": current, "env": env}, indent=2))
+    tmp.write_text(json.dumps({"versions": current, "env": env, "detected_at": env["detected_at"]}, indent=2))
     os.replace(tmp, path)
     return env, False
+
+
+def detection_age_s(env: dict) -> float:
+    """Seconds since `env` was detected (a cache written before this field existed: very old)."""
+    return time.time() - float(env.get("detected_at") or 0.0)

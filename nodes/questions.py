@@ -1,9 +1,17 @@
 """The questions each gate asks. The node before a gate stores one in `state.pending`."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from graph.state import EnvInfo, Params, Pending, RunRecord
+
+def _detected_note(env: EnvInfo) -> str:
+    if not env.from_cache:
+        return ""
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(env.detected_at)) if env.detected_at else "earlier"
+    return f" (cached: detected {when}; redone when torch, triton or Python change)"
+
 
 def confirm_params(env: EnvInfo, params: Params) -> Pending:
     verify_note = (
@@ -18,7 +26,7 @@ def confirm_params(env: EnvInfo, params: Params) -> Pending:
     detail = (
         f"framework={params.framework} backend={params.backend} arch={params.arch} dsl={params.dsl}\n"
         f"environment: {env.device_name}, torch {env.torch_version}, triton {env.triton_version}"
-        f"{' (cached)' if env.from_cache else ''}\n"
+        f"{_detected_note(env)}\n"
         f"generator: {llm}\n{verify_note}"
     )
     return Pending(gate="confirm_params", question="Use these parameters?",
@@ -29,6 +37,9 @@ def confirm_task(task_path: str, check: dict, notes: list[str] | None = None) ->
     checks = "validated: imports, runs, deterministic, finite outputs"
     if check.get("outputs"):
         checks += f"; outputs {', '.join(check['outputs'])}"
+        if check.get("shrunk"):  # the CPU interpreter ran smaller sizes than the task's own
+            sizes = ", ".join(f"{name} {a}->{b}" for name, (a, b) in check["shrunk"].items())
+            checks += f" at sizes shrunk for the CPU interpreter ({sizes}; the task keeps its own sizes)"
     if notes:
         checks += "\nnotes: " + "; ".join(notes)
     return Pending(gate="confirm_task", question=f"Use this task ({Path(task_path).name})? {checks}",

@@ -98,7 +98,7 @@ def search_round(state: SessionState, config: RunnableConfig) -> dict:
     population.save()
     progress = search.read_progress(run.dir)
     if progress is not None:
-        emit({"kind": "progress", "text": search.format_progress(progress)})
+        emit({"kind": "progress", "text": search.format_progress(progress), "fraction": progress.fraction})
     run.iterations = population.round
     return {"runs": state.with_current_run(run)}
 

@@ -131,7 +131,8 @@ def test_progress_is_written_every_round_and_readable(tmp_path):
     assert last.status == "finished" and last.candidates_done == 12 and last.fraction == 1.0
     assert last.best_speedup > 1.0
     line = format_progress(last)
-    assert "[####################] 12/12 candidates" in line and "finished: max_candidates" in line
+    assert "adaptive_search: 12/12 candidates" in line and "finished: max_candidates" in line
+    assert "#" not in line  # no hand-made bar: displays draw `fraction` themselves
     assert "x vs eager" in line
 
 
