@@ -392,8 +392,11 @@ def _detach(session_id: str, *, settings=None, answer: str | None = None, yes: b
     if yes:
         command.append("--yes")
     log = (logs / f"{session_id}.log").open("ab")
+    # With PYTHONSAFEPATH the script's own folder is not on the worker's path: name it.
+    package_root = str(Path(__file__).resolve().parent)
+    path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
     worker = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                              start_new_session=True, env={**os.environ, "COLUMNS": "120"})
+                              start_new_session=True, env={**os.environ, "COLUMNS": "120", "PYTHONPATH": path})
     to_end = yes or (settings is not None and settings.auto_approve)
     until = "to the end, taking every default" if to_end else "until its next question (add --yes to run to the end)"
     out.print(f"running in the background {until} (pid {worker.pid}); log: {logs / f'{session_id}.log'}",
@@ -504,6 +507,10 @@ def verify(
 
 
 def main() -> None:
+    # Child processes (fork servers, the detection probe, background workers) must never import
+    # from the user's current folder, whatever packages it holds: Python 3.11+ then leaves `-m`
+    # and `-c` children's sys.path without it.
+    os.environ.setdefault("PYTHONSAFEPATH", "1")
     app()
 
 

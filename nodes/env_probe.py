@@ -12,8 +12,11 @@ import subprocess
 import sys
 import time
 from importlib import metadata
+from pathlib import Path
 
 from checkpoints.home import env_cache_path
+
+PACKAGE_ROOT = str(Path(__file__).resolve().parents[1])  # akg-op's own modules: safe to run from
 
 PROBE = r"""
 import json, os
@@ -63,8 +66,11 @@ def arch_of(device_name: str, capability: list[int] | None) -> str:
 def detect(timeout_s: float = 120.0) -> dict:
     """Fresh detection; never raises (a failing probe reads as a CPU-only machine)."""
     try:
+        # `python -c` puts the current folder first on sys.path: a user's own `torch/` there must
+        # not be what we probe. PYTHONSAFEPATH (3.11+) drops it; the neutral cwd covers 3.10.
         out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
-                             timeout=timeout_s, env={**os.environ, "TRITON_INTERPRET": "0"})
+                             timeout=timeout_s, cwd=PACKAGE_ROOT,
+                             env={**os.environ, "TRITON_INTERPRET": "0", "PYTHONSAFEPATH": "1"})
         raw = json.loads(out.stdout.strip().splitlines()[-1])
     except (subprocess.SubprocessError, ValueError, IndexError):
         raw = {"device_kind": "cpu", "device_name": "cpu", "device_count": 0, "capability": None}
