@@ -144,6 +144,7 @@ def _verify_in_staging(task, workdir: Path, source: Path, kernel_module: str, ke
                        integrated_code: str, device: str, timeout_s: float) -> None:
     """Import the integrated module from a copy in the work directory, in a worker, and compare
     its target with the original: nothing reaches the user's folders unless it matches."""
+    call_shapes = traced_call_shapes(task, source, timeout_s)
     staging = workdir / STAGING_DIR
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
@@ -154,7 +155,7 @@ def _verify_in_staging(task, workdir: Path, source: Path, kernel_module: str, ke
         result = run_check(
             "integration.checks:check_integrated",
             {"source_path": str(source), "integrated_path": str(staged),
-             "target_name": task.target_name, "task_code": task.task_code},
+             "target_name": task.target_name, "task_code": task.task_code, "call_shapes": call_shapes},
             device=device, timeout_s=timeout_s,
         )
     finally:
@@ -164,6 +165,20 @@ def _verify_in_staging(task, workdir: Path, source: Path, kernel_module: str, ke
             f"the integrated {task.target_name} does not match the original ({result.message}); "
             "nothing was written"
         )
+
+
+TRACE_TIMEOUT_S = 60.0  # a script that trains for hours is stopped; the calls seen so far count
+
+
+def traced_call_shapes(task, source: Path, timeout_s: float) -> list:
+    """The input shapes the user's file really calls the target with (its `__main__` block run in a
+    worker, forward calls recorded); [] for function targets or when nothing could be traced."""
+    if task.target_kind != "class":
+        return []
+    traced = run_check("integration.checks:trace_target_calls",
+                       {"source_path": str(source), "target_name": task.target_name},
+                       device="cpu", timeout_s=min(timeout_s, TRACE_TIMEOUT_S))
+    return list((traced.value or {}).get("calls") or []) if traced.ok else []
 
 
 def place_files(session_workdir: str, planned: list[tuple[Path, bytes, str]]) -> list[FileChange]:
