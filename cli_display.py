@@ -54,7 +54,12 @@ class StepDisplay:
             node = payload["node"]
             if node in QUIET_STEPS:
                 return  # the custom events below say more about the loop
-            out.print(f"[green]✓[/] {node}")
+            params = (payload.get("update") or {}).get("params")
+            if params is not None and not isinstance(params, dict):
+                params = params.model_dump()
+            detail = (f" ({params['backend']}/{params['arch']}/{params['dsl']})"
+                      if node == "confirm_params" and params else "")
+            out.print(f"[green]✓[/] {node}{detail}", highlight=False)
             self._activity(NEXT_ACTIVITY.get(node, f"{node}: done, going on"))
             return
         event = payload.get("kind")
@@ -64,8 +69,9 @@ class StepDisplay:
             self._activity(f"verify: judging iteration {payload['iteration']} in the harness")
         elif event == "verdict":
             colour = "green" if payload["status"] == "accepted" else "yellow"
-            first = (payload.get("summary") or "").splitlines()[0:1]
-            out.print(f"    verdict [{colour}]{payload['status']}[/] {first[0] if first else ''}", highlight=False)
+            first = ((payload.get("summary") or "").splitlines() or [""])[0]
+            first = first.removeprefix(f"{payload['status'].upper()}: ")  # the status is already said
+            out.print(f"    verdict [{colour}]{payload['status']}[/]: {first}", highlight=False)
             nxt = "finishing the run" if payload["status"] == "accepted" else f"fix: iteration {payload['iteration'] + 1}"
             self._activity(f"kernelgen: {nxt}")
         elif event == "tokens":

@@ -78,6 +78,21 @@ def generate(state: SessionState, config: RunnableConfig) -> dict:
     return _record(state, "generate", proposal)
 
 
+def _knobs_in_use(meta: dict) -> dict:
+    """The part of the embedded compiler's tunable space its kernels read: a pointwise relu has no
+    use for a reduction's block sizes, so moving one would change a constant and nothing else."""
+    space = meta.get("space") or {}
+    kinds = " ".join(meta.get("kernels") or [])
+    prefixes = ["num_stages"]
+    if "pointwise" in kinds:
+        prefixes.append("pointwise.")
+    if "row kernel" in kinds or "reduction" in kinds:
+        prefixes.append("reduce.")
+    if len(prefixes) == 1:  # kernels of other kinds (templates): every knob may matter
+        return space
+    return {k: v for k, v in space.items() if k.startswith(tuple(prefixes))}
+
+
 def _another_point(state: SessionState, generator, ctx) -> Proposal | None:
     """`regenerate` with the embedded generator: the same compiler would write the same file again,
     so the new run starts from another point of its tunable space, one no earlier run produced.
@@ -92,7 +107,7 @@ def _another_point(state: SessionState, generator, ctx) -> Proposal | None:
         return None
     code, meta, verdict = previous
     tried = {Path(r.code_path).read_text() for r in state.runs[:-1] if r.code_path and Path(r.code_path).exists()}
-    parent = CandidateInfo(id="previous", code=code, meta=meta, verdict=verdict)
+    parent = CandidateInfo(id="previous", code=code, meta={**meta, "space": _knobs_in_use(meta)}, verdict=verdict)
     for attempt in range(8):
         proposal = generator.optimize(ctx, parent, [], seed=1000 * state.current_run.index + attempt)
         if not proposal.ok or proposal.code not in tried:

@@ -22,7 +22,7 @@ def confirm_params(env: EnvInfo, params: Params) -> Pending:
     llm = f"{env.llm} ({env.model})" if env.model else env.llm
     if env.llm == "embedded":
         llm = ("embedded (no model: the built-in Triton lowering; its tunables are the same for every "
-               "arch, so arch= changes the label and the timing device, not the code)")
+               "arch, so an arch= edit does not change its code)")
     detail = (
         f"framework={params.framework} backend={params.backend} arch={params.arch} dsl={params.dsl}\n"
         f"environment: {env.device_name}, torch {env.torch_version}, triton {env.triton_version}"
