@@ -6,8 +6,6 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 from nodes.env_probe import detect
 from tests.conftest import REPO, akg_op_command
 from tests.test_cli import REQUEST
@@ -46,11 +44,10 @@ def test_environment_probe_ignores_a_torch_package_in_the_current_folder(tmp_pat
     assert env["torch_version"] and env["device_kind"] in ("cpu", "cuda", "npu")
 
 
-@pytest.mark.xfail(strict=True, reason="harness/sandbox.py starts `python -m harness.forkserver` in the "
-                                       "caller's cwd without PYTHONSAFEPATH: the lead's harness fix")
 def test_fork_server_started_by_a_library_caller_ignores_the_current_folder(tmp_path):
     """Another entry point (a server, Studio, a script) calling the harness directly: no CLI to set
-    PYTHONSAFEPATH for it, so the harness must start its fork server safely itself."""
+    PYTHONSAFEPATH for it, so the harness must start its fork server safely itself (main's harness
+    starts it in a private folder)."""
     folder = _user_folder(tmp_path, "harness")
     script = ("import harness\n"
               f"print(harness.validate_task({str(REPO / 'tests' / 'tasks_harness' / 'relu.py')!r}, device='cpu').ok)\n")
