@@ -64,7 +64,9 @@ def test_sessions_table_keeps_words_and_times_whole(tmp_path, cli_env):
     request = "Generate a relu kernel, input (64, 512), fp32, on H100 with Triton please, quickly"
     akg(["run", request, "--workdir", str(tmp_path / "w")], cli_env, tmp_path)
     for columns in ("60", "100", "200"):
-        text = akg(["sessions"], {**cli_env, "COLUMNS": columns}, tmp_path).stdout
+        listing = akg(["sessions"], {**cli_env, "COLUMNS": columns}, tmp_path)
+        assert listing.returncode == 0, listing.stdout + listing.stderr
+        text = listing.stdout
         words = re.findall(r"\S+", text)
         for word in request.split():
             assert word in words, (columns, word, text)
