@@ -10,7 +10,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import typer
 from rich.console import Console
@@ -18,12 +18,15 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.prompt import Prompt
 from rich.syntax import Syntax
-from rich.table import Table
 
+from cli_display import live_steps
 from nodes.errors import InvalidAnswer, UserError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+# Plain help: every option with its text and, for fixed sets, its choices (rich mode shows <bool>).
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Generate, verify, benchmark and integrate Triton kernels.")
+WorkflowName = Literal["kernelgen", "adaptive_search", "evolve"]
+DtypeName = Literal["fp32", "fp16", "bf16"]
 out = Console()
 err = Console(stderr=True)
 
@@ -45,27 +48,6 @@ def _internal_error(exc: Exception, session_id: str | None) -> None:
 
 
 # ---------------------------------------------------------------- display
-
-
-def _on_event(kind: str, payload: dict) -> None:
-    if kind == "step":
-        node = payload["node"]
-        if node in ("prepare", "generate", "fix", "verify", "round", "finish", "__interrupt__"):
-            return  # the custom events below say more about the loop
-        out.print(f"[green]✓[/] {node}")
-        return
-    event = payload.get("kind")
-    if event == "attempt":
-        note = "" if payload.get("ok") else f" — no code: {payload.get('error')}"
-        out.print(f"  [cyan]●[/] iteration {payload['iteration']}: {payload['action']}{note}", highlight=False)
-    elif event == "verdict":
-        colour = "green" if payload["status"] == "accepted" else "yellow"
-        first = (payload.get("summary") or "").splitlines()[0:1]
-        out.print(f"    verdict [{colour}]{payload['status']}[/] {first[0] if first else ''}", highlight=False)
-    elif event == "tokens":
-        out.print(f"    … {payload['tokens']} tokens", end="\r", highlight=False)
-    elif event == "progress":
-        out.print(f"  ● {payload.get('text', '')}", highlight=False, markup=False)
 
 
 def _show_pending(session_id: str, state) -> None:
@@ -98,11 +80,15 @@ def _drive(sessions, session_id: str, *, settings=None, answer: str | None = Non
 
     while True:
         try:
-            state = sessions.advance(session_id, settings=settings, answer=answer,
-                                     auto_approve=auto_approve, on_event=_on_event)
+            with live_steps(out) as steps:
+                state = sessions.advance(session_id, settings=settings, answer=answer,
+                                         auto_approve=auto_approve, on_event=steps.on_event)
         except InvalidAnswer as exc:
-            err.print(f"[yellow]{escape(str(exc))}[/]", highlight=False)  # nothing changed: ask again
             state = sessions.state(session_id)
+            if not sys.stdin.isatty():  # a script: it must notice, and see what was asked
+                _show_pending(session_id, state)
+                _fail(f"{exc} (nothing changed; answer with: akg-op resume {session_id} --answer <answer>)", 2)
+            err.print(f"[yellow]{escape(str(exc))}[/]", highlight=False)  # nothing changed: ask again
         except SessionBusy as exc:
             _fail(str(exc), 75)  # EX_TEMPFAIL: nothing changed, try again later
         except UserError as exc:
@@ -136,23 +122,27 @@ def run(
     source: Optional[Path] = typer.Option(None, "--source", help="A source file holding the operator to optimize."),
     target: Optional[str] = typer.Option(None, "--target", help="The class or function in --source."),
     shapes: Optional[str] = typer.Option(None, "--shapes", help="Input shapes, e.g. '(128, 4096)'."),
-    dtype: Optional[str] = typer.Option(None, "--dtype", help="fp32, fp16 or bf16."),
-    workflow: Optional[str] = typer.Option(None, "--workflow", help="Default workflow (kernelgen)."),
+    dtype: Optional[DtypeName] = typer.Option(None, "--dtype", case_sensitive=False,
+                                              help="Element type of the inputs (default: from the request, else fp32)."),
+    workflow: Optional[WorkflowName] = typer.Option(None, "--workflow",
+                                                    help="The default answer at choose_workflow (default: kernelgen)."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Take every gate's default; no questions."),
     workdir: str = typer.Option("~/akg_agents_logs", "--workdir", help="Where session directories go."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Where to copy {op}_generated.py (default: here)."),
     in_place: bool = typer.Option(False, "--in-place", help="Rewrite --source itself (after a backup)."),
-    framework: Optional[str] = typer.Option(None, "--framework"),
-    backend: Optional[str] = typer.Option(None, "--backend"),
-    arch: Optional[str] = typer.Option(None, "--arch"),
-    dsl: Optional[str] = typer.Option(None, "--dsl"),
-    max_iterations: int = typer.Option(10, "--max-iterations", min=1, max=100),
+    framework: Optional[str] = typer.Option(None, "--framework", help="Framework of the reference (torch)."),
+    backend: Optional[str] = typer.Option(None, "--backend", help="cuda, ascend or cpu (default: detected)."),
+    arch: Optional[str] = typer.Option(None, "--arch", help="Target GPU, e.g. h100, a100 (default: detected)."),
+    dsl: Optional[str] = typer.Option(None, "--dsl", help="Kernel language: triton_cuda or triton_ascend."),
+    max_iterations: int = typer.Option(10, "--max-iterations", min=1, max=100,
+                                       help="Generate/fix attempts of a kernelgen run."),
     llm: Optional[str] = typer.Option(None, "--llm", help="embedded or openai (default: openai when OPENAI_* is set)."),
     model: Optional[str] = typer.Option(None, "--model", help="Model name for --llm openai."),
     llm_timeout: Optional[float] = typer.Option(None, "--llm-timeout", help="Seconds per model request."),
-    temperature: Optional[float] = typer.Option(None, "--temperature"),
-    max_tokens: Optional[int] = typer.Option(None, "--max-tokens"),
-    option: list[str] = typer.Option([], "--option", help="Search workflow option key=value (repeatable)."),
+    temperature: Optional[float] = typer.Option(None, "--temperature", help="Sampling temperature of the model (default 0.2)."),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="Most tokens per model reply (default 8192)."),
+    option: list[str] = typer.Option([], "--option", help="Search option key=value, repeatable, e.g. "
+                                                          "max_candidates=40, time_budget=25m, islands=4."),
     background: bool = typer.Option(False, "--background", help="Detach: run in a worker process, return at once."),
 ) -> None:
     """Start a session: runs to the first question (or to the end with --yes)."""
@@ -216,6 +206,7 @@ def resume(
 
                 check_answer(state.pending, answer, state.params)
             except UserError as exc:
+                _show_pending(session_id, state)
                 _fail(str(exc))
         raise typer.Exit(_detach(session_id, answer=answer, yes=yes))
     if answer is None and not yes and state is not None and sessions.waiting_at(session_id):
@@ -229,7 +220,7 @@ def resume(
 
 @app.command()
 def rollback(
-    session_id: str = typer.Argument(...),
+    session_id: str = typer.Argument(..., help="The session id (or a unique prefix)."),
     force: bool = typer.Option(False, "--force", help="Restore even files edited since the integration."),
 ) -> None:
     """Restore every file the session wrote or replaced to its original bytes."""
@@ -247,18 +238,16 @@ def rollback(
 
 
 @app.command(name="sessions")
-def list_sessions(limit: int = typer.Option(50, "--limit", "-n")) -> None:
+def list_sessions(limit: int = typer.Option(50, "--limit", "-n", help="How many sessions to list.")) -> None:
     """List sessions, newest first."""
-    from service.sessions import Sessions
+    from checkpoints.registry import SessionRegistry
+    from cli_display import sessions_view
 
-    table = Table("id", "op", "phase", "status", "updated", "request")
-    for row in Sessions().listing(limit):
-        table.add_row(row["id"], row["op"], row["phase"], row["status"], row["updated"], row["request"][:50])
-    out.print(table)
+    out.print(sessions_view(SessionRegistry().recent(limit), _pid_alive, out.width))
 
 
 @app.command()
-def show(session_id: str = typer.Argument(...)) -> None:
+def show(session_id: str = typer.Argument(..., help="The session id (or a unique prefix).")) -> None:
     """Show a session: parameters, phase, pending question, runs and history."""
     from service.sessions import Sessions
 
@@ -287,6 +276,19 @@ def show(session_id: str = typer.Argument(...)) -> None:
         out.print(f"  {line}", highlight=False)
 
 
+def _pid_alive(pid: int | None) -> bool:
+    """Whether a session's worker process still exists."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _detach(session_id: str, *, settings=None, answer: str | None = None, yes: bool = False) -> int:
     """Continue the session in a detached worker process (its own session, output to a log)."""
     from service.background import detach
@@ -296,7 +298,9 @@ def _detach(session_id: str, *, settings=None, answer: str | None = None, yes: b
         pid, log = detach(session_id, settings=settings, answer=answer, yes=yes)
     except SessionBusy as exc:
         _fail(str(exc), 75)
-    out.print(f"running in the background (pid {pid}); log: {log}", highlight=False)
+    to_end = yes or (settings is not None and settings.auto_approve)
+    until = "to the end, taking every default" if to_end else "until its next question (add --yes to run to the end)"
+    out.print(f"running in the background {until} (pid {pid}); log: {log}", highlight=False)
     out.print(f"follow it with: akg-op watch {session_id}   or: akg-op status {session_id}", highlight=False)
     return 0
 
@@ -338,7 +342,7 @@ def _status_line(info: dict) -> str:
 
 
 @app.command()
-def status(session_id: str = typer.Argument(...)) -> None:
+def status(session_id: str = typer.Argument(..., help="The session id (or a unique prefix).")) -> None:
     """Progress of a session: phase, candidates done / budget, best speedup, ETA."""
     from service.sessions import Sessions
 
@@ -352,8 +356,8 @@ def status(session_id: str = typer.Argument(...)) -> None:
 
 @app.command()
 def watch(
-    session_id: str = typer.Argument(...),
-    interval: float = typer.Option(1.0, "--interval", min=0.1),
+    session_id: str = typer.Argument(..., help="The session id (or a unique prefix)."),
+    interval: float = typer.Option(1.0, "--interval", min=0.1, help="Seconds between refreshes."),
     timeout: Optional[float] = typer.Option(None, "--timeout", help="Stop watching after this many seconds."),
 ) -> None:
     """Show a session's progress live until it reaches a question or ends."""
@@ -374,7 +378,8 @@ def watch(
         task = bar.add_task(session_id, total=1.0)
         while True:
             info = sessions.progress(session_id)
-            bar.update(task, completed=info["fraction"] or 0.0,
+            fraction = info["fraction"]  # None: the step does not know how far it is (a pulsing bar)
+            bar.update(task, total=None if fraction is None else 1.0, completed=fraction or 0.0,
                        description=escape(f"{session_id} {info['phase']}: {info['text'] or info['status']}"))
             finished = info["gate"] or info["status"] not in ("running",)
             stalled = info["status"] == "running" and not info["worker_alive"]
@@ -423,6 +428,10 @@ def verify(
 
 
 def main() -> None:
+    # Child processes (fork servers, the detection probe, background workers) must never import
+    # from the user's current folder, whatever packages it holds: Python 3.11+ then leaves `-m`
+    # and `-c` children's sys.path without it.
+    os.environ.setdefault("PYTHONSAFEPATH", "1")
     app()
 
 

@@ -145,6 +145,13 @@ def main(argv=None) -> int:
     p.add_argument("--tunables", default=None)
     p.add_argument("--budget-s", type=float, default=None, help="start no task after this many seconds")
     a = p.parse_args(argv)
+    if a.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():  # stop before any task rather than fail each of them
+            print(f"error: --device {a.device} but this machine has no CUDA device; nothing was run "
+                  "(use --device cpu for the interpreter suite)", file=sys.stderr)
+            return 2
     tasks = sorted(Path(a.tasks).glob("*.py"))
     tasks = [t for t in tasks if not t.name.startswith("_")]
     if a.only:  # in the order the patterns were given

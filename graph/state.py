@@ -39,7 +39,8 @@ class EnvInfo(BaseModel):
     python_version: str = ""
     llm: str = "embedded"
     model: str | None = None
-    from_cache: bool = False
+    from_cache: bool = False  # detected by an earlier run, not this one
+    detected_at: float = 0.0  # unix time of the detection
 
     @property
     def verify_device(self) -> str:

@@ -170,17 +170,81 @@ def check_extracted(source_path: str, target_name: str, task_code: str, device: 
 
 
 def check_integrated(source_path: str, integrated_path: str, target_name: str, task_code: str,
-                     device: str = "cpu", seed: int = 0) -> dict:
+                     device: str = "cpu", seed: int = 0, call_shapes: list | None = None) -> dict:
     """The integrated file's target (now backed by ModelNew) gives the same outputs as the
-    original target, and loads the original's state_dict."""
+    original target, and loads the original's state_dict: at the task's shapes, then at every
+    input signature in `call_shapes` (the shapes the user's model really calls it with)."""
     original = load_module_from_path(source_path)
     integrated = load_module_from_path(integrated_path, extra_paths=(str(Path(source_path).parent),))
     task, shrunk = load_task_code(task_code, device)
-    result = _compare_target(getattr(original, target_name), getattr(integrated, target_name),
-                             task, seed, device)
+    reference, candidate = getattr(original, target_name), getattr(integrated, target_name)
+    result = _compare_target(reference, candidate, task, seed, device)
+    checked = []
+    for signature in (call_shapes or []) if result["ok"] else []:
+        shapes = [tuple(arg["shape"]) for arg in signature]
+        at = _compare_at_call(reference, candidate, task, signature, seed, device)
+        if not at["ok"]:
+            called = " and ".join(str(s) for s in shapes)
+            return {**at, "shrunk": shrunk, "message": f"at {called}, a shape the model calls {target_name} "
+                                                        f"with: {at['message']}"}
+        checked.append(shapes)
     if result["ok"]:
-        result["message"] = f"{target_name} from {Path(integrated_path).name} matches the original"
+        also = f" (also at the traced call shapes {', '.join(str(s) for s in checked)})" if checked else ""
+        result["message"] = f"{target_name} from {Path(integrated_path).name} matches the original{also}"
+        result["call_shapes_checked"] = [[list(s) for s in shapes] for shapes in checked]
     return {**result, "shrunk": shrunk}
+
+
+def _compare_at_call(reference_target, candidate_target, task, signature: list, seed: int, device: str) -> dict:
+    """Compare the two targets on random inputs shaped like one traced call."""
+    torch.manual_seed(seed + 2)
+    inputs = [torch.randn(*arg["shape"], dtype=getattr(torch, arg["dtype"])) for arg in signature]
+    if isinstance(reference_target, type):
+        init_args = list(task.get_init_inputs())
+        dtype = _float_dtype(task.Model(*init_args))
+        reference, candidate, problem = _build_pair(reference_target, candidate_target, init_args, seed, dtype)
+        if problem:
+            return {"ok": False, "message": problem}
+        return _run_pair(reference.to(device), candidate.to(device), inputs, device)
+    with torch.no_grad():
+        expected = reference_target(*_to(_clone(inputs), device))
+        actual = candidate_target(*_to(_clone(inputs), device))
+    return _with_shapes(compare_outputs(expected, actual), expected)
+
+
+MAX_TRACED_SIGNATURES = 4
+MAX_TRACED_ELEMENTS = 1 << 20  # larger calls are left to a GPU run: the interpreter would crawl
+
+
+def trace_target_calls(source_path: str, target_name: str, device: str = "cpu") -> dict:
+    """Run the user's file as a script (its `if __name__ == "__main__":` block is how it calls its
+    model) and record the input shapes every instance of the class `target_name` is called with.
+    Returns {"ok", "calls": [[{"shape", "dtype"}, ...], ...] (distinct, at most a few), "message"}."""
+    import contextlib
+    import io
+    import runpy
+
+    calls: list = []
+
+    def record(module, args):
+        if type(module).__name__ != target_name or not args:
+            return
+        if not all(isinstance(a, torch.Tensor) and a.is_floating_point() for a in args):
+            return
+        signature = [{"shape": list(a.shape), "dtype": str(a.dtype).removeprefix("torch.")} for a in args]
+        if signature not in calls and sum(a.numel() for a in args) <= MAX_TRACED_ELEMENTS:
+            calls.append(signature)
+
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(record)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
+            runpy.run_path(source_path, run_name="__main__")
+    except BaseException as exc:  # the user's script failing is not our failure: keep what ran
+        return {"ok": True, "calls": calls[:MAX_TRACED_SIGNATURES],
+                "message": f"the script stopped ({type(exc).__name__}); {len(calls)} call shape(s) traced"}
+    finally:
+        handle.remove()
+    return {"ok": True, "calls": calls[:MAX_TRACED_SIGNATURES], "message": f"{len(calls)} call shape(s) traced"}
 
 
 def compare_models(source_path: str, integrated_path: str, model_name: str, init_args: list,

@@ -144,6 +144,7 @@ def _verify_in_staging(task, workdir: Path, source: Path, kernel_module: str, ke
                        integrated_code: str, device: str, timeout_s: float) -> None:
     """Import the integrated module from a copy in the work directory, in a worker, and compare
     its target with the original: nothing reaches the user's folders unless it matches."""
+    call_shapes = traced_call_shapes(task, source, timeout_s)
     staging = workdir / STAGING_DIR
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
@@ -154,7 +155,7 @@ def _verify_in_staging(task, workdir: Path, source: Path, kernel_module: str, ke
         result = run_check(
             "integration.checks:check_integrated",
             {"source_path": str(source), "integrated_path": str(staged),
-             "target_name": task.target_name, "task_code": task.task_code},
+             "target_name": task.target_name, "task_code": task.task_code, "call_shapes": call_shapes},
             device=device, timeout_s=timeout_s,
         )
     finally:
@@ -164,6 +165,20 @@ def _verify_in_staging(task, workdir: Path, source: Path, kernel_module: str, ke
             f"the integrated {task.target_name} does not match the original ({result.message}); "
             "nothing was written"
         )
+
+
+TRACE_TIMEOUT_S = 60.0  # a script that trains for hours is stopped; the calls seen so far count
+
+
+def traced_call_shapes(task, source: Path, timeout_s: float) -> list:
+    """The input shapes the user's file really calls the target with (its `__main__` block run in a
+    worker, forward calls recorded); [] for function targets or when nothing could be traced."""
+    if task.target_kind != "class":
+        return []
+    traced = run_check("integration.checks:trace_target_calls",
+                       {"source_path": str(source), "target_name": task.target_name},
+                       device="cpu", timeout_s=min(timeout_s, TRACE_TIMEOUT_S))
+    return list((traced.value or {}).get("calls") or []) if traced.ok else []
 
 
 def place_files(session_workdir: str, planned: list[tuple[Path, bytes, str]]) -> list[FileChange]:
@@ -202,7 +217,9 @@ def _apply(planned: list[tuple[Path, bytes, str]], workdir: Path, source: Path |
                 atomic_write(backup, path.read_bytes(), mode_from=path)
                 backup_path = str(backup)
             entry = {"path": str(path), "action": "modified" if before else "created",
-                     "before_hash": before, "backup_path": backup_path}
+                     "before_hash": before, "backup_path": backup_path,
+                     # where the folder really was: rollback refuses if it now leads elsewhere
+                     "real_parent": os.path.realpath(path.parent)}
             manifest["entries"].append(entry)
             entries[str(path)] = entry
         entry.update(after_hash=sha256_bytes(data), integrated_at=_now())
@@ -235,6 +252,13 @@ def rollback(session_workdir: str, *, force: bool = False) -> list[FileChange]:
         path = Path(entry["path"])
         if path.is_symlink():
             raise RollbackError(f"refusing to restore through a symlink: {path}")
+        # A folder on the way replaced by a link since the integration (only the last component
+        # was checked before): writing or deleting there would touch the link's target instead.
+        expected_parent = entry.get("real_parent", str(path.parent))
+        if os.path.realpath(path.parent) != expected_parent:
+            raise RollbackError(
+                f"refusing to restore {path}: its folder now leads to {os.path.realpath(path.parent)}, "
+                f"not {expected_parent} as at integration; nothing was restored")
         current = sha256_file(path)
         if current == entry["before_hash"]:
             plan.append((entry, current, "unchanged"))

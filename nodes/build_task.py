@@ -47,9 +47,16 @@ def _op_name_of_request(request: str) -> str:
 
 
 def _session_dir(state: SessionState, op: str) -> Path:
-    stamp = datetime.now().strftime("%Y%m%d_%H%M%S")
     root = Path(state.settings.workdir).expanduser()
-    path = root / f"op_{op}_{stamp}_{state.session_id[:6] or secrets.token_hex(3)}"
+    suffix = state.session_id[:6] or secrets.token_hex(3)
+    # A process killed after creating the folder but before the step was saved (kill -9 during
+    # build_task) left it behind: the resumed step takes it over instead of orphaning it.
+    if state.session_id:
+        earlier = sorted(p for p in root.glob(f"op_{op}_*_{suffix}") if p.is_dir() and not p.is_symlink())
+        if earlier:
+            return earlier[-1]
+    stamp = datetime.now().strftime("%Y%m%d_%H%M%S")
+    path = root / f"op_{op}_{stamp}_{suffix}"
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 
 from nodes.errors import UserError
+from nodes.request_words import check_composite, read_meaning
 
 # op name → (aliases, arity, kind). kind: unary | binary | rowwise | norm | reduce | matmul
 OPS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -32,12 +33,12 @@ OPS: dict[str, tuple[tuple[str, ...], str]] = {
 }
 
 UNARY_EXPR = {
-    "relu": "torch.relu(x)",
-    "gelu": "torch.nn.functional.gelu(x)",
-    "silu": "torch.nn.functional.silu(x)",
-    "sigmoid": "torch.sigmoid(x)",
-    "tanh": "torch.tanh(x)",
-    "leaky_relu": "torch.nn.functional.leaky_relu(x, negative_slope=0.01)",
+    "relu": "torch.relu({x})",
+    "gelu": "torch.nn.functional.gelu({x})",
+    "silu": "torch.nn.functional.silu({x})",
+    "sigmoid": "torch.sigmoid({x})",
+    "tanh": "torch.tanh({x})",
+    "leaky_relu": "torch.nn.functional.leaky_relu({x}, negative_slope=0.01)",
 }
 
 DTYPES = {
@@ -61,20 +62,23 @@ class OpRequest:
     dim: int = -1
     arch: str | None = None
     understood: list[str] = field(default_factory=list)
+    stages: list[str] = field(default_factory=list)  # composite: ops in the order they apply
+    negative_slope: float | None = None  # leaky_relu, when the request gives one
+    approximate: str | None = None  # gelu: "tanh" when asked
+
+
+def unary_expr(req: OpRequest, op: str, x: str = "x") -> str:
+    """The reference expression of one activation, with the request's modifiers."""
+    if op == "leaky_relu" and req.negative_slope is not None:
+        return f"torch.nn.functional.leaky_relu({x}, negative_slope={req.negative_slope!r})"
+    if op == "gelu" and req.approximate:
+        return f"torch.nn.functional.gelu({x}, approximate={req.approximate!r})"
+    return UNARY_EXPR[op].format(x=x)
 
 
 def find_arch(text: str) -> str | None:
     lowered = text.lower()
     return next((v for k, v in ARCHES.items() if re.search(rf"\b{k}\b", lowered)), None)
-
-
-def _find_op(text: str) -> str | None:
-    # Longest alias first, so "log softmax" wins over "softmax" and "leaky relu" over "relu".
-    aliases = sorted(((a, op) for op, (names, _) in OPS.items() for a in names), key=lambda p: -len(p[0]))
-    for alias, op in aliases:
-        if re.search(rf"(?<![\w]){re.escape(alias)}(?![\w])", text):
-            return op
-    return None
 
 
 def _parse_shape(text: str) -> tuple[int, ...]:
@@ -110,12 +114,18 @@ def parse_request(request: str, *, shapes: list[list[int]] | None = None,
     """Parse a request; raise UserError naming what was understood and what to add."""
     text = request.lower()
     understood: list[str] = []
-    op = _find_op(text)
+    meaning = read_meaning(text, OPS)
+    stages = meaning.stages
+    op = stages[0] if len(stages) == 1 and stages[0] in OPS else ("_".join(stages) if stages else None)
     if op:
-        understood.append(f"op {op}")
+        understood.append(f"op {' then '.join(stages)}" if len(stages) > 1 else f"op {op}")
+    understood += meaning.notes
     found = [tuple(s) for s in shapes] if shapes else find_shapes(text)
     if found:
         understood.append("shape " + " and ".join(str(s) for s in found))
+    named = list(dict.fromkeys(DTYPES[w] for w in re.findall(r"[a-z0-9]+", text) if w in DTYPES))
+    if not dtype and len(named) > 1:
+        raise UserError(f"the request names several dtypes ({', '.join(named)}): keep one, or pass --dtype")
     dtype_word = dtype or next((w for w in re.findall(r"[a-z0-9]+", text) if w in DTYPES), None)
     if dtype_word and dtype_word.lower() not in DTYPES:
         raise UserError(f"unknown dtype '{dtype_word}': use fp32, fp16 or bf16")
@@ -133,15 +143,23 @@ def parse_request(request: str, *, shapes: list[list[int]] | None = None,
         )
     if not found:
         raise UserError(f"no input shape in the request (understood: {said}); add one such as (128, 4096)")
-    kind = OPS[op][1]
+    composite = op not in OPS
+    if composite:
+        check_composite(stages, OPS)
+    kind = "composite" if composite else OPS[op][1]
     dim_match = DIM_RE.search(text)
     dim = int(dim_match.group(1)) if dim_match else -1
-    _check_arity(op, kind, found, said)
+    if composite:
+        _check_arity(op, "matmul" if stages[0] == "matmul" else "unary", found, said)
+    else:
+        _check_arity(op, kind, found, said)
     rank = len(found[0])
-    if kind in ("rowwise", "reduce") and not -rank <= dim < rank:
+    rowwise = kind in ("rowwise", "reduce") or any(OPS.get(s, ((), ""))[1] == "rowwise" for s in stages)
+    if rowwise and not -rank <= dim < rank:
         raise UserError(f"dim {dim} is out of range for shape {found[0]} (understood: {said})")
     return OpRequest(op=op, kind=kind, shapes=found, dtype=resolved_dtype, dim=dim, arch=arch,
-                     understood=understood)
+                     understood=understood, stages=stages, negative_slope=meaning.negative_slope,
+                     approximate=meaning.approximate)
 
 
 def _check_arity(op: str, kind: str, shapes: list[tuple[int, ...]], said: str) -> None:
@@ -158,6 +176,34 @@ def _check_arity(op: str, kind: str, shapes: list[tuple[int, ...]], said: str) -
             raise UserError(f"{op} takes one or two input shapes (understood: {said})")
     elif len(shapes) != 1:
         raise UserError(f"{op} takes one input shape (understood: {said})")
+
+
+def _composite(req: OpRequest, tensor, consts: list, dtype: str) -> tuple[list[str], str, str]:
+    """Inputs, signature and body of a chain such as matmul → bias → gelu, stage by stage."""
+    args, inputs, lines = ["x"], [], []
+    if req.stages[0] == "matmul":
+        a_shape, b_shape = ((req.shapes[0][:2], req.shapes[0][1:]) if len(req.shapes) == 1 else req.shapes)
+        consts.extend([("M", a_shape[0]), ("K", a_shape[1]), ("N", b_shape[1])])
+        inputs += [f"torch.randn(M, K, dtype={dtype})", f"torch.randn(K, N, dtype={dtype})"]
+        args.append("w")
+        out_last = "N"
+    else:
+        inputs.append(tensor(req.shapes[0]))
+        out_last = _size_names(req.shapes[0])[-1]
+    for stage in req.stages:
+        if stage == "matmul":
+            lines.append("y = torch.matmul(x, w)")
+        elif stage == "bias":
+            args.append("bias")
+            inputs.append(f"torch.randn({out_last}, dtype={dtype})")
+            lines.append(f"y = {'y' if lines else 'x'} + bias")
+        elif OPS[stage][1] == "rowwise":
+            fn = "torch.softmax" if stage == "softmax" else "torch.log_softmax"
+            lines.append(f"y = {fn}({'y' if lines else 'x'}, dim={req.dim})")
+        else:
+            lines.append(f"y = {unary_expr(req, stage, 'y' if lines else 'x')}")
+    body = "\n        ".join(lines + ["return y"])
+    return inputs, ", ".join(args), body
 
 
 def _size_names(shape: tuple[int, ...], prefix: str = "") -> list[str]:
@@ -195,7 +241,9 @@ def task_source(req: OpRequest) -> str:
         signature, body = "a, b", f"return a {symbol} b"
     elif req.kind == "unary":
         inputs = [tensor(req.shapes[0])]
-        signature, body = "x", f"return {UNARY_EXPR[req.op]}"
+        signature, body = "x", f"return {unary_expr(req, req.op)}"
+    elif req.kind == "composite":
+        inputs, signature, body = _composite(req, tensor, consts, dtype)
     elif req.kind == "rowwise":
         inputs = [tensor(req.shapes[0])]
         fn = "torch.softmax" if req.op == "softmax" else "torch.log_softmax"

@@ -10,9 +10,13 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from importlib import metadata
+from pathlib import Path
 
 from checkpoints.home import env_cache_path
+
+PACKAGE_ROOT = str(Path(__file__).resolve().parents[1])  # akg-op's own modules: safe to run from
 
 PROBE = r"""
 import json, os
@@ -62,8 +66,11 @@ def arch_of(device_name: str, capability: list[int] | None) -> str:
 def detect(timeout_s: float = 120.0) -> dict:
     """Fresh detection; never raises (a failing probe reads as a CPU-only machine)."""
     try:
+        # `python -c` puts the current folder first on sys.path: a user's own `torch/` there must
+        # not be what we probe. PYTHONSAFEPATH (3.11+) drops it; the neutral cwd covers 3.10.
         out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
-                             timeout=timeout_s, env={**os.environ, "TRITON_INTERPRET": "0"})
+                             timeout=timeout_s, cwd=PACKAGE_ROOT,
+                             env={**os.environ, "TRITON_INTERPRET": "0", "PYTHONSAFEPATH": "1"})
         raw = json.loads(out.stdout.strip().splitlines()[-1])
     except (subprocess.SubprocessError, ValueError, IndexError):
         raw = {"device_kind": "cpu", "device_name": "cpu", "device_count": 0, "capability": None}
@@ -84,11 +91,17 @@ def cached_detect() -> tuple[dict, bool]:
     try:
         cached = json.loads(path.read_text())
         if cached.get("versions") == current:
-            return cached["env"], True
+            return {**cached["env"], "detected_at": cached.get("detected_at", 0.0)}, True
     except (OSError, ValueError, KeyError):
         pass
     env = detect()
+    env["detected_at"] = time.time()
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"versions": current, "env": env}, indent=2))
+    tmp.write_text(json.dumps({"versions": current, "env": env, "detected_at": env["detected_at"]}, indent=2))
     os.replace(tmp, path)
     return env, False
+
+
+def detection_age_s(env: dict) -> float:
+    """Seconds since `env` was detected (a cache written before this field existed: very old)."""
+    return time.time() - float(env.get("detected_at") or 0.0)

@@ -8,7 +8,9 @@ from nodes import questions
 from nodes.catalogue import find_arch
 from nodes.context import generator_for
 from nodes.errors import UserError
-from nodes.env_probe import cached_detect
+from nodes.env_probe import cached_detect, detection_age_s
+
+FRESH_S = 120.0  # a detection younger than this belongs to the run that made it
 from nodes.params import propose_params
 
 
@@ -23,6 +25,9 @@ def _check_endpoint(state: SessionState, config: RunnableConfig) -> None:
 
 def env_setup(state: SessionState, config: RunnableConfig) -> dict:
     detected, from_cache = cached_detect()
+    # The CLI's checks before the session detect (and cache) the machine seconds earlier: that is
+    # this run's own detection, not a cached one from before.
+    from_cache = from_cache and detection_age_s(detected) > FRESH_S
     settings = state.settings
     if settings.llm == "openai":
         _check_endpoint(state, config)

@@ -35,7 +35,8 @@ def confirm_task(state: SessionState) -> dict:
         settings = state.settings.model_copy(update=choice["settings"])
         return {"settings": settings, "pending": None, "answer": None, "phase": "confirm_task",
                 "history": log(state, f"confirm_task: given {', '.join(choice['settings'])}")}
-    return {"pending": questions.choose_workflow(state.settings.workflow, available_workflows()),
+    return {"pending": questions.choose_workflow(state.settings.workflow, available_workflows(), state.env,
+                                                 state.settings.search_options),
             "answer": None, "phase": "confirm_task", "history": log(state, "confirm_task: yes")}
 
 
@@ -52,7 +53,8 @@ def review_result(state: SessionState) -> dict:
     decision = interpret(state.pending, state.answer)["decision"]
     run = state.current_run
     if decision == "regenerate":
-        return {"pending": questions.choose_workflow(state.workflow, available_workflows()),
+        return {"pending": questions.choose_workflow(state.workflow, available_workflows(), state.env,
+                                                     state.settings.search_options),
                 "answer": None, "phase": "review_result",
                 "history": log(state, f"review_result: regenerate after {run.workflow} run {run.index}")}
     return {"accepted_code_path": run.code_path, "pending": None, "answer": None,

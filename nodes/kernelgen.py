@@ -72,8 +72,48 @@ def _record(state: SessionState, action: str, proposal: Proposal) -> dict:
 
 
 def generate(state: SessionState, config: RunnableConfig) -> dict:
-    proposal = generator_for(state, config).generate(gen_context(state))
+    generator = generator_for(state, config)
+    ctx = gen_context(state)
+    proposal = _another_point(state, generator, ctx) or generator.generate(ctx)
     return _record(state, "generate", proposal)
+
+
+def _knobs_in_use(meta: dict) -> dict:
+    """The part of the embedded compiler's tunable space its kernels read: a pointwise relu has no
+    use for a reduction's block sizes, so moving one would change a constant and nothing else."""
+    space = meta.get("space") or {}
+    kinds = " ".join(meta.get("kernels") or [])
+    prefixes = ["num_stages"]
+    if "pointwise" in kinds:
+        prefixes.append("pointwise.")
+    if "row kernel" in kinds or "reduction" in kinds:
+        prefixes.append("reduce.")
+    if len(prefixes) == 1:  # kernels of other kinds (templates): every knob may matter
+        return space
+    return {k: v for k, v in space.items() if k.startswith(tuple(prefixes))}
+
+
+def _another_point(state: SessionState, generator, ctx) -> Proposal | None:
+    """`regenerate` with the embedded generator: the same compiler would write the same file again,
+    so the new run starts from another point of its tunable space, one no earlier run produced.
+    None when this does not apply (a model, or no accepted kernel yet)."""
+    from generators.base import CandidateInfo
+    from nodes.search_run import best_previous
+
+    if getattr(generator, "name", "") != "embedded":
+        return None
+    previous = best_previous(state)
+    if previous is None or not previous[1].get("space"):
+        return None
+    code, meta, verdict = previous
+    tried = {Path(r.code_path).read_text() for r in state.runs[:-1] if r.code_path and Path(r.code_path).exists()}
+    parent = CandidateInfo(id="previous", code=code, meta={**meta, "space": _knobs_in_use(meta)}, verdict=verdict)
+    for attempt in range(8):
+        proposal = generator.optimize(ctx, parent, [], seed=1000 * state.current_run.index + attempt)
+        if not proposal.ok or proposal.code not in tried:
+            return proposal
+    return Proposal(error="the embedded generator found no untried point of its tunable space near the "
+                          "accepted kernel", meta={"give_up": True})
 
 
 def fix(state: SessionState, config: RunnableConfig) -> dict:
@@ -134,7 +174,7 @@ def finish(state: SessionState) -> dict:
     updates = {"runs": state.with_current_run(run), "phase": "generate",
                "history": log(state, f"kernelgen run {run.index}: {run.status} after {run.iterations} iteration(s)")}
     if run.status == "success":
-        updates["pending"] = questions.review_result(run)
+        updates["pending"] = questions.review_result(run, state.settings.llm)
     return updates
 
 

@@ -1,9 +1,17 @@
 """The questions each gate asks. The node before a gate stores one in `state.pending`."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from graph.state import EnvInfo, Params, Pending, RunRecord
+
+def _detected_note(env: EnvInfo) -> str:
+    if not env.from_cache:
+        return ""
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(env.detected_at)) if env.detected_at else "earlier"
+    return f" (cached: detected {when}; redone when torch, triton or Python change)"
+
 
 def confirm_params(env: EnvInfo, params: Params) -> Pending:
     verify_note = (
@@ -13,11 +21,12 @@ def confirm_params(env: EnvInfo, params: Params) -> Pending:
     )
     llm = f"{env.llm} ({env.model})" if env.model else env.llm
     if env.llm == "embedded":
-        llm = "embedded (no model: the built-in Triton lowering)"
+        llm = ("embedded (no model: the built-in Triton lowering; its tunables are the same for every "
+               "arch, so an arch= edit does not change its code)")
     detail = (
         f"framework={params.framework} backend={params.backend} arch={params.arch} dsl={params.dsl}\n"
         f"environment: {env.device_name}, torch {env.torch_version}, triton {env.triton_version}"
-        f"{' (cached)' if env.from_cache else ''}\n"
+        f"{_detected_note(env)}\n"
         f"generator: {llm}\n{verify_note}"
     )
     return Pending(gate="confirm_params", question="Use these parameters?",
@@ -28,6 +37,9 @@ def confirm_task(task_path: str, check: dict, notes: list[str] | None = None) ->
     checks = "validated: imports, runs, deterministic, finite outputs"
     if check.get("outputs"):
         checks += f"; outputs {', '.join(check['outputs'])}"
+        if check.get("shrunk"):  # the CPU interpreter ran smaller sizes than the task's own
+            sizes = ", ".join(f"{name} {a}->{b}" for name, (a, b) in check["shrunk"].items())
+            checks += f" at sizes shrunk for the CPU interpreter ({sizes}; the task keeps its own sizes)"
     if notes:
         checks += "\nnotes: " + "; ".join(notes)
     return Pending(gate="confirm_task", question=f"Use this task ({Path(task_path).name})? {checks}",
@@ -48,19 +60,23 @@ def task_needs(needs, notes: list[str]) -> Pending:
                    options=[example, "no"], default="", detail=detail, asks=asks)
 
 
-def choose_workflow(default: str | None, workflows: list[str]) -> Pending:
+def choose_workflow(default: str | None, workflows: list[str], env: EnvInfo | None = None,
+                    search_options: dict | None = None) -> Pending:
+    """The workflows, each with what it will do here (said before the user picks)."""
     chosen = default if default in workflows else workflows[0]
-    from nodes.workflows import DESCRIPTIONS
+    from nodes.workflows import describe
 
     return Pending(gate="choose_workflow", question="Which workflow should generate the kernel?",
                    options=list(workflows), default=chosen,
-                   detail="\n".join(f"{name}: {DESCRIPTIONS.get(name, '')}" for name in workflows))
+                   detail="\n".join(f"{name}: {describe(name, env, search_options or {})}" for name in workflows))
 
 
-def review_result(run: RunRecord) -> Pending:
+def review_result(run: RunRecord, llm: str = "") -> Pending:
     summary = (run.verdict or {}).get("summary", "")
     code = Path(run.code_path).read_text() if run.code_path else ""
+    regenerate = ("regenerate: the embedded generator starts from another point of its tunable space"
+                  if llm == "embedded" else "regenerate: choose a workflow and generate again")
     return Pending(gate="review_result",
-                   question=f"{run.workflow} run {run.index} succeeded: {summary}\nAccept this kernel?",
+                   question=f"{run.workflow} run {run.index} succeeded: {summary}\nAccept this kernel? ({regenerate})",
                    options=["accept", "regenerate"], default="accept", detail=code,
                    detail_kind="python")

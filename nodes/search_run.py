@@ -23,7 +23,7 @@ from nodes.errors import UserError
 from nodes.evaluate import evaluate_candidate
 
 
-def _best_previous(state: SessionState) -> tuple[str, dict, dict] | None:
+def best_previous(state: SessionState) -> tuple[str, dict, dict] | None:
     """The fastest (else latest) accepted kernel of earlier runs: (code, meta, verdict)."""
     done = [r for r in state.runs[:-1] if r.status == "success" and r.code_path]
     if not done:
@@ -62,7 +62,7 @@ def prepare(state: SessionState, config: RunnableConfig) -> dict:
             options = search.parse_options(run.workflow, [f"{k}={v}" for k, v in state.settings.search_options.items()])
         except search.OptionError as exc:
             raise UserError(f"{exc} (options are fixed at run; start a new session to change them)") from None
-        previous = _best_previous(state)
+        previous = best_previous(state)
         seed_origin = "the best earlier kernel" if previous else "a fresh kernel"
         code, meta, verdict = previous or _fresh_seed(state, config, run)
         search.open_search(run.workflow, code, run.dir, options, seed_meta=meta,
@@ -100,7 +100,7 @@ def search_round(state: SessionState, config: RunnableConfig) -> dict:
     population.save()
     progress = search.read_progress(run.dir)
     if progress is not None:
-        emit({"kind": "progress", "text": search.format_progress(progress)})
+        emit({"kind": "progress", "text": search.format_progress(progress), "fraction": progress.fraction})
     run.iterations = population.round
     return {"runs": state.with_current_run(run)}
 
@@ -129,5 +129,5 @@ def finish(state: SessionState) -> dict:
     updates = {"runs": state.with_current_run(run), "phase": "generate",
                "history": log(state, f"{run.workflow} run {run.index}: {run.status}; {summary_line}")}
     if run.status == "success":
-        updates["pending"] = questions.review_result(run)
+        updates["pending"] = questions.review_result(run, state.settings.llm)
     return updates

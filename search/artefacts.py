@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from search.png import plot_best_speedup
+from search.plots import write_speedup_plot
 from search.progress import _clock, write_progress
 from search.state import Candidate, SearchState, write_json_atomic
 
@@ -127,27 +127,6 @@ def lineage_mermaid(state: SearchState, only: set[str] | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-# -- plot ----------------------------------------------------------------------------------------
-def speedup_series(state: SearchState) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
-    """(best-so-far steps, every accepted candidate) as (candidates evaluated, speedup vs eager)."""
-    steps: list[tuple[int, float]] = []
-    points: list[tuple[int, float]] = []
-    evaluated = 0
-    best: float | None = None
-    for cand in state.candidates:
-        if cand.status not in ("accepted", "failed"):
-            continue
-        evaluated += 1
-        value = cand.speedup_vs_eager if cand.accepted else None
-        if value is None:
-            continue
-        points.append((evaluated, value))
-        if best is None or value > best:
-            best = value
-            steps.append((evaluated, value))
-    return steps, points
-
-
 # -- summary and report --------------------------------------------------------------------------
 def _counts(state: SearchState) -> dict:
     counts = {"total": len(state.candidates), "evaluated": state.evaluated_count}
@@ -225,7 +204,9 @@ def report_markdown(state: SearchState, run_dir: Path, relative_to: Path | None 
     if any(c.time_ms is not None for c in state.arms):
         lines.append(f"![best speedup vs candidates evaluated]({rel}/best_speedup.png)")
     else:
-        lines.append("No speed was measured (no GPU): the seed stays the best candidate.")
+        lines.append("No speed was measured (no GPU): the seed stays the best candidate"
+                     + (", and the search stopped there (nothing to rank candidates by)."
+                        if state.stop_reason == "no_timings" else "."))
     lines.append("")
     if best is not None:
         chain = ancestry(state, best.id)
@@ -240,8 +221,7 @@ def write_run_artefacts(state: SearchState, run_dir: str | Path | None = None) -
     run_dir.mkdir(parents=True, exist_ok=True)
     write_candidate_files(state, run_dir)
     (run_dir / "lineage.mmd").write_text(lineage_mermaid(state))
-    steps, points = speedup_series(state)
-    plot_best_speedup(steps, points, run_dir / "best_speedup.png", total=state.evaluated_count)
+    write_speedup_plot(state, run_dir)
     write_json_atomic(run_dir / "summary.json", summary_of(state))
     (run_dir / "report_snippet.md").write_text(report_markdown(state, run_dir))
     write_progress(state, run_dir)

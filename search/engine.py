@@ -181,6 +181,8 @@ def stop_reason(state: SearchState) -> str | None:
     opts = state.opts
     if not state.arms:
         return "seed_failed"
+    if opts.require_timings and not any(c.time_ms is not None for c in state.arms):
+        return "no_timings"  # without timings every candidate ties: a search would only burn time
     if len(state.candidates) >= opts.max_candidates:
         return "max_candidates"
     if state.elapsed_s >= opts.time_budget_s:

@@ -37,6 +37,9 @@ class SearchOptions(BaseModel):
     proposal_retries: int = Field(2, ge=0, le=10, description="re-asks when a proposal repeats old code")
     max_rounds: int | None = Field(None, ge=1, description="optional cap on rounds")
     seed: int = Field(0, description="seeds every random choice of the search")
+    require_timings: bool = Field(
+        True, description="stop after the seed when nothing was timed (CPU): there is nothing to rank"
+    )
 
     @field_validator("time_budget_s", mode="before")
     @classmethod
@@ -86,12 +89,17 @@ def options_class(workflow: str) -> type[SearchOptions]:
         raise OptionError(f"unknown workflow {workflow!r} (known: {', '.join(WORKFLOWS)})") from None
 
 
+# Names the README and users write for options whose field carries its unit.
+ALIASES = {"time_budget": "time_budget_s"}
+
+
 def _split_pair(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     key, value = key.strip(), value.strip()
     if not sep or not key:
         raise OptionError(f"option {text!r} is not key=value")
-    return key.replace("-", "_"), value
+    key = key.replace("-", "_")
+    return ALIASES.get(key, key), value
 
 
 def _one_line(error: ValidationError, given: dict[str, str]) -> str:

@@ -118,11 +118,9 @@ def _clock(seconds: float | None) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
 
 
-def format_progress(progress: Progress, bar_width: int = 20) -> str:
-    """One line, e.g. `evolve [######--------------] 12/80 candidates, 10 accepted, best 1.84x
-    vs eager, 03:12 elapsed, ETA 09:40`."""
-    filled = int(round(progress.fraction * bar_width))
-    bar = "#" * filled + "-" * (bar_width - filled)
+def format_progress(progress: Progress) -> str:
+    """One line, e.g. `evolve: 12/80 candidates, 10 accepted, best 1.84x vs eager, 03:12 elapsed,
+    ETA 09:40`. No bar: a display draws `progress.fraction` its own way (the CLI with rich)."""
     if progress.best_speedup is not None:
         best = f"best {progress.best_speedup:.2f}x vs eager"
         if progress.best_speedup_vs_compile is not None:
@@ -135,6 +133,6 @@ def format_progress(progress: Progress, bar_width: int = 20) -> str:
         else f"{progress.status}: {progress.stop_reason}"
     )
     return (
-        f"{progress.workflow} [{bar}] {progress.candidates_done}/{progress.budget} candidates, "
+        f"{progress.workflow}: {progress.candidates_done}/{progress.budget} candidates, "
         f"{progress.accepted} accepted, {best}, {_clock(progress.elapsed_s)} elapsed, {tail}"
     )

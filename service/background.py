@@ -38,8 +38,11 @@ def detach(session_id: str, *, settings: Settings | None = None, answer: str | N
         command.append("--yes")
     log_path = logs / f"{session_id}.log"
     with log_path.open("ab") as log:
+        # With PYTHONSAFEPATH the script's own folder is not on the worker's path: name it.
+        package_root = os.path.dirname(os.path.abspath(cli_path))
+        path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
         worker = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                  start_new_session=True, env={**os.environ, "COLUMNS": "120"})
+                                  start_new_session=True, env={**os.environ, "COLUMNS": "120", "PYTHONPATH": path})
     threading.Thread(target=worker.wait, daemon=True).start()  # reaped when it ends (a server lives on)
     deadline = time.monotonic() + WORKER_START_S
     while time.monotonic() < deadline and worker.poll() is None and holder(session_id) != worker.pid:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from graph.state import Settings
 from nodes.errors import UserError
+from nodes.user_paths import checked_out_dir, checked_source
 
 LONG_WORKFLOWS = ("adaptive_search", "evolve")  # the HTTP endpoint runs these in the background
 
@@ -69,12 +70,15 @@ def build_settings(request: str, options: RunOptions, cwd: Path | None = None) -
                                        arch=options.arch, dsl=options.dsl).items() if v}
     llm = resolve_llm(options.llm, options.model, timeout_s=options.llm_timeout,
                       temperature=options.temperature, max_tokens=options.max_tokens)
+    # Links are judged on the paths as given, before anything resolves them.
+    source = checked_source(cwd / Path(options.source).expanduser(), options.in_place) if options.source else None
+    out = checked_out_dir(cwd / Path(options.out).expanduser()) if options.out else None
     settings = Settings(
-        request=request, task_file=_absolute(options.task, cwd), source_file=_absolute(options.source, cwd),
+        request=request, task_file=_absolute(options.task, cwd), source_file=source,
         target=options.target, shapes=parse_shapes(options.shapes), dtype=options.dtype,
         workflow=options.workflow, workdir=_absolute(options.workdir, cwd),
         # Without --out: a kernel goes to the current directory, an integration beside --source.
-        out_dir=_absolute(options.out, cwd) if options.out else (None if options.source else str(cwd)),
+        out_dir=out or (None if options.source else str(cwd)),
         in_place=options.in_place, max_iterations=options.max_iterations, llm=llm.provider,
         model=llm.model, llm_base_url=llm.base_url, llm_timeout_s=llm.timeout_s,
         temperature=llm.temperature, max_tokens=llm.max_tokens, overrides=overrides,

@@ -70,7 +70,11 @@ class Sessions:
 
     def next_step(self, session_id: str) -> str | None:
         snapshot = self._app(False).get_state(_config(session_id))
-        return snapshot.next[0] if snapshot.next else None
+        if snapshot.next:
+            return snapshot.next[0]
+        # Stopped (Ctrl-C, kill) after a step saved its writes but before the step was closed:
+        # `next` is empty, yet resuming applies those writes and goes on.
+        return snapshot.tasks[0].name if snapshot.tasks else None
 
     def update_settings(self, session_id: str, **changes) -> SessionState:
         """Change stored settings (e.g. the model) before resuming; the next steps use them."""
@@ -165,6 +169,7 @@ class Sessions:
                 check_answer(current.pending, answer, current.params)
                 app.update_state(cfg, {"answer": answer})
         self._touch(session_id, error="")
+        stopped: tuple[str, str] | None = None  # (status, why) when this drive ends early
         try:
             for mode, chunk in self._stream(app, graph_input, cfg):
                 if mode == "updates":
@@ -174,14 +179,19 @@ class Sessions:
                         self._touch(session_id)
                 elif on_event:
                     on_event("custom", chunk)
+        except KeyboardInterrupt:
+            stopped = ("interrupted", "interrupted (Ctrl-C): akg-op resume continues it")
+            raise
         except UserError as exc:
-            self._touch(session_id, error=str(exc))
+            stopped = ("failed", str(exc))
             raise
         except Exception as exc:
-            self._touch(session_id, error=f"{type(exc).__name__}: {exc}")
+            stopped = ("failed", f"{type(exc).__name__}: {exc}")
             raise
         finally:
-            self._touch(session_id)
+            # Nobody drives the session any more: the registry must not say `running`.
+            self._touch(session_id, error=stopped[1] if stopped else None,
+                        status=stopped[0] if stopped else None)
         return self.state(session_id)
 
     @staticmethod
@@ -191,16 +201,21 @@ class Sessions:
             _namespace, mode, chunk = item
             yield mode, chunk
 
-    def _touch(self, session_id: str, error: str | None = None) -> None:
+    def _touch(self, session_id: str, error: str | None = None, status: str | None = None) -> None:
         state = self.state(session_id)
         row = {"id": session_id, "updated": now_iso(), "pid": os.getpid()}
         if error is not None:
             row["error"] = error
         if state is not None:
             gate = self.waiting_at(session_id)
-            row.update(op=state.op_name or "", phase=gate or state.phase,
+            # The step running (or to run) next is the phase a user sees, e.g. `evolve` while
+            # the search runs, not the gate that chose it.
+            upcoming = self.next_step(session_id) if state.status == "running" else None
+            row.update(op=state.op_name or "", phase=gate or upcoming or state.phase,
                        status="waiting" if gate and state.status == "running" else state.status,
                        session_dir=state.session_dir or "")
+        if status is not None:
+            row["status"] = status
         self.registry.upsert(row)
 
     # ------------------------------------------------------------ what every surface shows

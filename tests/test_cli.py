@@ -124,7 +124,7 @@ def test_invalid_answer_is_reasked_and_session_stays_resumable(tmp_path, cli_env
     first = akg(["run", REQUEST, "--workdir", str(tmp_path / "w")], cli_env, tmp_path)
     sid = session_id_of(first)
     bad = akg(["resume", sid, "--answer", "maybe"], cli_env, tmp_path)
-    assert bad.returncode == 0 and "is not an answer" in bad.stderr and "Use these parameters?" in bad.stdout
+    assert bad.returncode == 2 and "is not an answer" in bad.stderr and "Use these parameters?" in bad.stdout
     assert "Traceback" not in bad.stderr
     good = akg(["resume", sid, "--answer", "no"], cli_env, tmp_path)
     assert good.returncode == 0 and "cancelled" in good.stdout

@@ -15,13 +15,13 @@ REQUEST = "softmax (32, 256) fp32"
 
 def test_adaptive_search_writes_its_artefacts_and_report(tmp_path, cli_env):
     result = akg(["run", REQUEST, "--workflow", "adaptive_search", "--option", "max_candidates=3",
-                  "--option", "max_concurrent=2", "--yes", "--workdir", str(tmp_path / "w"), "--out", str(tmp_path / "o")],
+                  "--option", "max_concurrent=2", "--option", "require_timings=false", "--yes", "--workdir", str(tmp_path / "w"), "--out", str(tmp_path / "o")],
                  cli_env, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     run_dir = next((tmp_path / "w").glob("op_softmax_*/output/adaptive_search_1"))
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["workflow"] == "adaptive_search"
-    assert (run_dir / "best_speedup.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (run_dir / "best_speedup.png").exists()  # CPU: nothing timed, no empty chart
     assert "-->" in (run_dir / "lineage.mmd").read_text()
     assert len(list((run_dir / "candidates").glob("cand_*.py"))) == 3
     report = (run_dir.parent.parent / "report.md").read_text()
@@ -37,6 +37,7 @@ def test_bad_search_option_is_a_one_line_error(tmp_path, cli_env):
 
 def test_background_evolve_killed_then_resumed_repeats_no_evaluation(tmp_path, cli_env, akg_home):
     started = akg(["run", REQUEST, "--workflow", "evolve", "--option", "max_candidates=6", "--option", "islands=2",
+                   "--option", "require_timings=false",
                    "--background", "--yes", "--workdir", str(tmp_path / "w"), "--out", str(tmp_path / "o")],
                   cli_env, tmp_path)
     assert started.returncode == 0 and "running in the background" in started.stdout

@@ -133,7 +133,7 @@ def test_time_budget_stops_between_rounds(tmp_path):
 
 
 def test_without_timings_the_seed_stays_best_and_search_still_explores(tmp_path):
-    opts = parse_options("adaptive_search", ["max_candidates=10", "max_concurrent=3"])
+    opts = parse_options("adaptive_search", ["max_candidates=10", "max_concurrent=3", "require_timings=false"])
     state = run(start_search("adaptive_search", seed_code(), tmp_path / "run", opts),
                 FakeProposer(), FakeEvaluator(timed=False))
     assert state.stop_reason == "max_candidates" and len(state.arms) > 3
