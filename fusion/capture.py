@@ -87,9 +87,15 @@ def _caller_location() -> str:
     while frame is not None:
         path = frame.f_code.co_filename
         if not path.startswith(_TORCH_DIR) and not path.startswith(_HERE) and not path.startswith("<"):
-            return f"{path}:{frame.f_lineno}"
+            return f"{_short_path(path)}:{frame.f_lineno}"
         frame = frame.f_back
     return ""
+
+
+def _short_path(path: str) -> str:
+    """Installed libraries by their package path (transformers/models/...), user files in full."""
+    marker = "site-packages" + os.sep
+    return path.split(marker, 1)[1] if marker in path else path
 
 
 class _ModuleStack:

@@ -173,6 +173,7 @@ def _close(nodes: list[Node], members: list[int], users) -> Region:
 
 
 PATTERNS = [  # (pattern, label, ops that must all appear)
+    ("gelu_tanh", "GELU (tanh approximation)", {"tanh", "pow", "mul", "add"}),
     ("rotary_embedding", "rotary embedding", {"neg", "cat", "mul", "add"}),
     ("rotary_tables", "rotary cos/sin tables", {"cos", "sin"}),
     ("rmsnorm", "RMSNorm", {"mean", "rsqrt"}),
