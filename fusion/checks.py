@@ -1,0 +1,88 @@
+"""Whole-model checks of fusion mode; they run model and kernel code, so only in a worker
+(`integration.worker.run_check`). Same weights (one seed), same inputs, outputs compared within
+the dtype's tolerance."""
+from __future__ import annotations
+
+import torch
+
+from integration.checks import compare_outputs, load_module_from_path
+
+# Small configurations of each architecture: the kernels read their sizes at run time, so the
+# same kernels run a small model in seconds, in the Triton interpreter too.
+SMALL = {
+    "qwen2": dict(hidden_size=64, intermediate_size=128, num_attention_heads=4, num_key_value_heads=2,
+                  num_hidden_layers=2, vocab_size=128, max_position_embeddings=64),
+    "llama": dict(hidden_size=64, intermediate_size=128, num_attention_heads=4, num_key_value_heads=2,
+                  num_hidden_layers=2, vocab_size=128, max_position_embeddings=64),
+    "mistral": dict(hidden_size=64, intermediate_size=128, num_attention_heads=4, num_key_value_heads=2,
+                    num_hidden_layers=2, vocab_size=128, max_position_embeddings=64),
+    "gpt2": dict(n_embd=64, n_layer=2, n_head=4, n_positions=64, vocab_size=128),
+}
+
+
+def _swapped(model: torch.nn.Module) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for module in model.modules():
+        if "forward" in vars(module):
+            counts[type(module).__name__] = counts.get(type(module).__name__, 0) + 1
+    return counts
+
+
+def _summary(result: dict, swapped: dict[str, int], what: str) -> dict:
+    modules = ", ".join(f"{n}× {c}" for c, n in swapped.items()) or "no module"
+    if result["ok"]:
+        result["message"] = f"{what} match the original (max abs diff {result.get('max_abs_diff', 0):.3g}); swapped {modules}"
+    result["swapped_modules"] = swapped
+    return result
+
+
+def check_hf_fused(fused_path: str, arch: str, dtype: str, device: str = "cpu", seed: int = 0,
+                   tokens: tuple[int, int] = (2, 16)) -> dict:
+    """A small model of the architecture: logits before and after apply_fusions."""
+    from fusion import models
+
+    config = models.hf_config(arch, overrides=SMALL[arch])
+    torch.manual_seed(seed)
+    model = models.build_hf(arch, config, dtype).to(device)
+    generator = torch.Generator().manual_seed(seed + 1)
+    ids = torch.randint(0, config.vocab_size, tokens, generator=generator).to(device)
+    with torch.no_grad():
+        expected = model(ids).logits
+        load_module_from_path(fused_path).apply_fusions(model)
+        swapped = _swapped(model)
+        actual = model(ids).logits
+    if not swapped:
+        return {"ok": False, "message": "apply_fusions swapped no module of the model"}
+    return _summary(compare_outputs(expected, actual), swapped, f"{arch} logits ({config.num_hidden_layers} layers, "
+                                                                 f"hidden {models._hidden(config)})")
+
+
+def check_file_fused(source_path: str, integrated_path: str, target: str, shapes: list[list[int]], dtype: str,
+                     device: str = "cpu", seed: int = 0) -> dict:
+    """The rewritten file's model, loaded with the original's state_dict, gives its outputs."""
+    from pathlib import Path
+
+    from fusion.models import example_inputs
+    from integration.checks import _build_pair
+
+    original = load_module_from_path(source_path)
+    integrated = load_module_from_path(integrated_path, extra_paths=(str(Path(source_path).parent),))
+    reference, candidate, problem = _build_pair(getattr(original, target), getattr(integrated, target), [], seed,
+                                                getattr(torch, dtype))
+    if problem:
+        return {"ok": False, "message": problem}
+    inputs = example_inputs(reference, shapes, dtype, seed=seed + 1)
+    reference, candidate = reference.to(device), candidate.to(device)
+    with torch.no_grad():
+        expected = reference(*[i.to(device) for i in inputs])
+        actual = candidate(*[i.to(device) for i in inputs])
+    swapped = _file_swaps(integrated_path)
+    return _summary(compare_outputs(expected, actual), swapped, f"{target} outputs")
+
+
+def _file_swaps(integrated_path: str) -> dict[str, int]:
+    """Kernels the rewritten file imports (by fusion name)."""
+    import re
+
+    text = open(integrated_path, encoding="utf-8").read()
+    return {name: 1 for name in re.findall(r"from (\w+)_generated import ModelNew", text)}
