@@ -155,6 +155,8 @@ def _resolve_llm(llm: Optional[str], model: Optional[str], **options):
 
 def _check_before_start(settings) -> None:
     """Everything we can check without running anything, so bad input creates no session."""
+    from fusion.models import require_architecture
+    from fusion.request import is_fusion_request
     from graph.state import EnvInfo
     from nodes.catalogue import find_arch, parse_request
     from nodes.env_probe import cached_detect
@@ -167,6 +169,8 @@ def _check_before_start(settings) -> None:
     elif settings.source_file:
         if not Path(settings.source_file).is_file():
             raise UserError(f"source file {settings.source_file} does not exist: check --source")
+    elif is_fusion_request(settings.request):  # fusion mode on a Hugging Face architecture
+        require_architecture(settings.request)
     elif settings.llm == "embedded":
         parse_request(settings.request, shapes=settings.shapes, dtype=settings.dtype)
     if settings.workflow and settings.workflow not in available_workflows():

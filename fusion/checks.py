@@ -37,15 +37,17 @@ def _summary(result: dict, swapped: dict[str, int], what: str) -> dict:
 
 
 def check_hf_fused(fused_path: str, arch: str, dtype: str, device: str = "cpu", seed: int = 0,
-                   tokens: tuple[int, int] = (2, 16)) -> dict:
-    """A small model of the architecture: logits before and after apply_fusions."""
+                   batch: int = 2, tokens: int = 16) -> dict:
+    """A small model of the architecture: logits before and after apply_fusions (batch as
+    analysed: a size-1 dim of a task may be fixed in its kernel)."""
     from fusion import models
+    from fusion.analysis import _hidden
 
     config = models.hf_config(arch, overrides=SMALL[arch])
     torch.manual_seed(seed)
     model = models.build_hf(arch, config, dtype).to(device)
     generator = torch.Generator().manual_seed(seed + 1)
-    ids = torch.randint(0, config.vocab_size, tokens, generator=generator).to(device)
+    ids = torch.randint(0, config.vocab_size, (batch, tokens), generator=generator).to(device)
     with torch.no_grad():
         expected = model(ids).logits
         load_module_from_path(fused_path).apply_fusions(model)
@@ -54,7 +56,7 @@ def check_hf_fused(fused_path: str, arch: str, dtype: str, device: str = "cpu", 
     if not swapped:
         return {"ok": False, "message": "apply_fusions swapped no module of the model"}
     return _summary(compare_outputs(expected, actual), swapped, f"{arch} logits ({config.num_hidden_layers} layers, "
-                                                                 f"hidden {models._hidden(config)})")
+                                                                 f"hidden {_hidden(config)})")
 
 
 def check_file_fused(source_path: str, integrated_path: str, target: str, shapes: list[list[int]], dtype: str,

@@ -103,7 +103,8 @@ def write_fused_module(analysis: Analysis, realized: dict[str, str], root: str, 
         # The staged copy sits one folder down: give it the kernels at the same relative paths.
         (staged.parent / "fusions").symlink_to(Path(root).resolve() / "fusions")
         result = run_check("fusion.checks:check_hf_fused",
-                           {"fused_path": str(staged), "arch": analysis.model, "dtype": analysis.dtype},
+                           {"fused_path": str(staged), "arch": analysis.model, "dtype": analysis.dtype,
+                            "batch": analysis.inputs[0].shape[0] if analysis.inputs[0].shape else 2},
                            device=device, timeout_s=900)
     finally:
         shutil.rmtree(staged.parent, ignore_errors=True)

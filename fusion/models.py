@@ -29,7 +29,9 @@ ARCHITECTURES: dict[str, tuple[str, str, dict, str]] = {
 DISPLAY = {"qwen2": "Qwen2", "llama": "Llama", "mistral": "Mistral", "gpt2": "GPT-2"}
 ALIASES = [(r"\bqwen-?2(\.5)?\b|\bqwen\b", "qwen2"), (r"\bllama-?\d?\b", "llama"), (r"\bmistral\b", "mistral"),
            (r"\bgpt-?2\b", "gpt2")]
-DEFAULT_TOKENS = (1, 2048)  # batch, sequence length of an analysis unless --shapes says otherwise
+# Batch and sequence length of an analysis unless --shapes says otherwise. Batch 2, not 1: the
+# embedded generator specialises a size-1 dim of a task, and the kernels must serve any batch.
+DEFAULT_TOKENS = (2, 1024)
 
 
 def known_architectures() -> str:
