@@ -89,7 +89,7 @@ def analyse(spec: dict, device: str = "cpu") -> dict:
         cls = models.load_target(spec["source_file"], spec.get("target"))
         init_args = spec.get("init_args") or []
         shapes = spec.get("shapes")
-        result = capture(lambda: cls(*init_args).to(getattr(__import__("torch"), dtype)).eval(),
+        result = capture(lambda: models.build_in_dtype(lambda: cls(*init_args), dtype),
                          lambda m: models.example_inputs(m, shapes, dtype))
         description = f"{cls.__name__} from {spec['source_file']}"
         inputs = [TensorSpec(name=f"input{i}", shape=list(s), dtype=dtype) for i, s in enumerate(shapes)]
@@ -180,7 +180,10 @@ def find_opportunities(result, *, layers_total: int | None = None, layers_captur
 
 
 def _mb(n: int) -> str:
-    return f"{n / 1e6:.1f} MB"
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} B"
 
 
 def table(analysis: Analysis) -> str:
@@ -190,7 +193,7 @@ def table(analysis: Analysis) -> str:
         shapes = "; ".join(f"{'x'.join(map(str, t.shape)) or 'scalar'} {t.dtype}" for t in o.inputs[:3])
         lines.append(f"| {o.rank} | {o.name} ({o.label}) | {' → '.join(o.ops[:8])}{' …' if len(o.ops) > 8 else ''} "
                      f"| {shapes} | {_mb(o.bytes_unfused)} → {_mb(o.bytes_fused)} | {o.occurrences} "
-                     f"| {_mb(o.bytes_saved_total)} | {o.time_saved_us:.1f} µs | {o.swap['class'] if o.swap else '—'} |")
+                     f"| {_mb(o.bytes_saved_total)} | {o.time_saved_us:.2f} µs | {o.swap['class'] if o.swap else '—'} |")
     return "\n".join(lines)
 
 

@@ -73,18 +73,23 @@ def hf_config(arch: str, *, layers: int | None = None, overrides: dict | None = 
     return config
 
 
-def build_hf(arch: str, config, dtype: str = "float32") -> torch.nn.Module:
-    """Random weights in `dtype`: built with that default dtype, so no fp32 copy ever exists."""
-    import transformers
-
-    model_class = getattr(transformers, ARCHITECTURES[arch][1])
+def build_in_dtype(make, dtype: str) -> torch.nn.Module:
+    """`make()` with `dtype` as the default: parameters are created in it (no fp32 copy ever
+    exists, and fake parameters need no conversion)."""
     previous = torch.get_default_dtype()
     torch.set_default_dtype(getattr(torch, dtype))
     try:
-        model = model_class(config)
+        return make().eval()
     finally:
         torch.set_default_dtype(previous)
-    return model.eval()
+
+
+def build_hf(arch: str, config, dtype: str = "float32") -> torch.nn.Module:
+    """Random weights in `dtype`."""
+    import transformers
+
+    model_class = getattr(transformers, ARCHITECTURES[arch][1])
+    return build_in_dtype(lambda: model_class(config), dtype)
 
 
 def layer_count(config) -> int:
