@@ -5,7 +5,8 @@ import re
 
 from nodes.errors import UserError
 
-FUSION_WORDS = re.compile(r"\bfus(ion|e|ed|ing|able)\b|\bfusion opportunit", re.IGNORECASE)
+# "fusion", "fusable", "fuse ... ops": not "fused" alone ("optimize the fused layernorm" is one op).
+FUSION_WORDS = re.compile(r"\bfusion\b|\bfusable\b|\bfuse\b.*\b(ops|operators|kernels|model)\b", re.IGNORECASE)
 ANALYSE_MODEL = re.compile(r"\banaly[sz]e\b.*\bmodel\b", re.IGNORECASE)
 DEFAULT_PICK = "top 3"
 

@@ -96,12 +96,20 @@ def test_a_forward_that_stops_says_where_and_keeps_what_it_found(tmp_path):
 def test_requests_and_pick_answers():
     assert is_fusion_request(QWEN2_REQUEST) and is_fusion_request("find fusable ops in my model")
     assert not is_fusion_request("relu kernel, input (64, 256), fp32")
+    assert not is_fusion_request("Optimize the fused layernorm in model.py")
     assert parse_pick("1,3", 5) == [1, 3] and parse_pick("all", 3) == [1, 2, 3]
     assert parse_pick("top 2", 5) == [1, 2] and parse_pick("top 9", 2) == [1, 2] and parse_pick("none", 4) == []
     with pytest.raises(UserError, match="no opportunity 7"):
         parse_pick("7", 4)
     with pytest.raises(UserError, match="not an answer"):
         parse_pick("the best ones", 4)
+
+
+def test_a_model_file_needs_its_input_shapes(tmp_path, cli_env):
+    shutil.copy(DECODER, tmp_path / "model.py")
+    result = akg(["run", "Analyze this model for fusion opportunities", "--source", str(tmp_path / "model.py"),
+                  "--yes", "--workdir", str(tmp_path / "w")], cli_env, tmp_path)
+    assert_one_line_error(result, "--shapes")
 
 
 def test_unknown_architecture_names_the_known_ones(tmp_path, cli_env):
@@ -231,8 +239,15 @@ def test_pick_gate_and_a_failed_opportunity_leaves_the_others_going(tmp_path):
     ranks = {o.name: o.rank for o in Analysis.model_validate_json(Path(state.fusion.analysis_path).read_text()).opportunities}
     state = sessions.advance(sid, answer=f"{ranks['rmsnorm']},{ranks['swiglu']}")
     assert state.fusion.picked == ["rmsnorm", "swiglu"]
-    while sessions.waiting_at(sid):
+    while state.fusion.position < 1 or sessions.waiting_at(sid) != "confirm_task":
         state = sessions.advance(sid, answer="")  # every later gate's default
+    # Another process picks the session up where it was: the second opportunity's task.
+    sessions = Sessions(configurable={"generator_factory": lambda settings: FailsFor("swiglu")})
+    state = sessions.state(sid)
+    assert state.fusion.position == 1 and state.op_name == "swiglu" and sessions.waiting_at(sid) == "confirm_task"
+    assert state.fusion.results[0].status == "realized"
+    while sessions.waiting_at(sid):
+        state = sessions.advance(sid, answer="")
     results = {r.name: r for r in state.fusion.results}
     assert results["rmsnorm"].status == "realized"
     assert results["swiglu"].status == "failed" and "cannot lower" in results["swiglu"].error
