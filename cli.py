@@ -171,10 +171,10 @@ def _check_before_start(settings) -> None:
             raise UserError(f"source file {settings.source_file} does not exist: check --source")
     elif is_fusion_request(settings.request):  # fusion mode on a Hugging Face architecture
         require_architecture(settings.request)
-    if settings.source_file and is_fusion_request(settings.request) and not settings.shapes:
-        raise UserError("fusion analysis of a model file needs its input shapes: pass --shapes, e.g. '(2, 16)'")
     elif settings.llm == "embedded":
         parse_request(settings.request, shapes=settings.shapes, dtype=settings.dtype)
+    if settings.source_file and is_fusion_request(settings.request) and not settings.shapes:
+        raise UserError("fusion analysis of a model file needs its input shapes: pass --shapes, e.g. '(2, 16)'")
     if settings.workflow and settings.workflow not in available_workflows():
         raise UserError(f"unknown workflow '{settings.workflow}': choose one of {', '.join(available_workflows())}")
     if settings.search_options:
