@@ -165,9 +165,7 @@ class _Recorder(TorchDispatchMode):
                 self.add_source(value, "const", f"const{len(self.nodes)}")
                 ref = self.refs[id(value)]
             return ref
-        if isinstance(value, (torch.dtype, torch.device, torch.layout, torch.memory_format)):
-            return value
-        return value
+        return value  # ints, floats, lists, dtypes...: kept as passed
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}

@@ -110,6 +110,47 @@ def find_regions(capture: Capture) -> list[Region]:
         classify(nodes, region)
         if region.bytes_saved > 0:
             regions.append(region)
+    return regions + _shared_input_matmuls(nodes, users)
+
+
+def _chase_views(nodes: list[Node], ref: Ref) -> tuple[Ref, list[int]]:
+    """The tensor under a chain of views, and the views' ids."""
+    chain = []
+    while nodes[ref.node].kind == "compute" and nodes[ref.node].category == "view" and nodes[ref.node].inputs():
+        chain.append(ref.node)
+        ref = nodes[ref.node].inputs()[0]
+    return ref, chain
+
+
+def _shared_input_matmuls(nodes: list[Node], users) -> list[Region]:
+    """Projections of one activation by several weights (Q, K and V of attention): one GEMM over
+    the concatenated weights reads the activation once instead of once per projection."""
+    by_input: dict[tuple, list[list[int]]] = {}
+    for node in nodes:
+        op = short_name(node.op)
+        if node.kind != "compute" or op not in ("mm", "addmm"):
+            continue
+        activation, weight = (node.args[1], node.args[2]) if op == "addmm" else (node.args[0], node.args[1])
+        if not isinstance(activation, Ref) or not isinstance(weight, Ref):
+            continue
+        base, views = _chase_views(nodes, activation)
+        weight_base, weight_views = _chase_views(nodes, weight)
+        if nodes[weight_base.node].kind != "param":
+            continue
+        key = (base.node, base.index, block_of(node.module))
+        by_input.setdefault(key, []).append([node.id, *views, *weight_views])
+    regions = []
+    for groups in by_input.values():
+        if len(groups) < 2:
+            continue
+        region = _close(nodes, sorted({i for group in groups for i in group}), users)
+        projections = [nodes[g[0]].module.rsplit(".", 1)[-1] for g in groups]
+        if len(groups) == 3 and all(re.search(r"(^|_)[qkv](_|$)|[qkv]_proj", p) for p in projections):
+            region.pattern, region.label = "qkv_merge", "QKV merge: one GEMM for the Q, K, V projections"
+        else:
+            region.pattern, region.label = "merged_matmul", f"one GEMM for {', '.join(projections)} (shared input)"
+        if region.bytes_saved > 0:
+            regions.append(region)
     return regions
 
 

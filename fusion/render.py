@@ -64,7 +64,14 @@ class _Writer:
                 continue
             dims = [(n, d) for n, s in [(source, self.shapes.get(source, []))] + list(self.shapes.items())
                     for d, v in enumerate(s) if v == size]
-            parts.append(f"{dims[0][0]}.shape[{dims[0][1]}]" if dims else str(size))
+            if dims:
+                parts.append(f"{dims[0][0]}.shape[{dims[0][1]}]")
+                continue
+            # Flattened leading dims (a linear layer's (B*S, K) view): a product of consecutive dims.
+            known = self.shapes.get(source, [])
+            span = next(((i, j) for i in range(len(known)) for j in range(i + 2, len(known) + 1)
+                         if math.prod(known[i:j]) == size), None)
+            parts.append(" * ".join(f"{source}.shape[{k}]" for k in range(*span)) if span else str(size))
         return "[" + ", ".join(parts) + "]"
 
     def statement(self, node: Node, index: int) -> str:
@@ -109,7 +116,10 @@ def input_names(nodes: list[Node], region: Region) -> list[str]:
     names: list[str] = []
     for i, ref in enumerate(region.inputs):
         source = nodes[ref.node]
-        base = source.name.split(".")[-1] if source.kind == "param" else f"x{i}"
+        parts = source.name.split(".")
+        base = parts[-1] if source.kind == "param" else f"x{i}"
+        if base in names and source.kind == "param":  # q_proj.weight, k_proj.weight: q_proj_weight ...
+            base = "_".join(parts[-2:])
         base = base if base.isidentifier() and base not in names else f"{base}_{i}"
         names.append(base)
     return names

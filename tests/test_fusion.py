@@ -61,7 +61,7 @@ def test_qwen2_at_7b_width_on_fake_tensors():
                                                 "arch_params": "h100"})["analysis"])
     assert analysis.capture_error is None and analysis.layers_total == 28
     by_name = {o.name: o for o in analysis.opportunities}
-    assert {"rmsnorm", "add_rmsnorm", "swiglu", "rotary_embedding"} <= set(by_name)
+    assert {"rmsnorm", "add_rmsnorm", "swiglu", "rotary_embedding", "qkv_merge"} <= set(by_name)
     saved = [o.bytes_saved_total for o in analysis.opportunities]
     assert saved == sorted(saved, reverse=True) and [o.rank for o in analysis.opportunities] == list(range(1, len(saved) + 1))
 
@@ -75,6 +75,9 @@ def test_qwen2_at_7b_width_on_fake_tensors():
     assert rmsnorm.occurrences == 29 and rmsnorm.swap["class"] == "Qwen2RMSNorm"  # every layer + the final norm
     assert any("modeling_qwen2.py:" in loc for loc in rmsnorm.locations)
     assert "class Model(nn.Module)" in rmsnorm.task_code and "D2 = 3584" in rmsnorm.task_code
+    qkv = by_name["qkv_merge"]  # the normed activation read once instead of three times
+    assert qkv.ops == ["addmm"] * 3 and qkv.bytes_saved == 2 * (2 * 1024 * 3584 * 2)
+    assert "def forward(self, x0, weight, bias, k_proj_weight, k_proj_bias, v_proj_weight, v_proj_bias)" in qkv.task_code
 
 
 @pytest.mark.parametrize("arch,mlp", [("llama", "LlamaMLP"), ("mistral", "MistralMLP")])
