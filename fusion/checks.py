@@ -20,6 +20,26 @@ SMALL = {
 }
 
 
+def forward_times(original, fused, inputs: list) -> dict:
+    """On a GPU: the model's forward in ms, eager vs fused vs torch.compile of the original
+    (median of triton's do_bench). Timing never fails a check: a problem is reported instead."""
+    import triton.testing
+
+    def bench(fn) -> float:
+        return round(float(triton.testing.do_bench(fn, warmup=10, rep=50, return_mode="median")), 4)
+
+    times: dict = {}
+    try:
+        with torch.no_grad():
+            times["eager_ms"] = bench(lambda: original(*inputs))
+            times["fused_ms"] = bench(lambda: fused(*inputs))
+            compiled = torch.compile(original)
+            times["compile_ms"] = bench(lambda: compiled(*inputs))
+    except Exception as exc:  # e.g. no compiler toolchain for torch.compile
+        times["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    return times
+
+
 def _swapped(model: torch.nn.Module) -> dict[str, int]:
     counts: dict[str, int] = {}
     for module in model.modules():
@@ -37,7 +57,7 @@ def _summary(result: dict, swapped: dict[str, int], what: str) -> dict:
 
 
 def check_hf_fused(fused_path: str, arch: str, dtype: str, device: str = "cpu", seed: int = 0,
-                   batch: int = 2, tokens: int = 16) -> dict:
+                   batch: int = 2, tokens: int = 16, real_tokens: list[int] | None = None) -> dict:
     """A small model of the architecture: logits before and after apply_fusions (batch as
     analysed: a size-1 dim of a task may be fixed in its kernel)."""
     from fusion import models
@@ -55,8 +75,27 @@ def check_hf_fused(fused_path: str, arch: str, dtype: str, device: str = "cpu", 
         actual = model(ids).logits
     if not swapped:
         return {"ok": False, "message": "apply_fusions swapped no module of the model"}
-    return _summary(compare_outputs(expected, actual), swapped, f"{arch} logits ({config.num_hidden_layers} layers, "
-                                                                 f"hidden {_hidden(config)})")
+    result = _summary(compare_outputs(expected, actual), swapped, f"{arch} logits ({config.num_hidden_layers} layers, "
+                                                                   f"hidden {_hidden(config)})")
+    if result["ok"] and device.startswith("cuda") and real_tokens:
+        result["timings"] = _real_width_times(arch, dtype, device, fused_path, real_tokens)
+    return result
+
+
+def _real_width_times(arch: str, dtype: str, device: str, fused_path: str, tokens: list[int]) -> dict:
+    """One layer at the analysed widths and tokens: eager vs fused vs torch.compile."""
+    from fusion import models
+
+    config = models.hf_config(arch, layers=1)
+    torch.manual_seed(0)
+    original = models.build_hf(arch, config, dtype).to(device)
+    fused = models.build_hf(arch, config, dtype).to(device)
+    fused.load_state_dict(original.state_dict())
+    load_module_from_path(fused_path).apply_fusions(fused)
+    ids = torch.randint(0, config.vocab_size, tuple(tokens), device=device)
+    times = forward_times(original, fused, [ids])
+    times["model"] = f"{arch}, 1 layer at full width, tokens {tuple(tokens)}, {dtype}"
+    return times
 
 
 def check_file_fused(source_path: str, integrated_path: str, target: str, shapes: list[list[int]], dtype: str,
@@ -79,7 +118,11 @@ def check_file_fused(source_path: str, integrated_path: str, target: str, shapes
         expected = reference(*[i.to(device) for i in inputs])
         actual = candidate(*[i.to(device) for i in inputs])
     swapped = _file_swaps(integrated_path)
-    return _summary(compare_outputs(expected, actual), swapped, f"{target} outputs")
+    result = _summary(compare_outputs(expected, actual), swapped, f"{target} outputs")
+    if result["ok"] and device.startswith("cuda"):
+        result["timings"] = forward_times(reference, candidate, [i.to(device) for i in inputs])
+        result["timings"]["model"] = f"{target}, inputs {shapes}, {dtype}"
+    return result
 
 
 def _file_swaps(integrated_path: str) -> dict[str, int]:

@@ -104,7 +104,8 @@ def write_fused_module(analysis: Analysis, realized: dict[str, str], root: str, 
         (staged.parent / "fusions").symlink_to(Path(root).resolve() / "fusions")
         result = run_check("fusion.checks:check_hf_fused",
                            {"fused_path": str(staged), "arch": analysis.model, "dtype": analysis.dtype,
-                            "batch": analysis.inputs[0].shape[0] if analysis.inputs[0].shape else 2},
+                            "batch": analysis.inputs[0].shape[0] if analysis.inputs[0].shape else 2,
+                            "real_tokens": analysis.inputs[0].shape},
                            device=device, timeout_s=900)
     finally:
         shutil.rmtree(staged.parent, ignore_errors=True)

@@ -51,6 +51,16 @@ def render_fusion_report(state: SessionState, analysis: Analysis) -> str:
     out += ["", "## Whole model", ""]
     check = fusion.model_check or {}
     out.append(f"- {'matches the original' if check.get('ok') else 'NOT verified'}: {check.get('message', 'not run')}")
+    times = check.get("timings") or {}
+    if times.get("eager_ms"):
+        line = f"- forward ({times.get('model', '')}): eager {times['eager_ms']} ms, fused {times.get('fused_ms')} ms"
+        if times.get("compile_ms"):
+            line += f", torch.compile {times['compile_ms']} ms"
+        out.append(line + f" → {times['eager_ms'] / times['fused_ms']:.2f}x vs eager" if times.get("fused_ms") else line)
+    elif times.get("error"):
+        out.append(f"- forward timing failed: {times['error']}")
+    elif not (state.env and state.env.device_kind == "cuda"):
+        out.append("- forward time: not measured (no GPU)")
     for line in check.get("swapped") or []:
         out.append(f"- swapped: {line}")
     for line in check.get("skipped") or []:
