@@ -60,6 +60,9 @@ def route_confirmed_task(state: SessionState) -> str:
     """A --source task that lacked shapes goes back to build_task with the answer."""
     if state.status == "cancelled":
         return END
+    skipped = fusion.current(state)
+    if skipped is not None and skipped.status == "failed":  # fusion mode: `no` skips one opportunity
+        return "next_fusion"
     return "build_task" if state.task_path is None else "choose_workflow"
 
 
@@ -102,7 +105,8 @@ def build_graph() -> StateGraph:
     builder.add_conditional_edges("next_fusion", route_next_fusion, ["build_task", "integrate_model"])
     builder.add_edge("integrate_model", "report")
     builder.add_conditional_edges("build_task", route_built_task, ["confirm_task", "next_fusion"])
-    builder.add_conditional_edges("confirm_task", route_confirmed_task, ["choose_workflow", "build_task", END])
+    builder.add_conditional_edges("confirm_task", route_confirmed_task,
+                                  ["choose_workflow", "build_task", "next_fusion", END])
     builder.add_conditional_edges("choose_workflow", route_workflow, WORKFLOWS)
     for workflow in WORKFLOWS:
         builder.add_conditional_edges(workflow, route_after_run, ["review_result", "report", "next_fusion"])

@@ -156,6 +156,15 @@ def build_fused_task(state: SessionState) -> dict:
             "history": log(state, f"build_task: {task_path.name} (fusion opportunity {result.rank}), validated")}
 
 
+def skip_current(state: SessionState) -> dict:
+    """`no` at confirm_task in fusion mode: this opportunity is dropped, the others go on."""
+    fusion = state.fusion.model_copy(deep=True)
+    result = fusion.results[fusion.position]
+    result.status, result.error = "failed", "skipped: the task was not confirmed"
+    return {"fusion": fusion, "pending": None, "answer": None, "phase": "confirm_task",
+            "history": log(state, f"confirm_task: skipped {result.name}")}
+
+
 def keep_kernel(state: SessionState) -> dict:
     """integrate in fusion mode: the accepted kernel goes to fusions/{op}/{op}_generated.py; the
     model is integrated once, after the loop, with every realized kernel."""

@@ -240,8 +240,8 @@ def test_pick_gate_and_a_failed_opportunity_leaves_the_others_going(tmp_path):
     with pytest.raises(InvalidAnswer):
         sessions.advance(sid, answer="9")
     ranks = {o.name: o.rank for o in Analysis.model_validate_json(Path(state.fusion.analysis_path).read_text()).opportunities}
-    state = sessions.advance(sid, answer=f"{ranks['rmsnorm']},{ranks['swiglu']}")
-    assert state.fusion.picked == ["rmsnorm", "swiglu"]
+    state = sessions.advance(sid, answer=f"{ranks['rmsnorm']},{ranks['swiglu']},{ranks['add_rmsnorm']}")
+    assert state.fusion.picked == ["rmsnorm", "swiglu", "add_rmsnorm"]
     while state.fusion.position < 1 or sessions.waiting_at(sid) != "confirm_task":
         state = sessions.advance(sid, answer="")  # every later gate's default
     # Another process picks the session up where it was: the second opportunity's task.
@@ -249,9 +249,12 @@ def test_pick_gate_and_a_failed_opportunity_leaves_the_others_going(tmp_path):
     state = sessions.state(sid)
     assert state.fusion.position == 1 and state.op_name == "swiglu" and sessions.waiting_at(sid) == "confirm_task"
     assert state.fusion.results[0].status == "realized"
-    while sessions.waiting_at(sid):
+    while state.fusion.position < 2 or sessions.waiting_at(sid) != "confirm_task":
         state = sessions.advance(sid, answer="")
+    state = sessions.advance(sid, answer="no")  # the third: skipped, the session goes on
+    assert sessions.waiting_at(sid) is None and state.status == "done"
     results = {r.name: r for r in state.fusion.results}
+    assert results["add_rmsnorm"].status == "failed" and "skipped" in results["add_rmsnorm"].error
     assert results["rmsnorm"].status == "realized"
     assert results["swiglu"].status == "failed" and "cannot lower" in results["swiglu"].error
     report = Path(state.report_path).read_text()
