@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from langgraph.graph import END, START, StateGraph
 
+from fusion.request import is_fusion_request
 from graph.kernelgen import build_kernelgen
 from graph.search import build_search
 from graph.state import STATE_MODELS, SessionState
@@ -24,17 +25,7 @@ GATES = ["confirm_params", "pick_fusion", "confirm_task", "choose_workflow", "re
 WORKFLOWS = available_workflows()  # each is a subgraph node below
 
 
-def _unless_cancelled(next_node: str):
-    def route(state: SessionState) -> str:
-        return END if state.status == "cancelled" else next_node
-
-    route.__name__ = f"to_{next_node}"
-    return route
-
-
 def route_confirmed_params(state: SessionState) -> str:
-    from fusion.request import is_fusion_request
-
     if state.status == "cancelled":
         return END
     if state.settings.task_file is None and is_fusion_request(state.settings.request):
