@@ -106,9 +106,10 @@ def _real_width_times(arch: str, dtype: str, device: str, fused_path: str, token
     from fusion import models
 
     config = models.hf_config(arch, layers=1)
-    torch.manual_seed(0)
-    original = models.build_hf(arch, config, dtype).to(device)
-    fused = models.build_hf(arch, config, dtype).to(device)
+    with torch.device(device):  # random init on the device: seconds at 7B widths
+        torch.manual_seed(0)
+        original = models.build_hf(arch, config, dtype)
+        fused = models.build_hf(arch, config, dtype)
     fused.load_state_dict(original.state_dict())
     load_module_from_path(fused_path).apply_fusions(fused)
     ids = torch.randint(0, config.vocab_size, tuple(tokens), device=device)

@@ -75,6 +75,10 @@ def test_qwen2_at_7b_width_on_fake_tensors():
     assert rmsnorm.occurrences == 29 and rmsnorm.swap["class"] == "Qwen2RMSNorm"  # every layer + the final norm
     assert any("modeling_qwen2.py:" in loc for loc in rmsnorm.locations)
     assert "class Model(nn.Module)" in rmsnorm.task_code and "D2 = 3584" in rmsnorm.task_code
+    # The residual add joins the norm after it, not the add after the MLP (which needs the norm's output).
+    add_norm = by_name["add_rmsnorm"]
+    assert add_norm.ops == ["add", "_to_copy", "pow", "mean", "add", "rsqrt", "mul", "_to_copy", "mul"]
+    assert len(add_norm.outputs) == 2 and add_norm.swap is None
     qkv = by_name["qkv_merge"]  # the normed activation read once instead of three times
     assert qkv.ops == ["addmm"] * 3 and qkv.bytes_saved == 2 * (2 * 1024 * 3584 * 2)
     assert "def forward(self, x0, weight, bias, k_proj_weight, k_proj_bias, v_proj_weight, v_proj_bias)" in qkv.task_code
