@@ -88,16 +88,12 @@ def fused_module_source(analysis: Analysis, chosen: list[tuple[Opportunity, str]
     )
 
 
-def write_fused_module(analysis: Analysis, realized: dict[str, str], root: str, *,
-                       device: str = "cpu") -> tuple[dict, str | None]:
-    chosen, skipped = _swappable(analysis, realized)
-    if not chosen:
-        return {"ok": False, "message": "no realized kernel replaces a whole module: nothing to apply",
-                "skipped": skipped}, None
-    path = Path(root) / f"{analysis.model}_fused.py"
+def _check_fused(analysis: Analysis, chosen: list[tuple[Opportunity, str]], root: str, device: str):
+    """Write the fused module to a staging folder and run the whole-model check on it."""
     code = fused_module_source(analysis, chosen, root)
-    staged = Path(root) / STAGING / path.name
-    staged.parent.mkdir(exist_ok=True)
+    staged = Path(root) / STAGING / f"{analysis.model}_fused.py"
+    shutil.rmtree(staged.parent, ignore_errors=True)
+    staged.parent.mkdir()
     staged.write_text(code)
     try:
         # The staged copy sits one folder down: give it the kernels at the same relative paths.
@@ -109,6 +105,29 @@ def write_fused_module(analysis: Analysis, realized: dict[str, str], root: str, 
                            device=device, timeout_s=900)
     finally:
         shutil.rmtree(staged.parent, ignore_errors=True)
+    return code, result
+
+
+def write_fused_module(analysis: Analysis, realized: dict[str, str], root: str, *,
+                       device: str = "cpu") -> tuple[dict, str | None]:
+    chosen, skipped = _swappable(analysis, realized)
+    if not chosen:
+        return {"ok": False, "message": "no realized kernel replaces a whole module: nothing to apply",
+                "skipped": skipped}, None
+    path = Path(root) / f"{analysis.model}_fused.py"
+    code, result = _check_fused(analysis, chosen, root, device)
+    if not result.ok and len(chosen) > 1:
+        # One kernel that does not fit the model must not cost the others: keep those that pass alone.
+        passing = []
+        for swap in chosen:
+            alone = _check_fused(analysis, [swap], root, device)[1]
+            if alone.ok:
+                passing.append(swap)
+            else:
+                skipped.append(f"{swap[0].name}: the model with it alone does not match ({alone.message})")
+        if passing:
+            chosen = passing
+            code, result = _check_fused(analysis, chosen, root, device)
     check = dict(result.value or {"ok": False, "message": result.message})
     check.update(skipped=skipped, swapped=[f"{o.swap['class']} ← {o.name}" for o, _ in chosen])
     if not result.ok:
