@@ -127,6 +127,31 @@ class FileChange(BaseModel):
     backup_path: str | None = None
 
 
+class FusionResult(BaseModel):
+    """One picked fusion opportunity's way through the phases (fusion mode)."""
+
+    name: str
+    rank: int
+    status: str = "pending"  # pending | realized | failed
+    error: str | None = None
+    task_path: str | None = None
+    kernel_path: str | None = None
+    runs: list[RunRecord] = Field(default_factory=list)
+
+
+class FusionState(BaseModel):
+    """Fusion mode: the analysis, the picked opportunities and where the loop over them is."""
+
+    root_dir: str  # op_{model}_fusion_{timestamp}_{id}
+    analysis_path: str
+    model: str
+    kind: str  # hf | file
+    picked: list[str] = Field(default_factory=list)
+    position: int = -1  # index in `picked` of the opportunity being realized
+    results: list[FusionResult] = Field(default_factory=list)
+    model_check: dict | None = None  # the whole model, original vs fused
+
+
 class SessionState(BaseModel):
     session_id: str = ""
     created: str = Field(default_factory=now_iso)
@@ -155,6 +180,7 @@ class SessionState(BaseModel):
     pending: Pending | None = None
     answer: str | None = None
     history: list[str] = Field(default_factory=list)  # one line per event, for `akg-op show`
+    fusion: FusionState | None = None  # fusion mode only
 
     @property
     def current_run(self) -> RunRecord | None:
@@ -170,4 +196,5 @@ def log(state: SessionState, line: str) -> list[str]:
     return [*state.history, f"{now_iso()} {line}"]
 
 
-STATE_MODELS = (Params, EnvInfo, Settings, Pending, Attempt, RunRecord, FileChange, SessionState)
+STATE_MODELS = (Params, EnvInfo, Settings, Pending, Attempt, RunRecord, FileChange, FusionResult, FusionState,
+                SessionState)

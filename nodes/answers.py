@@ -26,6 +26,10 @@ def interpret(pending: Pending, answer: str | None, params: Params | None = None
             return {"decision": "edit", "params": apply_edits(params or Params(), parse_edits(text))}
         expected = "yes, no, or key=value edits such as arch=a100" if gate == "confirm_params" else "yes or no"
         raise UserError(f"'{text}' is not an answer to {gate}: answer {expected}")
+    if gate == "pick_fusion":  # fusion mode: which opportunities to realize
+        from fusion.request import parse_pick
+
+        return {"decision": "pick", "ranks": parse_pick(text, sum(o.isdigit() for o in pending.options))}
     if gate in ("choose_workflow", "review_result"):
         if lowered in pending.options:
             return {"decision": lowered}

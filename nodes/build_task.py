@@ -71,6 +71,10 @@ def _extract_from_source(state: SessionState) -> ExtractedTask:
 
 
 def build_task(state: SessionState, config: RunnableConfig) -> dict:
+    if state.fusion is not None:  # fusion mode: the task is the picked region
+        from nodes.fusion import build_fused_task
+
+        return build_fused_task(state)
     settings = state.settings
     extracted = None
     if settings.task_file:

@@ -29,6 +29,10 @@ def confirm_params(state: SessionState) -> dict:
 
 def confirm_task(state: SessionState) -> dict:
     choice = interpret(state.pending, state.answer)
+    if choice["decision"] == "no" and state.fusion is not None:  # fusion mode: skip this one only
+        from nodes.fusion import skip_current
+
+        return skip_current(state)
     if choice["decision"] == "no":
         return _cancel(state, "confirm_task")
     if choice["decision"] == "details":  # back to build_task with what the source lacked

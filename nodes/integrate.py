@@ -12,6 +12,10 @@ from nodes.errors import UserError
 
 
 def integrate(state: SessionState) -> dict:
+    if state.fusion is not None:  # fusion mode: the model is integrated after the loop
+        from nodes.fusion import keep_kernel
+
+        return keep_kernel(state)
     session_dir = Path(state.session_dir)
     kernel_name = f"{state.op_name}_generated.py"
     kernel = Path(state.accepted_code_path).read_bytes()

@@ -84,6 +84,10 @@ def render_report(state: SessionState) -> str:
 
 
 def report(state: SessionState) -> dict:
+    if state.fusion is not None:
+        from nodes.fusion import fusion_report
+
+        return fusion_report(state)
     directory = Path(state.session_dir)
     path = directory / "report.md"
     path.write_text(render_report(state))

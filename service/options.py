@@ -123,6 +123,8 @@ def resolve_llm(llm: Optional[str], model: Optional[str], **options):
 
 def check_before_start(settings: Settings) -> None:
     """Everything we can check without running anything, so bad input creates no session."""
+    from fusion.models import require_architecture
+    from fusion.request import is_fusion_request
     from graph.state import EnvInfo
     from nodes.catalogue import find_arch, parse_request
     from nodes.env_probe import cached_detect
@@ -135,8 +137,12 @@ def check_before_start(settings: Settings) -> None:
     elif settings.source_file:
         if not Path(settings.source_file).is_file():
             raise UserError(f"source file {settings.source_file} does not exist: check --source")
+    elif is_fusion_request(settings.request):  # fusion mode on a Hugging Face architecture
+        require_architecture(settings.request)
     elif settings.llm == "embedded":
         parse_request(settings.request, shapes=settings.shapes, dtype=settings.dtype)
+    if settings.source_file and is_fusion_request(settings.request) and not settings.shapes:
+        raise UserError("fusion analysis of a model file needs its input shapes: pass --shapes, e.g. '(2, 16)'")
     if settings.workflow and settings.workflow not in available_workflows():
         raise UserError(f"unknown workflow '{settings.workflow}': choose one of {', '.join(available_workflows())}")
     if settings.search_options:
