@@ -59,7 +59,7 @@ def compiled_or_none(model):
 
 
 def run_session(workdir: str):
-    from graph.sessions import Sessions
+    from service.sessions import Sessions
     from graph.state import Settings
 
     sessions = Sessions()

@@ -9,7 +9,7 @@ import re
 from rich.console import Console
 
 from cli_display import NEXT_ACTIVITY, live_steps
-from graph.sessions import Sessions
+from service.sessions import Sessions
 from graph.state import Settings
 from search import format_progress
 from search.progress import Progress

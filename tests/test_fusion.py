@@ -17,7 +17,7 @@ import pytest
 
 from fusion.analysis import Analysis, analyse
 from fusion.request import is_fusion_request, parse_pick
-from graph.sessions import Sessions
+from service.sessions import Sessions
 from graph.state import Settings
 from nodes.errors import InvalidAnswer, UserError
 from tests.conftest import REPO
