@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from . import ir
+from . import ir, pointwise
 from .ir import Node, Sym
 
 aten = torch.ops.aten
@@ -60,17 +60,7 @@ EXTERN_OPS = {
     "diagonal",
 }
 
-POINTWISE_OPS = {
-    "add", "sub", "rsub", "mul", "div", "neg", "abs", "exp", "exp2", "log", "log1p", "log2",
-    "log10", "expm1", "sqrt", "rsqrt", "sin", "cos", "tan", "tanh", "sigmoid", "erf", "erfc",
-    "pow", "maximum", "minimum", "fmax", "fmin", "clamp", "where", "eq", "ne", "lt", "le", "gt",
-    "ge", "logical_and", "logical_or", "logical_not", "logical_xor", "bitwise_not",
-    "bitwise_and", "bitwise_or", "sign", "sgn", "reciprocal", "floor", "ceil", "round", "trunc",
-    "relu", "_to_copy", "convert_element_type", "isnan", "isinf", "clone", "alias", "copy",
-    "lift_fresh_copy", "atan", "asin", "acos", "sinh", "cosh", "fmod", "remainder", "atan2",
-    "square", "detach", "contiguous", "heaviside", "signbit", "masked_fill", "true_divide",
-    "floor_divide", "hypot", "copysign", "clamp_min", "clamp_max",
-}
+POINTWISE_OPS = pointwise.OPS
 REDUCTION_OPS = {"sum", "amax", "amin", "prod", "argmax", "argmin", "max", "min", "any", "all",
                  "var", "mean"}
 SCAN_OPS = {"cumsum", "cumprod"}
@@ -201,7 +191,7 @@ def _sym(v):
     return v
 
 
-def _bind(target, args, kwargs) -> dict:
+def bind(target, args, kwargs) -> dict:
     """Name every argument of an ATen call after its schema (defaults filled in)."""
     schema = target._schema
     out = {}
@@ -301,7 +291,7 @@ def _to_ir(gm: torch.fx.GraphModule, state_names, arg_names) -> ir.Graph:
         inplace = op.endswith("_") and not op.startswith("_") and op[:-1] in POINTWISE_OPS
         if inplace:  # x.clamp_min_(0) on a temporary: compute it functionally, later reads of x see it
             op = op[:-1]
-        b = _bind(target, fxn.args, fxn.kwargs)
+        b = bind(target, fxn.args, fxn.kwargs)
         b = {k: lookup(v) for k, v in b.items()}
         name = _ident(fxn.name)
         tensor_val = val if isinstance(val, torch.Tensor) else val[0]
@@ -345,8 +335,6 @@ def _convert(new, name, op, ns, target, b, val, fxn):
             fill = b.get("fill_value", b.get("s"))
         return new(name, "full", ir.CONST, [fill], {"value": fill}, val, target)
     if op in POINTWISE_OPS:
-        return new(name, op, ir.POINTWISE, list(b.values()), dict(b), val, target)
-    if op in ("elu", "hardtanh", "leaky_relu", "gelu", "silu", "softplus", "hardsigmoid", "mish", "selu", "celu"):
         return new(name, op, ir.POINTWISE, list(b.values()), dict(b), val, target)
     if op in REDUCTION_OPS:
         x = b.get("self", b.get("inp", b.get("a", first)))

@@ -49,6 +49,24 @@ def _neutral(op: str, is_int: bool) -> str:
             "any": "0", "all": "1", "sumexp": "0", "wmean": "0", "wm2": "0", "wcount": "0"}[op]
 
 
+# torch's max/min propagate NaN; tl.max/tl.maximum do not promise to. Float max/min reductions
+# combine with these helpers (emitted into the file when used), element updates pass the flag.
+NAN_COMBINE = {"amax": "maximum_nan", "amin": "minimum_nan", "argmax": "maximum_nan", "argmin": "minimum_nan"}
+HELPERS = {
+    "multiply": "def multiply(a, b):\n    return a * b",
+    "maximum_nan": "def maximum_nan(a, b):\n    return tl.maximum(a, b, propagate_nan=tl.PropagateNan.ALL)",
+    "minimum_nan": "def minimum_nan(a, b):\n    return tl.minimum(a, b, propagate_nan=tl.PropagateNan.ALL)",
+}
+
+
+def extremum(op: str, a: str, b: str, is_int: bool) -> str:
+    """max/min of two values as torch computes it: a NaN operand makes the result NaN."""
+    fn = "tl.maximum" if op in ("amax", "argmax", "any") else "tl.minimum"
+    if is_int or op in ("any", "all"):
+        return f"{fn}({a}, {b})"
+    return f"{fn}({a}, {b}, propagate_nan=tl.PropagateNan.ALL)"
+
+
 def _acc_type(op: str, is_int: bool) -> str:
     if op in ("any", "all"):
         return "tl.int32"
@@ -109,7 +127,7 @@ class Kernel:
         self.large = large
         self.ptrs: dict[Node, str] = {}
         self.counter = 0
-        self.uses_mul_combine = False
+        self.helpers: set[str] = set()  # jit helpers (reduction combines) the kernel calls
         self.root = Scope()
         self.scope = self.root
         self.sections: list[Scope] = []
@@ -404,7 +422,7 @@ class Kernel:
         v, vd = self.value(src, src_idx)
         ok = self.assign(" & ".join(valid), "ok")
         if is_max:
-            self.emit(f"{acc} = tl.where({ok}, tl.maximum({acc}, {v}), {acc})")
+            self.emit(f"{acc} = tl.where({ok}, {extremum('amax', acc, v, False)}, {acc})")
         else:
             self.emit(f"{acc} += tl.where({ok}, {v}, 0.0)")
         self.scope = outer
@@ -516,10 +534,8 @@ class Kernel:
         m = f"{m}.to({acc_t})"
         if node.op == "prod":
             upd = f"{acc} * {m}"
-        elif node.op in ("amax", "any"):
-            upd = f"tl.maximum({acc}, {m})"
-        elif node.op in ("amin", "all"):
-            upd = f"tl.minimum({acc}, {m})"
+        elif node.op in ("amax", "any", "amin", "all"):
+            upd = extremum(node.op, acc, m, acc_t != "tl.float32")
         else:
             upd = f"{acc} + {m}"
         body.lines.append(f"{acc} = {upd}")
@@ -592,11 +608,20 @@ class Kernel:
         else:
             v, _ = self.value(x, self.full_idx())
             m = self.assign(f"tl.where({mask}, {v}, {neutral}).to({acc_t})", "m")
-            if op in ("argmax", "argmin"):
+            if op in ("argmax", "argmin") and is_int:
                 self.emit(f"{res} = tl.{op}({m}, axis=1)[:, None]")
+            elif op in ("argmax", "argmin"):
+                # the first NaN wins, as in torch; else the first best value
+                self.helpers.add(NAN_COMBINE[op])
+                best = self.assign(f"tl.reduce({m}, 1, {NAN_COMBINE[op]})[:, None]", "best")
+                big = "9223372036854775807" if self.large else "2147483647"
+                self.emit(f"{res} = tl.min(tl.where(({m} == {best}) | ({m} != {m}), cols, {big}), axis=1)[:, None]")
+            elif op in ("amax", "amin") and not is_int:
+                self.helpers.add(NAN_COMBINE[op])
+                self.emit(f"{res} = tl.reduce({m}, 1, {NAN_COMBINE[op]})[:, None]")
             elif op == "prod":
-                self.uses_mul_combine = True
-                self.emit(f"{res} = tl.reduce({m}, 1, _multiply)[:, None]")
+                self.helpers.add("multiply")
+                self.emit(f"{res} = tl.reduce({m}, 1, multiply)[:, None]")
             else:
                 self.emit(f"{res} = {_COMBINE[op]}({m}, axis=1)[:, None]")
             if op == "mean":
@@ -681,23 +706,37 @@ class Kernel:
                 idx = self.tmp("acc_i")
                 init += [f"{acc} = tl.full({tile}, {neutral}, {acc_t})", f"{idx} = tl.zeros({tile}, {lane_idx_t})"]
                 better = self.tmp("better")
-                self.emit(f"{better} = {m} {cmp} {acc}")
+                if is_int:
+                    self.emit(f"{better} = {m} {cmp} {acc}")
+                else:  # a lane's first NaN beats any number, as in torch
+                    self.emit(f"{better} = ({m} {cmp} {acc}) | (({m} != {m}) & ({acc} == {acc}))")
                 self.emit(f"{idx} = tl.where({better}, cols, {idx})")
                 self.emit(f"{acc} = tl.where({better}, {m}, {acc})")
                 best = self.tmp("best")
-                red = "tl.max" if op == "argmax" else "tl.min"
                 big = "9223372036854775807" if self.large else "2147483647"
-                post += [f"{best} = {red}({acc}, axis=1)[:, None]",
-                         f"{res} = tl.min(tl.where({acc} == {best}, {idx}, {big}), axis=1)[:, None]"]
+                if is_int:
+                    red = "tl.max" if op == "argmax" else "tl.min"
+                    post += [f"{best} = {red}({acc}, axis=1)[:, None]",
+                             f"{res} = tl.min(tl.where({acc} == {best}, {idx}, {big}), axis=1)[:, None]"]
+                else:
+                    self.helpers.add(NAN_COMBINE[op])
+                    post += [f"{best} = tl.reduce({acc}, 1, {NAN_COMBINE[op]})[:, None]",
+                             f"{res} = tl.min(tl.where(({acc} == {best}) | ({acc} != {acc}), {idx}, {big}), axis=1)[:, None]"]
             else:
                 init.append(f"{acc} = tl.full({tile}, {neutral}, {acc_t})")
-                upd = {"sum": f"{acc} + {m}", "mean": f"{acc} + {m}", "prod": f"{acc} * {m}",
-                       "amax": f"tl.maximum({acc}, {m})", "amin": f"tl.minimum({acc}, {m})",
-                       "any": f"tl.maximum({acc}, {m})", "all": f"tl.minimum({acc}, {m})"}[op]
+                if op in ("sum", "mean"):
+                    upd = f"{acc} + {m}"
+                elif op == "prod":
+                    upd = f"{acc} * {m}"
+                else:
+                    upd = extremum(op, acc, m, is_int)
                 self.emit(f"{acc} = {upd}")
                 if op == "prod":
-                    self.uses_mul_combine = True
-                    post.append(f"{res} = tl.reduce({acc}, 1, _multiply)[:, None]")
+                    self.helpers.add("multiply")
+                    post.append(f"{res} = tl.reduce({acc}, 1, multiply)[:, None]")
+                elif op in ("amax", "amin") and not is_int:
+                    self.helpers.add(NAN_COMBINE[op])
+                    post.append(f"{res} = tl.reduce({acc}, 1, {NAN_COMBINE[op]})[:, None]")
                 else:
                     post.append(f"{res} = {_COMBINE[op]}({acc}, axis=1)[:, None]")
                 if op == "mean":
@@ -745,8 +784,8 @@ class Kernel:
         if is_sum:
             self.scope.tail.append(f"{carry} = {carry} + tl.sum({m}, axis=1)[:, None]")
         else:
-            self.uses_mul_combine = True
-            self.scope.tail.append(f"{carry} = {carry} * tl.reduce({m}, 1, _multiply)[:, None]")
+            self.helpers.add("multiply")
+            self.scope.tail.append(f"{carry} = {carry} * tl.reduce({m}, 1, multiply)[:, None]")
         return out, "rc"
 
     def _open_cols(self, body: Scope, start: str):

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 
 from . import ir, tunables as tunables_mod
 from .capture import Unsupported as CaptureUnsupported, capture, load_task
-from .emit import MAX_INLINE_PARTS, Kernel, NeedMaterialize, Unsupported, _prod
+from .emit import HELPERS, MAX_INLINE_PARTS, Kernel, NeedMaterialize, Unsupported, _prod
 from .kernels import DTYPE_NAME, build_pointwise, build_row, prune, reductions_feeding, strip_views
 from .rewrites import hint_prod, next_pow2, online_softmax, split_reductions
 from .ir import Node
@@ -304,12 +304,6 @@ def cdiv(a, b):
     return -(-a // b)
 '''
 
-MULTIPLY = '''
-
-@triton.jit
-def _multiply(a, b):
-    return a * b
-'''
 
 LAUNCH_HELPERS = '''
 
@@ -352,7 +346,7 @@ def _lower_graph(cap, task_source: str, tun: dict):
     parts = []
     launchers = []
     summaries = []
-    uses_mul = False
+    helpers: set[str] = set()
     for k in kernels:
         node = k.node
         body = "\n".join(prune(k.root.lines + [l for s in k.sections for l in s.lines]))
@@ -365,7 +359,7 @@ def _lower_graph(cap, task_source: str, tun: dict):
         ptr_nodes = list(k.ptrs)  # includes the outputs
         outs = k.outputs
         in_nodes = [n for n in ptr_nodes if n not in outs]
-        uses_mul |= k.uses_mul_combine
+        helpers |= k.helpers
         params = [k.ptrs[n] for n in in_nodes] + [k.ptrs[o] for o in outs] + syms
         if k.large:
             casts = [f"    {s} = {s}.to(tl.int64)" for s in syms]
@@ -449,8 +443,8 @@ def _lower_graph(cap, task_source: str, tun: dict):
     code = header
     if preamble.strip():
         code += "\n# The reference's module-level definitions (sizes, helpers) the constructor may use.\n" + preamble + "\n"
-    if uses_mul:
-        code += MULTIPLY
+    for name in sorted(helpers):
+        code += "\n\n@triton.jit\n" + HELPERS[name] + "\n"
     code += LAUNCH_HELPERS
     code += "".join(parts)
     code += "\n\n\n" + model_new + "\n"

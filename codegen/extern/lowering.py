@@ -15,7 +15,7 @@ import torch
 
 from codegen.extern import attention, conv_nhwc, elementwise, matmul, tunables as tn
 from codegen.extern.epilogue import Epilogue, Operand, var
-from codegen.extern.ops import (ATTENTION_OPS, CONV_OPS, MATMUL_OPS, POINTWISE, TRIANGLE_OPS,
+from codegen.extern.ops import (ATTENTION_OPS, CONV_OPS, MATMUL_OPS, TRIANGLE_OPS, is_pointwise,
                                 VIEW_ATTRIBUTES, VIEW_METHODS, aten, packet)
 
 FORWARD_RESERVED = {"self", "torch", "triton", "tl", "F", "nn", "math"}
@@ -131,7 +131,7 @@ class Group(abc.ABC):
         self.epilogue.operands[node] = Operand(node, self.low.arg_name(node), used, flat)
 
     def accepts(self, node) -> bool:
-        return packet(node) in POINTWISE
+        return is_pointwise(node)
 
     @abc.abstractmethod
     def operand_used(self, node) -> list[bool]:
@@ -370,7 +370,7 @@ class _Lowering:
                 self.attention(node)
             elif p in CONV_OPS:
                 self.convolution(node)
-            elif p in POINTWISE or p in TRIANGLE_OPS:
+            elif is_pointwise(node) or p in TRIANGLE_OPS:
                 self.pointwise(node)
             else:
                 raise Unsupported(f"unsupported: {node.target}")
