@@ -22,6 +22,7 @@ import re
 from dataclasses import asdict, dataclass, field
 
 from . import ir, tunables as tunables_mod
+from .batching import batch_rule, wrap_forward
 from .capture import Unsupported as CaptureUnsupported, capture, load_task
 from .emit import HELPERS, MAX_INLINE_PARTS, Kernel, NeedMaterialize, Unsupported, _prod
 from .kernels import DTYPE_NAME, build_pointwise, build_row, prune, reductions_feeding, strip_views
@@ -50,6 +51,13 @@ def lower(task_source: str, *, tunables: dict | None = None, target: str = "cuda
         return Lowering(False, reason=str(e))
     except Exception as e:  # the task itself does not build or run
         return Lowering(False, reason=f"task failed to run: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
+    res = _lower_captured(cap, ns, task_source, tunables, target)
+    if res.ok:
+        res.code = wrap_forward(res.code, batch_rule(load_task(task_source), cap.forward_params))
+    return res
+
+
+def _lower_captured(cap, ns: dict, task_source: str, tunables: dict | None, target: str) -> Lowering:
     if cap.graph.of_kind(ir.EXTERN):  # the extern templates declare (and check) their own tunables
         return _lower_extern(task_source, tunables, target)
     try:
