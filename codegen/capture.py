@@ -23,14 +23,11 @@ import torch
 from torch import nn
 
 from . import ir, pointwise
-from .ir import Node, Sym
+from .ir import Node, Sym, Unsupported
+from .naming import CallRecorder
 
 aten = torch.ops.aten
 prims = torch.ops.prims
-
-
-class Unsupported(Exception):
-    """The reference uses something the embedded generator cannot lower; str() is the reason."""
 
 
 # Composite ops we want broken down, on top of torch's core-ATen table.
@@ -99,6 +96,7 @@ class Capture:
     namespace: dict  # the task module's globals (Model, get_inputs, get_init_inputs, constants)
     init_inputs: list
     forward_params: list[str]
+    calls: list[str]  # the outermost torch functions forward() called, in order (names kernels)
 
 
 def load_task(task_source: str) -> dict:
@@ -124,9 +122,12 @@ def capture(task_source: str, *, namespace: dict | None = None) -> Capture:
     state_names = list(state)
     n_state = len(state_names)
 
+    recorder = CallRecorder()
+
     def run(*flat):
         sd = dict(zip(state_names, flat[:n_state]))
-        return torch.func.functional_call(model, sd, tuple(flat[n_state:]))
+        with recorder:
+            return torch.func.functional_call(model, sd, tuple(flat[n_state:]))
 
     flat = list(state.values()) + inputs
     if not all(isinstance(t, torch.Tensor) for t in flat):
@@ -145,7 +146,7 @@ def capture(task_source: str, *, namespace: dict | None = None) -> Capture:
         raise Unsupported(f"unsupported: could not trace Model.forward ({type(e).__name__}: {str(e).splitlines()[0][:160]})")
     arg_names = fwd_params[: len(inputs)] if len(fwd_params) >= len(inputs) else [f"x{i}" for i in range(len(inputs))]
     graph = _to_ir(gm, state_names, arg_names)
-    return Capture(graph, gm, model, inputs, ns, init_inputs, fwd_params)
+    return Capture(graph, gm, model, inputs, ns, init_inputs, fwd_params, recorder.calls)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import re
 import torch
 
 from . import ir
-from .ir import Node, Sym
+from .ir import Node, Sym, Unsupported
 from .pointwise import NotPointwise, compute_type, expression, literal
 
 TL_DTYPE = {
@@ -81,10 +81,6 @@ class NeedMaterialize(Exception):
         self.node = node
 
 
-class Unsupported(Exception):
-    pass
-
-
 class Scope:
     def __init__(self, parent: "Scope | None" = None):
         self.parent = parent
@@ -128,6 +124,9 @@ class Kernel:
         self.ptrs: dict[Node, str] = {}
         self.counter = 0
         self.helpers: set[str] = set()  # jit helpers (reduction combines) the kernel calls
+        self.launch: tuple = ("pointwise", None)  # ("pointwise", None) or ("row", persistent|looped|split|tiled)
+        self.split = 0            # split row kernels: programs sharing each row
+        self.strided = False      # row kernels whose reduced dims are not innermost
         self.root = Scope()
         self.scope = self.root
         self.sections: list[Scope] = []

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from codegen.extern import attention, conv_nhwc, elementwise, matmul, tunables as tn
+from codegen import tunables as tn
+from codegen.extern import attention, conv_nhwc, elementwise, matmul
+from codegen.ir import Unsupported
 from codegen.extern.epilogue import Epilogue, Operand, var
 from codegen.extern.ops import (ATTENTION_OPS, CONV_OPS, MATMUL_OPS, TRIANGLE_OPS, is_pointwise,
                                 VIEW_ATTRIBUTES, VIEW_METHODS, aten, packet)
@@ -29,10 +31,6 @@ class ExternLowering:
     kernels: list = field(default_factory=list)
     space: dict = field(default_factory=dict)
     tunables: dict = field(default_factory=dict)
-
-
-class Unsupported(Exception):
-    pass
 
 
 def _val(node):
@@ -836,7 +834,7 @@ def lower_extern(task_source: str, program=None, *, tunables=None, target="cuda"
     """See the package docstring for the contract."""
     problem = tn.check_keys(tunables)
     if problem:
-        return ExternLowering(ok=False, reason=problem, space=dict(tn.SPACE))
+        return ExternLowering(ok=False, reason=problem, space=tn.space_of("matmul", "attention", "conv", "elementwise"))
     try:
         if program is None:
             program = export_task(task_source)
@@ -845,16 +843,15 @@ def lower_extern(task_source: str, program=None, *, tunables=None, target="cuda"
         low.run()
         code = assemble(task_source, low)
     except Unsupported as e:
-        return ExternLowering(ok=False, reason=str(e), space=dict(tn.SPACE))
+        return ExternLowering(ok=False, reason=str(e), space=tn.space_of("matmul", "attention", "conv", "elementwise"))
     except ValueError as e:  # an epilogue op with no Triton formula
-        return ExternLowering(ok=False, reason=f"unsupported: {e}", space=dict(tn.SPACE))
+        return ExternLowering(ok=False, reason=f"unsupported: {e}", space=tn.space_of("matmul", "attention", "conv", "elementwise"))
     except Exception as e:  # export failures and the like: say what happened
         return ExternLowering(ok=False, reason=f"error: {type(e).__name__}: {e}",
-                              space=dict(tn.SPACE))
+                              space=tn.space_of("matmul", "attention", "conv", "elementwise"))
     families = {kind for kind, _ in low.configs.values()}
     prefix = {"matmul": "mm.", "attention": "attn.", "elementwise": "ew.", "conv": "conv."}
-    space = {k: v for k, v in tn.SPACE.items()
-             if any(k.startswith(prefix[f]) for f in families)}
+    space = tn.space_of(*families)
     used = {}
     for name, (kind, cfg) in low.configs.items():
         for k, v in cfg.items():
