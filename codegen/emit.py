@@ -104,6 +104,15 @@ def _prod(sizes) -> str:
     return " * ".join(p if re.fullmatch(r"\w+", p) else f"({p})" for p in parts)
 
 
+def _balanced(text: str) -> bool:
+    depth = 0
+    for c in text:
+        depth += {"(": 1, ")": -1}.get(c, 0)
+        if depth < 0:
+            return False
+    return depth == 0
+
+
 def _deps(*ds) -> str:
     out = set()
     for d in ds:
@@ -140,6 +149,8 @@ class Kernel:
         self.part_base = None     # inside an inlined combine's loop over partials: the scope before it
         self.part_ok = None       # ... and the condition that its partial index is in range
         self.summary = ""
+        self.kind = ""            # "pointwise" or "row" (set by kernels.build_*)
+        self.n_rows = self.n_cols = ""  # row kernels: sizes of the kept and the reduced dims
 
     # -- small helpers ------------------------------------------------------------------------
     def tmp(self, prefix="t") -> str:
@@ -149,7 +160,20 @@ class Kernel:
     def emit(self, line: str, scope: Scope | None = None):
         (scope or self.scope).lines.append(line)
 
+    def normal(self, expr: str) -> str:
+        """expr as this kernel spells it: the row kernel's sizes by name, no redundant parentheses,
+        so that the same value written two ways (the model's mean, a variance's mean) is one."""
+        if self.kind == "row":
+            for name, size in (("n_cols", self.n_cols), ("n_rows", self.n_rows)):
+                if re.fullmatch(r"\w+", size or ""):
+                    expr = expr.replace(f"({size})", name)
+        expr = re.sub(r"(?<![\w.\]])\((\w+)\)", r"\1", expr)
+        while expr.startswith("(") and expr.endswith(")") and _balanced(expr[1:-1]):
+            expr = expr[1:-1]
+        return expr
+
     def assign(self, expr: str, prefix="t") -> str:
+        expr = self.normal(expr)
         if re.fullmatch(r"[A-Za-z_]\w*|-?\d+(\.\d*)?", expr):
             return expr
         hit = self.scope.get(("expr", expr))  # the same expression already has a name here
@@ -582,15 +606,18 @@ class Kernel:
         if op in ("var", "wm2"):
             mean = self.reduce("mean", x, None)
             v, _ = self.value(x, self.full_idx())
-            d = self.assign(f"({v} - {mean})", "d")
-            m = self.assign(f"tl.where({mask}, {d} * {d}, 0).to(tl.float32)", "m")
-            self.emit(f"{res} = tl.sum({m}, axis=1)[:, None]")
-            if op == "var":
-                self.emit(f"{res} = {res} / (n_cols - {node.attrs.get('correction', 1.0)})")
+            d = self.assign(f"({v} - {mean})", "centered")
+            m = self.assign(f"tl.where({mask}, {d} * {d}, 0)", "m")
+            corr = node.attrs.get("correction", 1.0) if op == "var" else None
+            if corr is None:
+                self.emit(f"{res} = tl.sum({m}, axis=1)[:, None]")
+            else:
+                count = "n_cols" if not corr else f"(n_cols - {corr})"
+                self.emit(f"{res} = tl.sum({m}, axis=1)[:, None] / {count}")
         elif op == "wmean":
-            self.emit(f"{res} = {self.reduce('mean', x, None)}")
+            res = self.reduce("mean", x, None)
         elif op == "mean" and not is_int:
-            self.emit(f"{res} = {self.reduce('sum', x, None)} / n_cols")
+            res = self.assign(f"{self.reduce('sum', x, None)} / n_cols", "mean")
         elif op == "wcount":
             self.emit(f"{res} = tl.zeros([BLOCK_M, 1], tl.float32) + n_cols")
         elif op == "sumexp":
@@ -602,11 +629,12 @@ class Kernel:
             else:
                 v, _ = self.value(x, self.full_idx())
                 e = self.assign(f"tl.exp({v} - {mx})", "e")
-            m = self.assign(f"tl.where({mask}, {e}, 0).to(tl.float32)", "m")
+            m = self.assign(f"tl.where({mask}, {e}, 0)", "m")
             self.emit(f"{res} = tl.sum({m}, axis=1)[:, None]")
         else:
             v, _ = self.value(x, self.full_idx())
-            m = self.assign(f"tl.where({mask}, {v}, {neutral}).to({acc_t})", "m")
+            cast = "" if acc_t == "tl.float32" and not is_int else f".to({acc_t})"  # float values are fp32 already
+            m = self.assign(f"tl.where({mask}, {v}, {neutral}){cast}", "m")
             if op in ("argmax", "argmin") and is_int:
                 self.emit(f"{res} = tl.{op}({m}, axis=1)[:, None]")
             elif op in ("argmax", "argmin"):
@@ -696,7 +724,8 @@ class Kernel:
                 continue
             acc_t = _acc_type(op, is_int)
             neutral = _neutral(op, is_int)
-            m = self.assign(f"tl.where({mask}, {v}, {neutral}).to({acc_t})", "m")
+            cast = "" if acc_t == "tl.float32" and not is_int else f".to({acc_t})"  # float values are fp32 already
+            m = self.assign(f"tl.where({mask}, {v}, {neutral}){cast}", "m")
             acc = self.tmp("acc")
             res = self.tmp(op)
             if op in ("argmax", "argmin"):

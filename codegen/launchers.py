@@ -14,6 +14,7 @@ from .emit import HELPERS, Kernel, _prod
 from .ir import Node, Unsupported
 from .kernels import DTYPE_NAME, prune
 from .naming import kernel_names
+from .tidy import tidy
 from .render import assemble, module_names, reference_parts, state_access
 
 # name, tunable key, comment: written into the file when the file uses it
@@ -52,6 +53,16 @@ TILE_BLOCKS = '''def tile_blocks(n_rows, n_cols):
     return block_m, block_n, POINTWISE_WARPS'''
 
 
+# What one program of each kind of kernel does (the kernel's docstring).
+LAYOUT = {
+    "pointwise": "BLOCK elements per program",
+    "persistent": "BLOCK_M whole rows per program, held in registers",
+    "looped": "BLOCK_M rows per program, their columns in BLOCK_N-wide steps",
+    "split": "SPLIT programs share each row, each reducing one chunk of it to partials",
+    "tiled": "one BLOCK_M x BLOCK_N tile per program, per-row values computed once per row",
+}
+
+
 def tunables_block(tun: dict, text: str) -> str:
     lines = ["# Tunables (the search space is codegen.tunables.SPACE)."]
     for name, key, comment in TUNABLES:
@@ -83,7 +94,7 @@ def _name_buffers(graph: ir.Graph, kernels: list[Kernel], taken: set) -> list[st
             renames[o] = new
     bodies = []
     for k in kernels:
-        body = "\n".join(prune(k.root.lines + [l for s in k.sections for l in s.lines]))
+        body = "\n".join(tidy(prune(k.root.lines + [l for s in k.sections for l in s.lines])))
         for node, ptr in list(k.ptrs.items()):
             if node in renames:
                 body = re.sub(rf"\b{ptr}\b", f"{renames[node]}_ptr", body)
@@ -137,7 +148,7 @@ def render_file(graph: ir.Graph, kernels: list[Kernel], task_source: str, tun: d
         summaries.append(f"{k.name}: {what}")
         src = [f"@triton.jit",
                f"def {k.name}({', '.join(params + const)}):",
-               f'    """{", ".join(o.name for o in outs)} = {what}."""']
+               f'    """{LAYOUT[k.launch[1] if k.launch[0] == "row" else "pointwise"]}: {", ".join(fused) or "copy"}."""']
         src += casts
         src += ["    " + l for l in body.splitlines()]
         parts.append("\n".join(src))
