@@ -29,6 +29,7 @@ class BatchRule:
     ranks: tuple[int, ...]  # each tensor input's traced rank
     core: int | None        # trailing dims kept as they are; the rest fold into one
     args: tuple[str, ...]   # forward()'s tensor arguments, in order
+    returns_tuple: bool = False  # forward() returns a tuple of tensors
 
 
 def _example_inputs(ns: dict) -> list | None:
@@ -54,17 +55,19 @@ def _as_list(out) -> list:
 
 def _folding_matches(model, xs: list, core: int) -> bool | None:
     """Whether folding the leading dims of inputs shaped P + core gives the reference's result, for
-    P one rank above and one rank below the traced leading dims. None: the reference accepts neither."""
+    P one rank above and one rank below the traced leading dims. None: the reference accepts neither.
+    True: it matches, and the reference returned a tensor; "tuple": it returned a tuple."""
     lead = xs[0].dim() - core
-    accepted = 0
+    accepted, returns_tuple = 0, False
     for batch in ((2, 3, 2)[: lead + 1], (5,) if lead > 1 else ()):
         inputs = [_random(tuple(batch) + tuple(x.shape[lead:]), x) for x in xs]
         folded_lead = (1,) * (lead - 1) + (math.prod(batch),)
         try:
             with torch.no_grad():
-                want = _as_list(model(*inputs))
+                result = model(*inputs)
         except Exception:
             continue  # the reference does not take this rank either
+        want = _as_list(result)
         try:
             with torch.no_grad():
                 got = _as_list(model(*[x.reshape(folded_lead + tuple(x.shape[len(batch):])) for x in inputs]))
@@ -81,7 +84,10 @@ def _folding_matches(model, xs: list, core: int) -> bool | None:
                                                         atol=1e-5, equal_nan=True):
                 return False
         accepted += 1
-    return True if accepted else None
+        returns_tuple = isinstance(result, (tuple, list))
+    if not accepted:
+        return None
+    return "tuple" if returns_tuple else True
 
 
 def batch_rule(ns: dict, arg_names: list[str]) -> BatchRule | None:
@@ -107,8 +113,9 @@ def batch_rule(ns: dict, arg_names: list[str]) -> BatchRule | None:
             if 6 * sum(math.prod(x.shape[lead:]) for x in xs) > MAX_PROBE_ELEMENTS:
                 continue
             torch.manual_seed(0)
-            if _folding_matches(model, xs, core):
-                return BatchRule(ranks, core, names)
+            matches = _folding_matches(model, xs, core)
+            if matches:
+                return BatchRule(ranks, core, names, returns_tuple=matches == "tuple")
     return BatchRule(ranks, None, names)
 
 
@@ -144,10 +151,11 @@ def _forward_source(rule: BatchRule) -> str:
     folded = ", ".join(["1"] * (lead - 1) + ["math.prod(batch)"])
     keep = "" if core == 0 else f", *{{0}}.shape[{{0}}.dim() - {core}:]"
     calls = ", ".join(f"{a}.reshape({folded}{keep.format(a)})" for a in rule.args)
-    lines += [f"        out = self.run_kernels({calls})",
-              "        if isinstance(out, tuple):",
-              f"            return tuple(o.reshape((*batch, *o.shape[{lead}:])) for o in out)",
-              f"        return out.reshape((*batch, *out.shape[{lead}:]))"]
+    lines.append(f"        out = self.run_kernels({calls})")
+    if rule.returns_tuple:
+        lines.append(f"        return tuple(o.reshape((*batch, *o.shape[{lead}:])) for o in out)")
+    else:
+        lines.append(f"        return out.reshape((*batch, *out.shape[{lead}:]))")
     return "\n".join(lines)
 
 

@@ -124,3 +124,14 @@ def test_two_inputs_fold_together(tmp_path):
         assert_same(new(x, y), ref(x, y))
     with pytest.raises(ValueError, match="leading dims"):
         new(x, torch.randn(3, 2, 8))
+
+
+def test_tuple_outputs_unfold_each(tmp_path):
+    ref, new = lowered(tmp_path, make_task("(torch.relu(x), self.norm(x))", "[torch.randn(4, 16)]",
+                                           init="|self.norm = nn.LayerNorm(16)"))
+    x = torch.randn(2, 3, 16)
+    with torch.no_grad():
+        got, want = new(x), ref(x)
+    assert isinstance(got, tuple) and len(got) == 2
+    for g, w in zip(got, want):
+        assert_same(g, w)
