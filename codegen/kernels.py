@@ -11,7 +11,8 @@ import re
 import torch
 
 from . import ir
-from .emit import TL_DTYPE, Kernel, NeedMaterialize, Scope, _prod
+from .emit import Kernel
+from .scope import TL_DTYPE, NeedMaterialize, Scope, _prod
 from .ir import Node
 from .pointwise import compute_type
 

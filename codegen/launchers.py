@@ -10,7 +10,9 @@ import builtins
 import re
 
 from . import ir
-from .emit import HELPERS, Kernel, _prod
+from .emit import Kernel
+from .reductions import HELPERS
+from .scope import _prod
 from .ir import Node, Unsupported
 from .kernels import DTYPE_NAME, prune
 from .naming import kernel_names

@@ -25,7 +25,9 @@ from . import ir, tunables as tunables_mod
 from .batching import batch_rule, wrap_forward
 from .launchers import render_file
 from .capture import capture, load_task
-from .emit import HELPERS, MAX_INLINE_PARTS, Kernel, NeedMaterialize, _prod
+from .emit import Kernel
+from .reductions import MAX_INLINE_PARTS
+from .scope import NeedMaterialize
 from .kernels import DTYPE_NAME, build_pointwise, build_row, prune, reductions_feeding, strip_views
 from .rewrites import hint_prod, next_pow2, online_softmax, split_reductions
 from .ir import Node, Unsupported
