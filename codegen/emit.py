@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import re
 
-
 from . import ir
 from .ir import Node, Sym, Unsupported
 from .pointwise import NotPointwise, compute_type, expression, literal

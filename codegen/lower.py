@@ -17,8 +17,6 @@ row, contiguous vector loads, no per-element index division.
 """
 from __future__ import annotations
 
-import ast
-import re
 from dataclasses import asdict, dataclass, field
 
 from . import ir, tunables as tunables_mod
@@ -28,7 +26,7 @@ from .capture import capture, load_task
 from .emit import Kernel
 from .reductions import MAX_INLINE_PARTS
 from .scope import NeedMaterialize
-from .kernels import DTYPE_NAME, build_pointwise, build_row, prune, reductions_feeding, strip_views
+from .kernels import build_pointwise, build_row, reductions_feeding, strip_views
 from .rewrites import hint_prod, next_pow2, online_softmax, split_reductions
 from .ir import Node, Unsupported
 

@@ -2,8 +2,6 @@
 for emit.Kernel: a view's value at an index is its source's value at another index."""
 from __future__ import annotations
 
-import re
-
 from . import ir
 from .ir import Node, Unsupported
 from .pointwise import compute_type, literal
