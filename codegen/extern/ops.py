@@ -7,14 +7,19 @@ import torch
 
 from codegen import ir
 from codegen.capture import bind
+from codegen.classify import TEMPLATE_OPS
 from codegen.pointwise import OPS as FORMULA_OPS, NotPointwise, expression
 
 aten = torch.ops.aten
 
-MATMUL_OPS = {aten.linear, aten.matmul, aten.mm, aten.bmm, aten.addmm, aten.mv, aten.einsum,
-              aten.baddbmm}
-ATTENTION_OPS = {aten.scaled_dot_product_attention}
-CONV_OPS = {aten.conv1d, aten.conv2d, aten.conv3d, aten.convolution}
+def _packets(names) -> set:
+    return {getattr(aten, name) for name in names}
+
+
+# The extern op sets, from the one table in codegen.classify.
+MATMUL_OPS = _packets(TEMPLATE_OPS["matmul"])
+ATTENTION_OPS = _packets(TEMPLATE_OPS["attention"])
+CONV_OPS = _packets(TEMPLATE_OPS["conv"])
 EXTERN_OPS = MATMUL_OPS | ATTENTION_OPS | CONV_OPS
 
 # Views and layout-only ops: emitted as torch tensor methods in forward (no kernel, no copy,
