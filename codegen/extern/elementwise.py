@@ -7,9 +7,8 @@ bias, a per-row scale) recover only the indices of the dimensions they vary alon
 """
 from __future__ import annotations
 
-from textwrap import indent
-
-from codegen.extern.epilogue import TileSpace, var
+from codegen.extern.epilogue import (TileSpace, allocate_outputs, jit_source, launch_lines,
+                                      store_lines, var)
 from codegen.extern.ops import TRIANGLE_OPS, packet
 
 
@@ -56,14 +55,8 @@ def emit(g) -> tuple[str, str]:
             lines.append(f"idx{d} = (offs // inner{d}) % size{d}")
     lines += [ep.operand_load(op, space) for op in ep.operands.values()]
     lines += [line for _, line in ep.expressions(space)]
-    for o in g.outputs:
-        ptr = f"{var(o.name)}_out_ptr"
-        lines.append(f"tl.store({ptr} + offs, {ep.var_of(o)}.to({ptr}.dtype.element_ty), mask=mask)")
-    kernel = (
-        "@triton.jit\n"
-        f"def {kname}(\n" + "".join(f"    {p},\n" for p in params) + "):\n"
-        f'    """{g.doc}"""\n' + indent("\n".join(lines), "    ").replace("    \n", "\n") + "\n"
-    )
+    lines += store_lines(g, ep, "offs", "mask")
+    kernel = jit_source(kname, params, g.doc, lines)
 
     cfg = f"{g.kernel_name.upper()}_CONFIG"
     L = [f"def {g.name}({', '.join(g.arg_names)}):"]
@@ -81,12 +74,8 @@ def emit(g) -> tuple[str, str]:
         else:
             L.append(f"    {op.name} = {op.name}.expand(shape)")
         prepared[op.name] = op.name
-    outs = []
-    for o in g.outputs:
-        name = f"{var(o.name)}_out"
-        outs.append(name)
-        L.append(f"    {name} = torch.empty(shape, device={first.name}.device, "
-                 f"dtype=torch.{g.out_dtype(o)})")
+    allocations, outs = allocate_outputs(g, "shape", f"{first.name}.device")
+    L += allocations
     L.append(f"    n_elements = {outs[0]}.numel()")
     sizes = []
     for d in dims:
@@ -97,8 +86,5 @@ def emit(g) -> tuple[str, str]:
     L.append(f'    grid = (cdiv(n_elements, {cfg}["BLOCK_SIZE"]),)')
     call = outs + ep.stride_args(prepared, space) + ["n_elements"] + sizes + [
         "INT64_INDEX=n_elements >= 2**31", f"**{cfg}"]
-    L.append(f"    {kname}[grid](")
-    L += [f"        {c}," for c in call]
-    L.append("    )")
-    L.append(f"    return {', '.join(outs)}")
+    L += launch_lines(kname, call, outs)
     return kernel, "\n".join(L) + "\n"

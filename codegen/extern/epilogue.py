@@ -8,6 +8,8 @@ so a bias reads one row of values, not a whole tile.
 """
 from __future__ import annotations
 
+from textwrap import indent
+
 from dataclasses import dataclass, field
 
 from codegen.extern.ops import TRIANGLE_OPS, packet, pointwise_expr
@@ -123,3 +125,36 @@ class Epilogue:
             if not op.flat:
                 out += [f"{t}.stride({d})" for d, u in enumerate(op.used) if u]
         return out
+
+
+def jit_source(name: str, params: list[str], doc: str, lines: list[str]) -> str:
+    """A template kernel's source: one parameter a line, the docstring, the body."""
+    return ("@triton.jit\n" f"def {name}(\n" + "".join(f"    {p},\n" for p in params) + "):\n"
+            f'    """{doc}"""\n' + indent("\n".join(lines), "    ").replace("    \n", "\n") + "\n")
+
+
+def allocate_outputs(g, shape: str, device: str) -> tuple[list[str], list[str]]:
+    """Launcher lines allocating a group's outputs, and their names."""
+    outs = [f"{var(o.name)}_out" for o in g.outputs]
+    lines = [f"    {name} = torch.empty({shape}, device={device}, dtype=torch.{g.out_dtype(o)})"
+             for name, o in zip(outs, g.outputs)]
+    return lines, outs
+
+
+def launch_lines(kernel: str, call: list[str], returns: list[str]) -> list[str]:
+    """The launch (one argument a line) and the return of a template's launcher."""
+    return [f"    {kernel}[grid]("] + [f"        {c}," for c in call] + ["    )", f"    return {', '.join(returns)}"]
+
+
+def store_lines(g, ep, offsets: str, mask: str) -> list[str]:
+    """One store per group output, cast to the output's dtype."""
+    return [f"tl.store({var(o.name)}_out_ptr + {offsets}, {ep.var_of(o)}.to({var(o.name)}_out_ptr.dtype.element_ty),"
+            f" mask={mask})" for o in g.outputs]
+
+
+def prepare_operands(ep, template: str) -> tuple[list[str], dict]:
+    """Launcher lines viewing each epilogue operand like the kernel's output (`template` formats
+    the operand's name), and the name each is passed as."""
+    lines = [f"    {op.name} = {template.format(op.name)}" for op in ep.operands.values()]
+    return lines, {op.name: op.name for op in ep.operands.values()}
+

@@ -8,9 +8,8 @@ K ranges or whole tiles skipped where the triangle makes them zero).
 """
 from __future__ import annotations
 
-from textwrap import indent
-
-from codegen.extern.epilogue import TileSpace, var
+from codegen.extern.epilogue import (TileSpace, allocate_outputs, jit_source, launch_lines, prepare_operands,
+                                      store_lines, var)
 
 SPACE = TileSpace(
     suffixes=["b", "m", "n"],
@@ -209,21 +208,14 @@ def emit(g) -> tuple[str, str]:
     epilogue += [ep.operand_load(op, SPACE) for op in ep.operands.values()]
     epilogue += [line for _, line in ep.expressions(SPACE)]
     epilogue.append("c_offsets = offs_cm[:, None] * stride_cm + offs_cn[None, :] * stride_cn")
-    for o in g.outputs:
-        ptr = f"{var(o.name)}_out_ptr"
-        epilogue.append(f"tl.store({ptr} + batch * stride_cb + c_offsets, {ep.var_of(o)}.to({ptr}.dtype.element_ty),"
-                        " mask=c_mask)")
+    epilogue += store_lines(g, ep, "batch * stride_cb + c_offsets", "c_mask")
     if persistent:
         lines = _persistent_body(body, epilogue)
     else:
         lines += ["", "acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)", loop]
         lines += ["    " + b for b in body]
         lines += [""] + epilogue
-    kernel = (
-        "@triton.jit\n"
-        f"def {kname}(\n" + "".join(f"    {p},\n" for p in params) + "):\n"
-        f'    """{g.doc}"""\n' + indent("\n".join(lines), "    ").replace("    \n", "\n") + "\n"
-    )
+    kernel = jit_source(kname, params, g.doc + "", lines)
 
     # Launcher.
     args = ", ".join(g.arg_names)
@@ -232,15 +224,10 @@ def emit(g) -> tuple[str, str]:
          f"    a, b, out_shape, kernel_shape = matmul_operands({g.a_expr}, {g.b_expr})",
          "    batch, M, K = a.shape",
          "    N = b.shape[2]"]
-    prepared = {}
-    for op in ep.operands.values():
-        L.append(f"    {op.name} = epilogue_operand({op.name}, out_shape, kernel_shape)")
-        prepared[op.name] = op.name
-    outs = []
-    for o in g.outputs:
-        name = f"{var(o.name)}_out"
-        outs.append(name)
-        L.append(f"    {name} = torch.empty(kernel_shape, device=a.device, dtype=torch.{g.out_dtype(o)})")
+    views, prepared = prepare_operands(ep, "epilogue_operand({0}, out_shape, kernel_shape)")
+    L += views
+    allocations, outs = allocate_outputs(g, "kernel_shape", "a.device")
+    L += allocations
     L.append(f'    tiles = cdiv(M, {cfg}["BLOCK_M"]) * cdiv(N, {cfg}["BLOCK_N"])')
     if persistent:
         L.append("    programs = min(tiles, multiprocessors(a.device))  # one resident program per SM")
@@ -251,11 +238,7 @@ def emit(g) -> tuple[str, str]:
             + ["M", "N", "K", "*a.stride()", "*b.stride()", f"*{outs[0]}.stride()"]
             + [f'EVEN_K=K % {cfg}["BLOCK_K"] == 0']
             + (["WIDEN_DOT=INTERPRETED"] if half else []) + [f"**{cfg}"])
-    L.append(f"    {kname}[grid](")
-    L += [f"        {c}," for c in call]
-    L.append("    )")
-    rets = ", ".join(f"{o}.view(out_shape)" for o in outs)
-    L.append(f"    return {rets}")
+    L += launch_lines(kname, call, [f"{o}.view(out_shape)" for o in outs])
     return kernel, "\n".join(L) + "\n"
 
 
