@@ -8,7 +8,7 @@ chain after the attention is fused into the store.
 """
 from __future__ import annotations
 
-from codegen.extern.epilogue import (TileSpace, allocate_outputs, jit_source, launch_lines, prepare_operands,
+from codegen.extern.epilogue import (TileSpace, allocate_outputs, dot_parameters, jit_source, launch_lines, prepare_operands,
                                       store_lines, var)
 
 SPACE = TileSpace(
@@ -41,12 +41,7 @@ def emit(g) -> tuple[str, str]:
         "BLOCK_M: tl.constexpr", "BLOCK_N: tl.constexpr", "IS_CAUSAL: tl.constexpr",
         "EVEN_N: tl.constexpr",
     ]
-    if fp32:
-        params.append("INPUT_PRECISION: tl.constexpr")
-    dot_kw = ", input_precision=INPUT_PRECISION" if fp32 else ""
-    half = g.input_dtype in ("float16", "bfloat16")
-    if half:
-        params.append("WIDEN_DOT: tl.constexpr")
+    dot_kw, half = dot_parameters(g, params)
     widen = (["if WIDEN_DOT:  # CPU interpreter only: its bf16 dot is wrong, its fp16 dot slow",
               "    q = q.to(tl.float32)"] if half else [])
     block = f"{g.kernel_name}_key_blocks"

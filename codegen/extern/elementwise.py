@@ -19,6 +19,18 @@ def space_for(rank: int) -> TileSpace:
                      col_dim=rank - 1 if rank >= 2 else None)
 
 
+def _sizes(dims, rank) -> list[tuple[str, str]]:
+    """(kernel parameter, launcher value) of the sizes that recover the index along `dims` from a
+    flat offset: each dim's size (past the first) and the elements of one step along it."""
+    out = []
+    for d in dims:
+        if d > 0:
+            out.append((f"size{d}", f"shape[{d}]"))
+        if d < rank - 1:
+            out.append((f"inner{d}", f"math.prod(shape[{d + 1}:])"))
+    return out
+
+
 def emit(g) -> tuple[str, str]:
     ep = g.epilogue
     rank = len(g.shape)
@@ -29,13 +41,8 @@ def emit(g) -> tuple[str, str]:
         dims |= {rank - 2, rank - 1}
     dims = sorted(dims)
     out_params = [f"{var(o.name)}_out_ptr" for o in g.outputs]
-    size_params = []
-    for d in dims:
-        if d > 0:
-            size_params.append(f"size{d}")
-        if d < rank - 1:
-            size_params.append(f"inner{d}")
-    params = out_params + ep.stride_params(space) + ["n_elements"] + size_params + [
+    sizes = _sizes(dims, rank)
+    params = out_params + ep.stride_params(space) + ["n_elements"] + [name for name, _ in sizes] + [
         "BLOCK_SIZE: tl.constexpr", "INT64_INDEX: tl.constexpr"]
     lines = [
         "pid = tl.program_id(0)",
@@ -77,14 +84,8 @@ def emit(g) -> tuple[str, str]:
     allocations, outs = allocate_outputs(g, "shape", f"{first.name}.device")
     L += allocations
     L.append(f"    n_elements = {outs[0]}.numel()")
-    sizes = []
-    for d in dims:
-        if d > 0:
-            sizes.append(f"shape[{d}]")
-        if d < rank - 1:
-            sizes.append(f"math.prod(shape[{d + 1}:])")
     L.append(f'    grid = (cdiv(n_elements, {cfg}["BLOCK_SIZE"]),)')
-    call = outs + ep.stride_args(prepared, space) + ["n_elements"] + sizes + [
+    call = outs + ep.stride_args(prepared, space) + ["n_elements"] + [value for _, value in sizes] + [
         "INT64_INDEX=n_elements >= 2**31", f"**{cfg}"]
     L += launch_lines(kname, call, outs)
     return kernel, "\n".join(L) + "\n"

@@ -158,3 +158,14 @@ def prepare_operands(ep, template: str) -> tuple[list[str], dict]:
     lines = [f"    {op.name} = {template.format(op.name)}" for op in ep.operands.values()]
     return lines, {op.name: op.name for op in ep.operands.values()}
 
+
+def dot_parameters(g, params: list[str]) -> tuple[str, bool]:
+    """Add the tl.dot knobs a template needs to its `params`: fp32 inputs choose the dot's input
+    precision, half inputs may widen under the interpreter. Returns (tl.dot keyword, half)."""
+    fp32, half = g.input_dtype == "float32", g.input_dtype in ("float16", "bfloat16")
+    if fp32:
+        params.append("INPUT_PRECISION: tl.constexpr")
+    if half:
+        params.append("WIDEN_DOT: tl.constexpr")
+    return (", input_precision=INPUT_PRECISION" if fp32 else ""), half
+

@@ -8,7 +8,7 @@ K ranges or whole tiles skipped where the triangle makes them zero).
 """
 from __future__ import annotations
 
-from codegen.extern.epilogue import (TileSpace, allocate_outputs, jit_source, launch_lines, prepare_operands,
+from codegen.extern.epilogue import (TileSpace, allocate_outputs, dot_parameters, jit_source, launch_lines, prepare_operands,
                                       store_lines, var)
 
 SPACE = TileSpace(
@@ -77,6 +77,20 @@ def epilogue_operand(t, out_shape, kernel_shape):
 '''
 
 
+# A triangular operand: (the elements its tile keeps, the K range it limits), by (operand, triangle).
+# Operand a has rows m and columns k; operand b rows k and columns n.
+TRIANGLE_BOUNDS = {
+    ("a", "lower"): ("offs_kk[None, :] <= offs_am[:, None] + {d}",
+                     "k_end = tl.minimum(k_end, tl.cdiv((pid_m + 1) * BLOCK_M + {d}, BLOCK_K))"),
+    ("a", "upper"): ("offs_kk[None, :] >= offs_am[:, None] + {d}",
+                     "k_start = tl.maximum(k_start, (pid_m * BLOCK_M + {d}) // BLOCK_K)"),
+    ("b", "lower"): ("offs_bn[None, :] <= offs_kk[:, None] + {d}",
+                     "k_start = tl.maximum(k_start, (pid_n * BLOCK_N - {d}) // BLOCK_K)"),
+    ("b", "upper"): ("offs_bn[None, :] >= offs_kk[:, None] + {d}",
+                     "k_end = tl.minimum(k_end, tl.cdiv((pid_n + 1) * BLOCK_N - {d}, BLOCK_K))"),
+}
+
+
 def emit(g) -> tuple[str, str]:
     """(kernel source, launcher source) for one matmul group `g` (see lowering.MatmulGroup)."""
     ep = g.epilogue
@@ -93,31 +107,16 @@ def emit(g) -> tuple[str, str]:
     persistent = getattr(g, "persistent", False)
     if persistent:
         params.insert(params.index("M"), "num_programs")
-    fp32 = g.input_dtype == "float32"
-    if fp32:
-        params.append("INPUT_PRECISION: tl.constexpr")
-    dot_kw = ", input_precision=INPUT_PRECISION" if fp32 else ""
-    half = g.input_dtype in ("float16", "bfloat16")
-    if half:
-        params.append("WIDEN_DOT: tl.constexpr")
+    dot_kw, half = dot_parameters(g, params)
 
     # K range and masks for triangular operands / products.
     k_bounds, a_keep, b_keep = [], None, None
+    keep = {}
     for side, kind, diag in g.operand_triangles:
-        if side == "a":  # rows m, columns k
-            a_keep = (f"offs_kk[None, :] <= offs_am[:, None] + {diag}" if kind == "lower"
-                      else f"offs_kk[None, :] >= offs_am[:, None] + {diag}")
-            k_bounds.append(
-                f"k_end = tl.minimum(k_end, tl.cdiv((pid_m + 1) * BLOCK_M + {diag}, BLOCK_K))"
-                if kind == "lower" else
-                f"k_start = tl.maximum(k_start, (pid_m * BLOCK_M + {diag}) // BLOCK_K)")
-        else:  # rows k, columns n
-            b_keep = (f"offs_bn[None, :] <= offs_kk[:, None] + {diag}" if kind == "lower"
-                      else f"offs_bn[None, :] >= offs_kk[:, None] + {diag}")
-            k_bounds.append(
-                f"k_start = tl.maximum(k_start, (pid_n * BLOCK_N - {diag}) // BLOCK_K)"
-                if kind == "lower" else
-                f"k_end = tl.minimum(k_end, tl.cdiv((pid_n + 1) * BLOCK_N - {diag}, BLOCK_K))")
+        mask, bound = TRIANGLE_BOUNDS[side, kind]
+        keep[side] = mask.format(d=diag)
+        k_bounds.append(bound.format(d=diag))
+    a_keep, b_keep = keep.get("a", a_keep), keep.get("b", b_keep)
     if g.output_triangle is not None:
         kind, diag = g.output_triangle
         zero = (f"pid_n * BLOCK_N > (pid_m + 1) * BLOCK_M - 1 + {diag}" if kind == "lower"
