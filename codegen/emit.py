@@ -25,7 +25,7 @@ from . import ir
 from .ir import Node, Sym, Unsupported
 from .pointwise import NotPointwise, compute_type, expression, literal
 from .reductions import RowReductions
-from .scope import TL_DTYPE, Scope, _balanced, _deps, _prod
+from .scope import TL_DTYPE, Scope, _balanced, _deps, _prod, index_of
 from .views import IndexViews
 
 
@@ -121,10 +121,7 @@ class Kernel(IndexViews, RowReductions):
             if s == "1":
                 idx.append(("0", ""))
                 continue
-            inner = _prod(sizes[d + 1:])
-            e = lin if inner == "1" else f"({lin} // ({inner}))"
-            if any(x != "1" for x in sizes[:d]):
-                e = f"({e} % ({s}))" if not re.fullmatch(r"\w+", s) else f"({e} % {s})"
+            e = index_of(lin, sizes, d)
             v = self.assign(e, prefix) if n > 1 else e
             idx.append((v, deps))
         return idx

@@ -12,7 +12,7 @@ import torch
 
 from . import ir
 from .emit import Kernel
-from .scope import TL_DTYPE, NeedMaterialize, Scope, _prod
+from .scope import TL_DTYPE, NeedMaterialize, Scope, _prod, index_of
 from .ir import Node
 from .pointwise import compute_type
 
@@ -27,12 +27,9 @@ def index_vars(lin: str, sizes, prefix: str, deps: str):
         if s == "1":
             idx.append(("0", ""))
             continue
-        inner = _prod(sizes[d + 1:])
-        e = lin if inner == "1" else f"{lin} // ({inner})"
-        if d != big[0]:
-            e = f"({e}) % ({s})" if inner != "1" else f"{e} % ({s})"
         name = f"{prefix}{d}"
-        lines.append(f"{name} = {e}")
+        e = index_of(lin, sizes, d)
+        lines.append(f"{name} = {e[1:-1] if e.startswith('(') else e}")
         idx.append((name, deps))
     return lines, idx
 

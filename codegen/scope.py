@@ -58,3 +58,16 @@ def _deps(*ds) -> str:
     for d in ds:
         out |= set(d)
     return "".join(sorted(out))
+
+
+def _term(size: str) -> str:
+    return size if re.fullmatch(r"\w+", size) else f"({size})"
+
+
+def index_of(lin: str, sizes, d: int) -> str:
+    """The index along dim `d` of the row-major flat offset `lin` over `sizes`."""
+    inner = _prod(sizes[d + 1:])
+    e = lin if inner == "1" else f"({lin} // {_term(inner)})"
+    if any(x != "1" for x in sizes[:d]):
+        e = f"({e} % {_term(sizes[d])})"
+    return e

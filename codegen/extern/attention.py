@@ -8,7 +8,7 @@ chain after the attention is fused into the store.
 """
 from __future__ import annotations
 
-from codegen.extern.epilogue import (TileSpace, allocate_outputs, dot_parameters, jit_source, launch_lines, prepare_operands,
+from codegen.extern.epilogue import (TileSpace, dot_parameters, jit_source, launch_lines, launcher_start,
                                       store_lines, var)
 
 SPACE = TileSpace(
@@ -100,14 +100,10 @@ def emit(g) -> tuple[str, str]:
 
     cfg = f"{g.kernel_name.upper()}_CONFIG"
     scale = "1.0 / math.sqrt(head_dim)" if g.scale is None else repr(float(g.scale))
-    L = [f"def {g.name}({', '.join(g.arg_names)}):",
-         f"    out_shape = {g.q_expr}.shape",
-         f"    q, k, v = attention_operands({g.q_expr}, {g.k_expr}, {g.v_expr})",
-         "    batch, heads, length, head_dim = q.shape"]
-    views, prepared = prepare_operands(ep, "{0}.expand(out_shape).reshape(q.shape)")
-    L += views
-    allocations, outs = allocate_outputs(g, "q.shape", "q.device")
-    L += allocations
+    setup = [f"    out_shape = {g.q_expr}.shape",
+             f"    q, k, v = attention_operands({g.q_expr}, {g.k_expr}, {g.v_expr})",
+             "    batch, heads, length, head_dim = q.shape"]
+    L, prepared, outs = launcher_start(g, setup, "{0}.expand(out_shape).reshape(q.shape)", "q.shape", "q.device")
     L.append(f'    grid = (cdiv(length, {cfg}["BLOCK_M"]), batch * heads)')
     call = (["q", "k", "v"] + outs + ep.stride_args(prepared, SPACE)
             + ["*q.stride()", "*k.stride()", "*v.stride()", f"*{outs[0]}.stride()",

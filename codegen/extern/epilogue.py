@@ -169,3 +169,12 @@ def dot_parameters(g, params: list[str]) -> tuple[str, bool]:
         params.append("WIDEN_DOT: tl.constexpr")
     return (", input_precision=INPUT_PRECISION" if fp32 else ""), half
 
+
+def launcher_start(g, setup: list[str], view: str, shape: str, device: str) -> tuple[list[str], dict, list[str]]:
+    """A template launcher's first lines: its signature, `setup`, the epilogue operands viewed
+    like the output (`view` formats a name), the outputs allocated. Returns (lines, operand
+    names as passed, output names)."""
+    views, prepared = prepare_operands(g.epilogue, view)
+    allocations, outs = allocate_outputs(g, shape, device)
+    return [f"def {g.name}({', '.join(g.arg_names)}):"] + setup + views + allocations, prepared, outs
+

@@ -8,7 +8,7 @@ K ranges or whole tiles skipped where the triangle makes them zero).
 """
 from __future__ import annotations
 
-from codegen.extern.epilogue import (TileSpace, allocate_outputs, dot_parameters, jit_source, launch_lines, prepare_operands,
+from codegen.extern.epilogue import (TileSpace, dot_parameters, jit_source, launch_lines, launcher_start,
                                       store_lines, var)
 
 SPACE = TileSpace(
@@ -217,16 +217,12 @@ def emit(g) -> tuple[str, str]:
     kernel = jit_source(kname, params, g.doc + "", lines)
 
     # Launcher.
-    args = ", ".join(g.arg_names)
     cfg = f"{g.kernel_name.upper()}_CONFIG"
-    L = [f"def {g.name}({args}):",
-         f"    a, b, out_shape, kernel_shape = matmul_operands({g.a_expr}, {g.b_expr})",
-         "    batch, M, K = a.shape",
-         "    N = b.shape[2]"]
-    views, prepared = prepare_operands(ep, "epilogue_operand({0}, out_shape, kernel_shape)")
-    L += views
-    allocations, outs = allocate_outputs(g, "kernel_shape", "a.device")
-    L += allocations
+    setup = [f"    a, b, out_shape, kernel_shape = matmul_operands({g.a_expr}, {g.b_expr})",
+             "    batch, M, K = a.shape",
+             "    N = b.shape[2]"]
+    L, prepared, outs = launcher_start(g, setup, "epilogue_operand({0}, out_shape, kernel_shape)", "kernel_shape",
+                                       "a.device")
     L.append(f'    tiles = cdiv(M, {cfg}["BLOCK_M"]) * cdiv(N, {cfg}["BLOCK_N"])')
     if persistent:
         L.append("    programs = min(tiles, multiprocessors(a.device))  # one resident program per SM")
