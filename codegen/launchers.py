@@ -96,12 +96,12 @@ def _name_buffers(graph: ir.Graph, kernels: list[Kernel], taken: set) -> list[st
             renames[o] = new
     bodies = []
     for k in kernels:
-        body = "\n".join(tidy(prune(k.root.lines + [l for s in k.sections for l in s.lines])))
-        for node, ptr in list(k.ptrs.items()):
-            if node in renames:
-                body = re.sub(rf"\b{ptr}\b", f"{renames[node]}_ptr", body)
-                k.ptrs[node] = f"{renames[node]}_ptr"
-        bodies.append(body)
+        body = "\n".join(prune(k.root.lines + [l for s in k.sections for l in s.lines]))
+        new_ptrs = {ptr: f"{renames[node]}_ptr" for node, ptr in k.ptrs.items() if node in renames}
+        if new_ptrs:  # all at once: a new name may be another buffer's old one
+            body = re.sub(r"\b(" + "|".join(map(re.escape, new_ptrs)) + r")\b", lambda m: new_ptrs[m.group(1)], body)
+            k.ptrs = {node: new_ptrs.get(ptr, ptr) for node, ptr in k.ptrs.items()}
+        bodies.append("\n".join(tidy(body.splitlines())))
     for node, new in renames.items():
         node.name = new
     return bodies

@@ -135,3 +135,12 @@ def test_tuple_outputs_unfold_each(tmp_path):
     assert isinstance(got, tuple) and len(got) == 2
     for g, w in zip(got, want):
         assert_same(g, w)
+
+
+def test_intermediate_buffers_of_one_op_stay_apart(tmp_path):
+    """Two per-row sums feeding one kernel are named sum_2 and sum_3: renaming one must not rename the other."""
+    ref, new = lowered(tmp_path, make_task("F.triplet_margin_loss(a, p, n)",
+                                           "[torch.randn(6, 32), torch.randn(6, 32), torch.randn(6, 32)]", sig="a, p, n"))
+    a, p, n = torch.randn(6, 32), torch.randn(6, 32), torch.randn(6, 32)
+    with torch.no_grad():
+        assert_same(new(a, p, n), ref(a, p, n))
