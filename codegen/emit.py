@@ -26,28 +26,27 @@ from .ir import Node, Sym, Unsupported
 from .pointwise import NotPointwise, compute_type, expression, literal
 from .reductions import RowReductions
 from .scope import TL_DTYPE, Scope, _balanced, _deps, _prod, index_of
+from .kernels import Skeletons
+from .plans import ROW, KernelPlan
 from .views import IndexViews
 
 
 
 
 
-class Kernel(IndexViews, RowReductions):
+class Kernel(IndexViews, RowReductions, Skeletons):
     """Builds one kernel. `materialized` is the set of nodes readable from memory."""
 
-    def __init__(self, name: str, node: Node, materialized: set, tun: dict, large: bool):
-        self.name = name
-        self.node = node
-        self.outputs = [node]  # more when sibling reductions share this kernel
+    def __init__(self, plan: KernelPlan, materialized: set, tun: dict, large: bool, groups: dict):
+        self.plan = plan
+        self.node = plan.node
+        self.outputs = list(plan.outputs)  # more than one when sibling reductions share this kernel
         self.materialized = materialized
         self.tun = tun
         self.large = large
         self.ptrs: dict[Node, str] = {}
         self.counter = 0
         self.helpers: set[str] = set()  # jit helpers (reduction combines) the kernel calls
-        self.launch: tuple = ("pointwise", None)  # ("pointwise", None) or ("row", persistent|looped|split|tiled)
-        self.split = 0            # split row kernels: programs sharing each row
-        self.strided = False      # row kernels whose reduced dims are not innermost
         self.root = Scope()
         self.scope = self.root
         self.sections: list[Scope] = []
@@ -55,14 +54,22 @@ class Kernel(IndexViews, RowReductions):
         self.row_vars = None      # row kernels: index exprs of the kept dims
         self.reduced: dict = {}
         self.loop_section = None  # looped row kernels: the section scope of the loop being emitted
-        self.groups: dict = {}    # id(x) -> the graph's reductions of x (one loop computes them together)
+        self.groups = groups      # id(x) -> the graph's reductions of x (one loop computes them together)
         self.constexprs: dict = {}  # extra constexpr parameter -> the launcher's expression for it
-        self.kind = None
         self.part_base = None     # inside an inlined combine's loop over partials: the scope before it
         self.part_ok = None       # ... and the condition that its partial index is in range
         self.summary = ""
         self.kind = ""            # "pointwise" or "row" (set by kernels.build_*)
         self.n_rows = self.n_cols = ""  # row kernels: sizes of the kept and the reduced dims
+        self.F, self.A, self.strategy = (), [], None  # row kernels: iteration space, reduced dims, strategy
+        self.row_mask = ""        # the mask of this program's rows ("mask" in a pointwise kernel)
+        self.tile = self.root     # the scope holding a persistent / tiled kernel's whole tile
+        self.current_section = None
+        self.col_lines, self.col_vars = [], []
+        if plan.family == ROW:
+            self.build_row(plan.space, list(plan.reduced), plan.strategy)
+        else:
+            self.build_pointwise()
 
     # -- small helpers ------------------------------------------------------------------------
     def tmp(self, prefix="t") -> str:

@@ -80,7 +80,7 @@ def _symbols_in(text: str, symbols) -> list[str]:
 
 def _name_buffers(graph: ir.Graph, kernels: list[Kernel], taken: set) -> list[str]:
     """Name the buffers kernels write (`out`, `out0`..., intermediates after their op), renaming
-    the IR nodes and their pointers; returns each kernel's body with the new names."""
+    the IR nodes; returns each kernel's body and pointer names (node -> name) with the new names."""
     taken = taken | {n.name for n in graph.inputs} | set(dir(builtins)) | {"device", "math", "torch", "triton", "tl"}
     results = [o for o in graph.outputs if isinstance(o, Node)]
     renames = {}
@@ -94,17 +94,17 @@ def _name_buffers(graph: ir.Graph, kernels: list[Kernel], taken: set) -> list[st
                     new, n = f"{o.op.strip('_')}_{n}", n + 1
             taken.add(new)
             renames[o] = new
-    bodies = []
+    bodies, pointers = [], []
     for k in kernels:
         body = "\n".join(prune(k.root.lines + [l for s in k.sections for l in s.lines]))
         new_ptrs = {ptr: f"{renames[node]}_ptr" for node, ptr in k.ptrs.items() if node in renames}
         if new_ptrs:  # all at once: a new name may be another buffer's old one
             body = re.sub(r"\b(" + "|".join(map(re.escape, new_ptrs)) + r")\b", lambda m: new_ptrs[m.group(1)], body)
-            k.ptrs = {node: new_ptrs.get(ptr, ptr) for node, ptr in k.ptrs.items()}
+        pointers.append({node: new_ptrs.get(ptr, ptr) for node, ptr in k.ptrs.items()})
         bodies.append("\n".join(tidy(body.splitlines())))
     for node, new in renames.items():
         node.name = new
-    return bodies
+    return bodies, pointers
 
 
 def render_file(graph: ir.Graph, kernels: list[Kernel], task_source: str, tun: dict, calls: list[str]):
@@ -112,79 +112,77 @@ def render_file(graph: ir.Graph, kernels: list[Kernel], task_source: str, tun: d
     reserved = set(HELPERS) | {"cdiv", "row_blocks", "tile_blocks", "math", "torch", "nn", "triton", "tl", "F"}
     reserved |= module_names(task_source)  # the reference's definitions stay in the file
     names = kernel_names(kernels, calls, [_fused_ops(k) for k in kernels], reserved)
-    for k, name in zip(kernels, names):
-        k.name = f"{name}_kernel"
-    bodies = _name_buffers(graph, kernels, set(names))
+    bodies, pointers = _name_buffers(graph, kernels, set(names))
     symbols = graph.symbols
     parts = []
     launchers = []
     summaries = []
     helpers: set[str] = set()
-    for k, body in zip(kernels, bodies):
-        node = k.node
+    for k, body, ptrs, launcher in zip(kernels, bodies, pointers, names):
+        node, kname, plan = k.node, f"{launcher}_kernel", k.plan
         shape_text = " ".join(node.shape)
         syms = _symbols_in(body + " " + shape_text, symbols)
         if re.search(r"\bs\d+\b", re.sub(r"\b(" + "|".join(syms) + r")\b", "", body) if syms else body):
             unknown = set(re.findall(r"\b(s\d+)\b", body)) - set(syms)
             if unknown:
                 raise Unsupported(f"unsupported: size {sorted(unknown)[0]} not readable from the inputs")
-        ptr_nodes = list(k.ptrs)  # includes the outputs
+        ptr_nodes = list(ptrs)  # includes the outputs
         outs = k.outputs
         in_nodes = [n for n in ptr_nodes if n not in outs]
         helpers |= k.helpers
-        params = [k.ptrs[n] for n in in_nodes] + [k.ptrs[o] for o in outs] + syms
+        params = [ptrs[n] for n in in_nodes] + [ptrs[o] for o in outs] + syms
         if k.large:
             casts = [f"    {s} = {s}.to(tl.int64)" for s in syms]
         else:
             casts = []
-        if k.launch[0] == "pointwise":
+        if plan.launch[0] == "pointwise":
             const = ["BLOCK: tl.constexpr"]
-        elif k.launch[1] == "split":
+        elif plan.launch[1] == "split":
             const = ["SPLIT: tl.constexpr", "BLOCK_M: tl.constexpr", "BLOCK_N: tl.constexpr"]
         else:
             const = ["BLOCK_M: tl.constexpr", "BLOCK_N: tl.constexpr"]
         const += [f"{c}: tl.constexpr" for c in k.constexprs]
         extra = "".join(f", {c}={e}" for c, e in k.constexprs.items())
         fused = _fused_ops(k)
-        what = f"{k.launch[1] + ' row' if k.launch[0] == 'row' else 'pointwise'} kernel: {', '.join(fused) or 'copy'}"
-        summaries.append(f"{k.name}: {what}")
+        what = f"{plan.launch[1] + ' row' if plan.launch[0] == 'row' else 'pointwise'} kernel: {', '.join(fused) or 'copy'}"
+        summaries.append(f"{kname}: {what}")
         src = [f"@triton.jit",
-               f"def {k.name}({', '.join(params + const)}):",
-               f'    """{LAYOUT[k.launch[1] if k.launch[0] == "row" else "pointwise"]}: {", ".join(fused) or "copy"}."""']
+               f"def {kname}({', '.join(params + const)}):",
+               f'    """{LAYOUT[plan.launch[1] if plan.launch[0] == "row" else "pointwise"]}: {", ".join(fused) or "copy"}."""']
         src += casts
         src += ["    " + l for l in body.splitlines()]
         parts.append("\n".join(src))
         # launcher
         largs = [n.name for n in in_nodes] + syms
-        lsrc = [f"def {k.name.removesuffix('_kernel')}({', '.join(largs + ['device'])}):"]
+        lsrc = [f"def {launcher}({', '.join(largs + ['device'])}):"]
         for o in outs:
             out_shape = "(" + ", ".join(o.shape) + ("," if len(o.shape) == 1 else "") + ")"
             lsrc.append(f"    {o.name} = torch.empty({out_shape}, dtype={DTYPE_NAME[o.dtype]}, device=device)")
         call_args = ", ".join([n.name for n in in_nodes] + [o.name for o in outs] + syms)
-        if k.launch[0] == "pointwise":
+        if plan.launch[0] == "pointwise":
             lsrc += [f"    n_elements = {_prod(node.shape)}",
                      "    grid = (cdiv(n_elements, POINTWISE_BLOCK),)",
-                     f"    {k.name}[grid]({call_args}, BLOCK=POINTWISE_BLOCK{extra}, num_warps=POINTWISE_WARPS, num_stages=NUM_STAGES)"]
-        elif k.launch[1] == "split":
+                     f"    {kname}[grid]({call_args}, BLOCK=POINTWISE_BLOCK{extra}, num_warps=POINTWISE_WARPS, num_stages=NUM_STAGES)"]
+        elif plan.launch[1] == "split":
             lsrc += [f"    n_rows, n_cols = {k.n_rows}, {k.n_cols}",
-                     f"    grid = (n_rows * {k.split},)  # {k.split} programs share each row",
+                     f"    grid = (n_rows * {plan.split},)  # {plan.split} programs share each row",
                      "    warps = ROW_WARPS or 8",
-                     f"    {k.name}[grid]({call_args}, SPLIT={k.split}, BLOCK_M=1, BLOCK_N=ROW_BLOCK_N{extra}, num_warps=warps, num_stages=NUM_STAGES)"]
-        elif k.launch[1] == "tiled":
+                     f"    {kname}[grid]({call_args}, SPLIT={plan.split}, BLOCK_M=1, BLOCK_N=ROW_BLOCK_N{extra}, num_warps=warps, num_stages=NUM_STAGES)"]
+        elif plan.launch[1] == "tiled":
             lsrc += [f"    n_rows, n_cols = {k.n_rows}, {k.n_cols}",
                      "    block_m, block_n, warps = tile_blocks(n_rows, n_cols)",
                      "    grid = (cdiv(n_rows, block_m) * cdiv(n_cols, block_n),)",
-                     f"    {k.name}[grid]({call_args}, BLOCK_M=block_m, BLOCK_N=block_n{extra}, num_warps=warps, num_stages=NUM_STAGES)"]
+                     f"    {kname}[grid]({call_args}, BLOCK_M=block_m, BLOCK_N=block_n{extra}, num_warps=warps, num_stages=NUM_STAGES)"]
         else:
-            persistent = k.launch[1] == "persistent"
+            persistent = plan.launch[1] == "persistent"
             lsrc += [f"    n_rows, n_cols = {k.n_rows}, {k.n_cols}",
                      f"    block_m, block_n, warps = row_blocks(n_rows, n_cols, persistent={persistent}"
-                     + (", strided=True)" if k.strided else ")"),
+                     + (", strided=True)" if plan.strided else ")"),
                      "    grid = (cdiv(n_rows, block_m),)",
-                     f"    {k.name}[grid]({call_args}, BLOCK_M=block_m, BLOCK_N=block_n{extra}, num_warps=warps, num_stages=NUM_STAGES)"]
+                     f"    {kname}[grid]({call_args}, BLOCK_M=block_m, BLOCK_N=block_n{extra}, num_warps=warps, num_stages=NUM_STAGES)"]
         lsrc.append(f"    return {', '.join(o.name for o in outs)}")
         parts.append("\n".join(lsrc))
-        launchers.append((k.name.removesuffix("_kernel"), outs, largs))
+        launchers.append((launcher, outs, largs))
 
     # forward
     fwd = [f"    def forward(self, {', '.join(graph.arg_names)}):"]

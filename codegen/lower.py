@@ -26,9 +26,10 @@ from .capture import capture, load_task
 from .emit import Kernel
 from .reductions import MAX_INLINE_PARTS
 from .scope import NeedMaterialize
-from .kernels import build_pointwise, build_row, reductions_feeding, strip_views
+from .kernels import reductions_feeding, strip_views
 from .rewrites import hint_prod, next_pow2, online_softmax, split_reductions
 from .ir import Node, Unsupported
+from .plans import ROW, KernelPlan
 
 
 @dataclass
@@ -173,32 +174,24 @@ def _siblings(node: Node, targets: list) -> list:
 
 
 def _make_kernel(node: Node, known: set, tun: dict, large: bool, siblings=(), groups=None) -> Kernel:
-    k = Kernel(f"{node.name}_kernel", node, known, tun, large)
-    k.outputs = [node] + list(siblings)
-    k.groups = groups or {}
-    if node.kind == ir.REDUCTION:
-        anchor = node
-    elif node.kind == ir.SCAN:
-        anchor = node
-    else:
-        anchor = _anchor(node, known)
+    plan = _plan(node, known, tun, tuple([node] + list(siblings)))
+    return Kernel(plan, known, tun, large, groups or {})
+
+
+def _plan(node: Node, known: set, tun: dict, outputs: tuple) -> KernelPlan:
+    """How the kernel computing `node` (and its sibling `outputs`) walks the data."""
+    anchor = node if node.kind in (ir.REDUCTION, ir.SCAN) else _anchor(node, known)
     if anchor is None:
         cols = _tile_dims(node, known)
         if cols:
             # rows x columns tiles: per-row operands (statistics, per-channel parameters) once per row
-            build_row(k, node.shape, list(range(len(node.shape) - cols, len(node.shape))), "tiled")
-            k.launch = ("row", "tiled")
-            return k
-        build_pointwise(k)
-        k.launch = ("pointwise", None)
-        return k
+            return KernelPlan(node, outputs, ROW, "tiled", tuple(node.shape),
+                              tuple(range(len(node.shape) - cols, len(node.shape))))
+        return KernelPlan(node, outputs)
     x = anchor.inputs[0]
-    dims = anchor.attrs["dims"] if anchor.kind == ir.REDUCTION else [anchor.attrs["dim"]]
+    dims = tuple(anchor.attrs["dims"] if anchor.kind == ir.REDUCTION else [anchor.attrs["dim"]])
     if anchor is node and node.attrs.get("split"):
-        build_row(k, x.shape, dims, "split")
-        k.launch = ("row", "split")
-        k.split = node.attrs["split"]
-        return k
+        return KernelPlan(node, outputs, ROW, "split", tuple(x.shape), dims, split=node.attrs["split"])
     n_cols = hint_prod(x, dims)
     n_rows = hint_prod(x, [d for d in range(len(x.shape)) if d not in dims])
     if (anchor is not node and n_rows < 128 and n_cols >= 16384 and tuple(node.shape) == tuple(x.shape)
@@ -213,10 +206,7 @@ def _make_kernel(node: Node, known: set, tun: dict, large: bool, siblings=(), gr
         # strided: whole columns in registers only when a block of >= 16 rows still fits
         keep_whole = next_pow2(n_cols) * (16 if strided else 1) <= tun["reduce.persistent_max"]
         strategy = "persistent" if keep_whole else "looped"
-    build_row(k, x.shape, dims, strategy)
-    k.launch = ("row", strategy)
-    k.strided = strided
-    return k
+    return KernelPlan(node, outputs, ROW, strategy, tuple(x.shape), dims, strided=strided)
 
 
 def _tile_dims(node: Node, known: set) -> int:

@@ -54,7 +54,7 @@ def composite_name(calls: list[str]) -> str:
 
 
 def _role(k) -> str:
-    if k.launch == ("row", "split"):
+    if k.plan.launch == ("row", "split"):
         return "partials"
     if k.node.kind == "reduction":
         return "stats"
