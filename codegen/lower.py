@@ -1,7 +1,8 @@
-"""Lower a captured graph to one self-contained Python file with Triton kernels and `ModelNew`.
+"""The entry point (`lower`) and the schedule: a captured graph becomes declared kernel plans
+(plans.py), which launchers.py renders into one self-contained file with `ModelNew`.
 
 Scheduling: every graph output gets a kernel; a node that a kernel cannot compute in place (see
-emit.NeedMaterialize) gets its own kernel and an intermediate buffer, and scheduling restarts.
+scope.NeedMaterialize) gets its own kernel and an intermediate buffer, and scheduling restarts.
 So pointwise chains fuse into one kernel, pointwise producers and consumers fuse into the row
 kernel of the reduction they feed (softmax, layer/RMS norm: one kernel), and only genuinely
 different iteration spaces (group norm's statistics, a reduction of a reduction over other dims)
