@@ -130,8 +130,22 @@ def _meaning(prefix: str, rhs: str, named: set) -> str | None:
     return _BY_PREFIX.get(prefix)
 
 
+def _one_mask(lines: list[str]) -> list[str]:
+    """`mask = row_mask & col_mask` once per column block, instead of the conjunction at every use."""
+    text = "\n".join(lines)
+    if text.count("row_mask & col_mask") < 2 or re.search(r"^\s*mask = ", text, re.M):
+        return lines
+    out = []
+    for line in lines:
+        out.append(line.replace("row_mask & col_mask", "mask"))
+        if re.match(r"\s*col_mask = ", line):
+            out.append(" " * _indent(line) + "mask = row_mask & col_mask")
+    return out
+
+
 def tidy(lines: list[str]) -> list[str]:
     """The kernel body with temporaries folded or named for their meaning."""
+    lines = _one_mask(lines)
     text = "\n".join(lines)
     taken = set(re.findall(r"\b[A-Za-z_]\w*\b", text))
     stored = set(re.findall(r"tl\.store\([^,]+, \(?(\w+)(?:\.to\(|\s*,)", text))
