@@ -57,16 +57,17 @@ def layer_norm_kernel(x_ptr, norm_weight_ptr, norm_bias_ptr, out_ptr, x_size0, x
     row_mask = rows < n_rows
     cols = tl.arange(0, BLOCK_N)[None, :]
     col_mask = cols < n_cols
-    x = tl.load(x_ptr + rows * n_cols + cols, mask=row_mask & col_mask, other=0).to(tl.float32)
-    row_sum = tl.sum(tl.where(row_mask & col_mask, x, 0), axis=1)[:, None]
+    mask = row_mask & col_mask
+    x = tl.load(x_ptr + rows * n_cols + cols, mask=mask, other=0).to(tl.float32)
+    row_sum = tl.sum(tl.where(mask, x, 0), axis=1)[:, None]
     mean = row_sum / n_cols
     centered = x - mean
-    var = tl.sum(tl.where(row_mask & col_mask, centered * centered, 0), axis=1)[:, None] / n_cols
+    var = tl.sum(tl.where(mask, centered * centered, 0), axis=1)[:, None] / n_cols
     rstd = tl.rsqrt(var + 1e-05)
     norm_weight = tl.load(norm_weight_ptr + cols, mask=col_mask, other=0).to(tl.float32)
     norm_bias = tl.load(norm_bias_ptr + cols, mask=col_mask, other=0).to(tl.float32)
     y = centered * rstd * norm_weight + norm_bias
-    tl.store(out_ptr + rows * n_cols + cols, y.to(tl.float32), mask=row_mask & col_mask)
+    tl.store(out_ptr + rows * n_cols + cols, y.to(tl.float32), mask=mask)
 
 
 def layer_norm(x, norm_weight, norm_bias, x_size0, x_size1, device):

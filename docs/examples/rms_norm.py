@@ -57,12 +57,13 @@ def rms_norm_kernel(x_ptr, weight_ptr, out_ptr, x_size0, x_size1, BLOCK_M: tl.co
     row_mask = rows < n_rows
     cols = tl.arange(0, BLOCK_N)[None, :]
     col_mask = cols < n_cols
-    x = tl.load(x_ptr + rows * n_cols + cols, mask=row_mask & col_mask, other=0).to(tl.float32)
-    sum_sq = tl.sum(tl.where(row_mask & col_mask, x * x, 0), axis=1)[:, None]
+    mask = row_mask & col_mask
+    x = tl.load(x_ptr + rows * n_cols + cols, mask=mask, other=0).to(tl.float32)
+    sum_sq = tl.sum(tl.where(mask, x * x, 0), axis=1)[:, None]
     mean_sq = sum_sq / (1.0 * n_cols)
     weight = tl.load(weight_ptr + cols, mask=col_mask, other=0).to(tl.float32)
     y = x / tl.sqrt(mean_sq + 1e-06) * weight
-    tl.store(out_ptr + rows * n_cols + cols, y.to(tl.float32), mask=row_mask & col_mask)
+    tl.store(out_ptr + rows * n_cols + cols, y.to(tl.float32), mask=mask)
 
 
 def rms_norm(x, weight, x_size0, x_size1, device):

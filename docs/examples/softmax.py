@@ -62,12 +62,13 @@ def softmax_kernel(x_ptr, out_ptr, x_size0, x_size1, BLOCK_M: tl.constexpr, BLOC
     row_mask = rows < n_rows
     cols = tl.arange(0, BLOCK_N)[None, :]
     col_mask = cols < n_cols
-    x = tl.load(x_ptr + rows * n_cols + cols, mask=row_mask & col_mask, other=0).to(tl.float32)
-    row_max = tl.reduce(tl.where(row_mask & col_mask, x, -float("inf")), 1, maximum_nan)[:, None]
+    mask = row_mask & col_mask
+    x = tl.load(x_ptr + rows * n_cols + cols, mask=mask, other=0).to(tl.float32)
+    row_max = tl.reduce(tl.where(mask, x, -float("inf")), 1, maximum_nan)[:, None]
     e = tl.exp(x - row_max)
-    sum_exp = tl.sum(tl.where(row_mask & col_mask, e, 0), axis=1)[:, None]
+    sum_exp = tl.sum(tl.where(mask, e, 0), axis=1)[:, None]
     y = e / sum_exp
-    tl.store(out_ptr + rows * n_cols + cols, y.to(tl.float32), mask=row_mask & col_mask)
+    tl.store(out_ptr + rows * n_cols + cols, y.to(tl.float32), mask=mask)
 
 
 def softmax(x, x_size0, x_size1, device):
