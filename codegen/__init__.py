@@ -4,14 +4,20 @@
     lower_to_dict(task_source, tunables=None, target="cuda") -> dict   (the same, JSON-ready)
     neighbour(space, tunables, seed) -> dict                           (a nearby point, for searches)
 
-Pipeline: capture.py (trace to an ATen graph, classify nodes: ir.py; generalize.py turns sizes the
-trace baked in back into input sizes) -> rewrites.py (online softmax statistics; few-long-row and
-strided reductions split into partials + combines) -> lower.py (group nodes into kernels, inline
-the combines, render the file) -> kernels.py (pointwise / row / tiled kernel skeletons) over
-emit.py (values as index arithmetic, reductions in one pass per input, scans, pooling) and
-pointwise.py (Triton expressions).
-Graphs with matmul / convolution / attention go to codegen.extern. Imports only torch, triton and
-the standard library.
+One compiler in three stages:
+- capture (capture.py, classify.py, generalize.py): one symbolic trace of the reference to a
+  classified ATen graph (ir.py), op names kept; the reference's outermost calls recorded for
+  naming (naming.py); sizes the trace baked in re-expressed over input sizes.
+- schedule (lower.py, rewrites.py, plans.py): rewrites for fewer passes (online softmax
+  statistics, split reductions), then the graph grouped into declared kernel plans (pointwise,
+  row: persistent / looped / split / tiled). Graphs with matmul / convolution / attention go to
+  the templates of codegen.extern, which plan groups around each template op.
+- render (emit.py over scope.py, views.py, reductions.py, kernels.py; pointwise.py, the one
+  formula table; tidy.py; launchers.py; render.py, the one file assembly; batching.py): kernels
+  named after what they compute, temporaries after their meaning, only the helpers, tunables
+  (tunables.py, the one space) and imports a file uses, and a ModelNew that keeps the reference's
+  constructor and serves any leading dims the reference folds.
+Imports only torch, triton and the standard library.
 """
 from .lower import Lowering, lower, lower_to_dict
 from .tunables import DEFAULTS, SPACE, neighbour

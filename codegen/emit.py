@@ -21,95 +21,32 @@ from __future__ import annotations
 
 import re
 
-import torch
-
 from . import ir
-from .ir import Node, Sym
+from .ir import Node, Sym, Unsupported
 from .pointwise import NotPointwise, compute_type, expression, literal
-
-TL_DTYPE = {
-    torch.float32: "tl.float32", torch.float16: "tl.float16", torch.bfloat16: "tl.bfloat16",
-    torch.float64: "tl.float64", torch.int64: "tl.int64", torch.int32: "tl.int32",
-    torch.int16: "tl.int16", torch.int8: "tl.int8", torch.uint8: "tl.uint8", torch.bool: "tl.int1",
-}
-
-
-MAX_INLINE_PARTS = 16  # a combine of more partials gets its own (small) kernel: every program of a
-                       # consumer would otherwise redo the loads of its rows' partials
-
-_COMBINE = {"sum": "tl.sum", "mean": "tl.sum", "var": "tl.sum", "amax": "tl.max", "amin": "tl.min",
-            "any": "tl.max", "all": "tl.min", "prod": None}
+from .reductions import RowReductions
+from .scope import TL_DTYPE, Scope, _balanced, _deps, _prod, index_of
+from .kernels import Skeletons
+from .plans import ROW, KernelPlan
+from .views import IndexViews
 
 
-def _neutral(op: str, is_int: bool) -> str:
-    if is_int and op in ("amax", "amin", "argmax", "argmin"):
-        return "-9223372036854775807" if op in ("amax", "argmax") else "9223372036854775807"
-    return {"sum": "0", "mean": "0", "var": "0", "prod": "1", "amax": '-float("inf")',
-            "amin": 'float("inf")', "argmax": '-float("inf")', "argmin": 'float("inf")',
-            "any": "0", "all": "1", "sumexp": "0", "wmean": "0", "wm2": "0", "wcount": "0"}[op]
 
 
-def _acc_type(op: str, is_int: bool) -> str:
-    if op in ("any", "all"):
-        return "tl.int32"
-    if is_int and op in ("sum", "prod", "amax", "amin", "argmax", "argmin"):
-        return "tl.int64"
-    return "tl.float32"
 
-
-class NeedMaterialize(Exception):
-    def __init__(self, node: Node):
-        super().__init__(node.name)
-        self.node = node
-
-
-class Unsupported(Exception):
-    pass
-
-
-class Scope:
-    def __init__(self, parent: "Scope | None" = None):
-        self.parent = parent
-        self.lines: list[str] = []
-        self.cache: dict = {}
-        self.tail: list[str] = []
-
-    def get(self, key):
-        s = self
-        while s is not None:
-            if key in s.cache:
-                return s.cache[key]
-            s = s.parent
-        return None
-
-
-def _prod(sizes) -> str:
-    parts = [s for s in sizes if s != "1"]
-    if not parts:
-        return "1"
-    return " * ".join(p if re.fullmatch(r"\w+", p) else f"({p})" for p in parts)
-
-
-def _deps(*ds) -> str:
-    out = set()
-    for d in ds:
-        out |= set(d)
-    return "".join(sorted(out))
-
-
-class Kernel:
+class Kernel(IndexViews, RowReductions, Skeletons):
     """Builds one kernel. `materialized` is the set of nodes readable from memory."""
 
-    def __init__(self, name: str, node: Node, materialized: set, tun: dict, large: bool):
-        self.name = name
-        self.node = node
-        self.outputs = [node]  # more when sibling reductions share this kernel
+    def __init__(self, plan: KernelPlan, materialized: set, tun: dict, large: bool, groups: dict):
+        self.plan = plan
+        self.node = plan.node
+        self.outputs = list(plan.outputs)  # more than one when sibling reductions share this kernel
         self.materialized = materialized
         self.tun = tun
         self.large = large
         self.ptrs: dict[Node, str] = {}
         self.counter = 0
-        self.uses_mul_combine = False
+        self.helpers: set[str] = set()  # jit helpers (reduction combines) the kernel calls
         self.root = Scope()
         self.scope = self.root
         self.sections: list[Scope] = []
@@ -117,12 +54,22 @@ class Kernel:
         self.row_vars = None      # row kernels: index exprs of the kept dims
         self.reduced: dict = {}
         self.loop_section = None  # looped row kernels: the section scope of the loop being emitted
-        self.groups: dict = {}    # id(x) -> the graph's reductions of x (one loop computes them together)
+        self.groups = groups      # id(x) -> the graph's reductions of x (one loop computes them together)
         self.constexprs: dict = {}  # extra constexpr parameter -> the launcher's expression for it
-        self.kind = None
         self.part_base = None     # inside an inlined combine's loop over partials: the scope before it
         self.part_ok = None       # ... and the condition that its partial index is in range
         self.summary = ""
+        self.kind = ""            # "pointwise" or "row" (set by kernels.build_*)
+        self.n_rows = self.n_cols = ""  # row kernels: sizes of the kept and the reduced dims
+        self.F, self.A, self.strategy = (), [], None  # row kernels: iteration space, reduced dims, strategy
+        self.row_mask = ""        # the mask of this program's rows ("mask" in a pointwise kernel)
+        self.tile = self.root     # the scope holding a persistent / tiled kernel's whole tile
+        self.current_section = None
+        self.col_lines, self.col_vars = [], []
+        if plan.family == ROW:
+            self.build_row(plan.space, list(plan.reduced), plan.strategy)
+        else:
+            self.build_pointwise()
 
     # -- small helpers ------------------------------------------------------------------------
     def tmp(self, prefix="t") -> str:
@@ -132,7 +79,20 @@ class Kernel:
     def emit(self, line: str, scope: Scope | None = None):
         (scope or self.scope).lines.append(line)
 
+    def normal(self, expr: str) -> str:
+        """expr as this kernel spells it: the row kernel's sizes by name, no redundant parentheses,
+        so that the same value written two ways (the model's mean, a variance's mean) is one."""
+        if self.kind == "row":
+            for name, size in (("n_cols", self.n_cols), ("n_rows", self.n_rows)):
+                if re.fullmatch(r"\w+", size or ""):
+                    expr = expr.replace(f"({size})", name)
+        expr = re.sub(r"(?<![\w.\]])\((\w+)\)", r"\1", expr)
+        while expr.startswith("(") and expr.endswith(")") and _balanced(expr[1:-1]):
+            expr = expr[1:-1]
+        return expr
+
     def assign(self, expr: str, prefix="t") -> str:
+        expr = self.normal(expr)
         if re.fullmatch(r"[A-Za-z_]\w*|-?\d+(\.\d*)?", expr):
             return expr
         hit = self.scope.get(("expr", expr))  # the same expression already has a name here
@@ -168,10 +128,7 @@ class Kernel:
             if s == "1":
                 idx.append(("0", ""))
                 continue
-            inner = _prod(sizes[d + 1:])
-            e = lin if inner == "1" else f"({lin} // ({inner}))"
-            if any(x != "1" for x in sizes[:d]):
-                e = f"({e} % ({s}))" if not re.fullmatch(r"\w+", s) else f"({e} % {s})"
+            e = index_of(lin, sizes, d)
             v = self.assign(e, prefix) if n > 1 else e
             idx.append((v, deps))
         return idx
@@ -268,165 +225,6 @@ class Kernel:
         return self.assign(expr, "v"), _deps(*deps)
 
     # -- views ------------------------------------------------------------------------------------
-    def view(self, node: Node, idx):
-        op, a = node.op, node.attrs
-        src = node.inputs[0]
-        if op == "view":
-            dims_out = [(e, s) for (e, s) in zip(idx, node.shape) if s != "1"]
-            src_big = [s for s in src.shape if s != "1"]
-            if [s for _, s in dims_out] == src_big:
-                it = iter([e for e, _ in dims_out])
-                return self.value(src, [("0", "") if s == "1" else next(it) for s in src.shape])
-            lin, deps = self.linear(idx, node.shape)
-            if src in self.materialized or src.kind == ir.INPUT or src.kind == ir.EXTERN:
-                return self.load_linear(src, lin, deps)
-            lin_v = self.assign(lin, "lin")
-            return self.value(src, self.delinearize(lin_v, src.shape, deps, "i"))
-        if op == "broadcast_in_dim":
-            out = [("0", "")] * len(src.shape)
-            for i, d in enumerate(a["dims"]):
-                out[i] = ("0", "") if src.shape[i] == "1" else idx[d]
-            return self.value(src, out)
-        if op == "expand":
-            return self.value(src, self.broadcast(src, node.shape, idx))
-        if op == "permute":
-            out = [None] * len(src.shape)
-            for i, d in enumerate(a["dims"]):
-                out[d] = idx[i]
-            return self.value(src, out)
-        if op == "slice":
-            d = a["dim"]
-            e, dep = idx[d]
-            start, step = a["start"], a["step"]
-            expr = e if step == 1 else f"{e} * {literal(step)}"
-            if start not in (0, None):
-                expr = f"({literal(start)} + {expr})"
-            out = list(idx)
-            out[d] = (self.assign(expr, "i") if expr != e else e, dep)
-            return self.value(src, out)
-        if op == "select":
-            out = list(idx)
-            out.insert(a["dim"], (literal(a["index"]), ""))
-            return self.value(src, out)
-        if op == "flip":
-            out = list(idx)
-            for d in a["dims"]:
-                e, dep = idx[d]
-                out[d] = (self.assign(f"({src.shape[d]} - 1 - {e})", "i"), dep)
-            return self.value(src, out)
-        if op == "cat":
-            d = a["dim"]
-            e, dep = idx[d]
-            parts = node.inputs
-            offset = "0"
-            vals = []
-            for p in parts:
-                size = p.shape[d]
-                local = e if offset == "0" else f"({e} - ({offset}))"
-                clamped = self.assign(f"tl.minimum(tl.maximum({local}, 0), {size} - 1)", "i")
-                pidx = list(self.broadcast(p, node.shape, idx))
-                pidx[d] = (clamped, dep)
-                v, vd = self.value(p, pidx)
-                offset = size if offset == "0" else f"{offset} + {size}"
-                vals.append((v, vd, offset))
-            out, deps = vals[-1][0], vals[-1][1]
-            for v, vd, end in reversed(vals[:-1]):
-                out = self.assign(f"tl.where({e} < ({end}), {v}, {out})", "v")
-                deps = _deps(deps, vd, dep)
-            return out, deps
-        if op == "pad":
-            pad = a["pad"]
-            out = list(idx)
-            valid = []
-            r = len(src.shape)
-            for j in range(len(pad) // 2):
-                d = r - 1 - j
-                left = pad[2 * j]
-                e, dep = idx[d]
-                s = f"({e} - {literal(left)})" if left != 0 else e
-                valid.append(f"({s} >= 0) & ({s} < {src.shape[d]})")
-                out[d] = (self.assign(f"tl.minimum(tl.maximum({s}, 0), {src.shape[d]} - 1)", "i"), dep)
-            v, deps = self.value(src, out)
-            fill = literal(float(a["value"]) if node.dtype.is_floating_point else a["value"])
-            return self.assign(f"tl.where({' & '.join(valid)}, {v}, {fill})", "v"), _deps(deps, *[d for _, d in idx])
-        if op == "gather":
-            d = a["dim"]
-            index_node = node.inputs[1]
-            iv, idep = self.value(index_node, idx)
-            out = list(idx)
-            out[d] = (iv, idep)
-            return self.value(src, out)
-        if op == "index_select":
-            d = a["dim"]
-            iv, idep = self.value(node.inputs[1], [idx[d]])
-            out = list(idx)
-            out[d] = (iv, idep)
-            return self.value(src, out)
-        raise Unsupported(f"unsupported: aten.{op}")
-
-    def load_linear(self, node, lin, deps):
-        ptr = self.ptr(node)
-        mask = self.mask(deps)
-        expr = f"tl.load({ptr} + {lin})" if mask is None else f"tl.load({ptr} + {lin}, mask={mask}, other=0)"
-        ct = compute_type(node.dtype)
-        if TL_DTYPE.get(node.dtype) != ct or node.dtype.is_floating_point:
-            expr += f".to({ct})"  # fp16/bf16 math happens in fp32
-        return self.assign(expr, "x"), deps
-
-    # -- pooling ------------------------------------------------------------------------------------
-    def pool(self, node: Node, idx):
-        a = node.attrs
-        src = node.inputs[0]
-        nd = a["nd"]
-        lead = len(src.shape) - nd
-        is_max = a["mode"] == "max"
-        acc = self.tmp("acc")
-        deps = _deps(*[d for _, d in idx])
-        init = '-float("inf")' if is_max else "0.0"
-        self.emit(f"{acc} = tl.full({self._shape_of(deps)}, {init}, tl.float32)")
-        starts = []
-        for j in range(nd):
-            e, _ = idx[lead + j]
-            st = f"{e} * {a['stride'][j]} - {a['padding'][j]}"
-            starts.append(self.assign(st, "w"))
-        # a static loop per window dim: the window is small and known, so it unrolls
-        outer = self.scope
-        body = Scope(parent=outer)
-        self.scope = body
-        src_idx = list(idx[:lead])
-        valid = []
-        for j in range(nd):
-            k = f"k{j}"
-            pos = self.assign(f"{starts[j]} + {k} * {a['dilation'][j]}", "p")
-            size = src.shape[lead + j]
-            valid.append(f"({pos} >= 0) & ({pos} < {size})")
-            src_idx.append((self.assign(f"tl.minimum(tl.maximum({pos}, 0), {size} - 1)", "p"), idx[lead + j][1]))
-        v, vd = self.value(src, src_idx)
-        ok = self.assign(" & ".join(valid), "ok")
-        if is_max:
-            self.emit(f"{acc} = tl.where({ok}, tl.maximum({acc}, {v}), {acc})")
-        else:
-            self.emit(f"{acc} += tl.where({ok}, {v}, 0.0)")
-        self.scope = outer
-        block = body.lines
-        for j in reversed(range(nd)):
-            block = [f"for k{j} in tl.static_range({a['kernel'][j]}):"] + ["    " + l for l in block]
-        outer.lines.extend(block)
-        if is_max:
-            return acc, deps
-        if a.get("divisor_override"):
-            return self.assign(f"{acc} / {float(a['divisor_override'])}", "v"), deps
-        counts = []
-        for j in range(nd):
-            size = src.shape[lead + j]
-            s, k, p = starts[j], a["kernel"][j], a["padding"][j]
-            end = f"tl.minimum({s} + {k}, {size} + {p})"
-            if a["count_include_pad"]:
-                counts.append(f"({end} - {s})")
-            else:
-                counts.append(f"(tl.minimum({end}, {size}) - tl.maximum({s}, 0))")
-        return self.assign(f"{acc} / ({' * '.join(counts)}).to(tl.float32)", "v"), deps
-
     def _shape_of(self, deps: str) -> str:
         if self.row_vars is None:
             return "[BLOCK]"
@@ -435,331 +233,3 @@ class Kernel:
         return "[BLOCK_M, 1]"
 
     # -- reductions and scans (row kernels) -----------------------------------------------------------
-    def _row_key(self, node: Node, idx, dims, keepdim):
-        """The kept part of idx if it addresses this kernel's rows, else None."""
-        if self.row_vars is None:
-            return None
-        kept = [e for d, (e, _) in enumerate(idx) if not (keepdim and d in dims)]
-        if keepdim and any(idx[d][0] != "0" for d in dims):
-            return None
-        want = [e for e, _ in self.row_vars]
-        if [e for e in kept] != want:
-            # size-1 kept dims index as "0" on both sides; compare the rest
-            return None
-        return tuple(kept)
-
-    def reduction(self, node: Node, idx):
-        x = node.inputs[0]
-        dims = node.attrs["dims"]
-        if not (self.row_vars is None or tuple(x.shape) != tuple(self.F) or list(dims) != list(self.A)
-                or self._row_key(node, idx, dims, node.attrs.get("keepdim", False)) is None):
-            return self.reduce(node.op, x, node), "r"
-        if node.attrs.get("combine") and self.kind in ("row", "pointwise"):
-            out = self.combine(node, idx)
-            if out is not None:
-                return out
-        raise NeedMaterialize(node)
-
-    def full_idx(self):
-        it_r = iter(self.row_vars)
-        it_c = iter(self.col_vars)
-        return [next(it_c) if d in self.A else next(it_r) for d in range(len(self.F))]
-
-    # -- the combine of a split reduction's partials, inlined where its value is needed ------------
-    def combine(self, node: Node, idx):
-        """node reduces a small partials tensor (a split reduction's [rows, SPLIT] buffer, or a
-        layout split's [outer, rows]) over one dim. Where node's index depends on the rows alone
-        (or on nothing), each program loads the few partials of its rows and combines them itself,
-        in an unrolled loop over the partials on [BLOCK_M, 1] values (the layout of the rows: no
-        layout conversion of the program's tile): no kernel and no buffer for the combined value.
-        None when that does not apply."""
-        q = node.inputs[0]
-        dims = node.attrs["dims"]
-        deps = _deps(*[d for _, d in idx])
-        if len(dims) != 1 or "c" in deps or "p" in deps or (self.row_vars is None and deps):
-            return None
-        d = dims[0]
-        size = q.shape[d]
-        hint = q.hint[d] if d < len(q.hint) else None
-        if not isinstance(hint, int) or hint > MAX_INLINE_PARTS or node.op not in _COMBINE:
-            return None
-        # emitted before any loop over other partials (its index does not depend on theirs)
-        outer, base = self.scope, self.part_base or self.scope
-        saved = (self.part_base, self.part_ok)
-        if re.fullmatch(r"\d+", size):
-            count, self.part_ok = size, None
-        else:
-            count = f"PARTS{len(self.constexprs)}"
-            self.constexprs[count] = f"triton.next_power_of_2({size})"
-        part = self.tmp("part")
-        is_int = not q.dtype.is_floating_point
-        acc_t = "tl.int64" if is_int and node.op in ("sum", "prod") else "tl.float32"
-        if is_int and node.op in ("amax", "amin"):
-            acc_t = "tl.int64"
-        neutral = _neutral(node.op, is_int)
-        acc = self.tmp(node.op)
-        shape = "[BLOCK_M, 1]" if self.row_vars is not None else "[]"
-        base.lines.append(f"{acc} = tl.full({shape}, {neutral}, {acc_t})")
-        body = Scope(parent=base)
-        self.scope, self.part_base = body, base
-        if count != size:  # a power-of-two count of partials, the last ones past the end
-            self.part_ok = self.tmp("in_range")
-            body.lines.append(f"{self.part_ok} = tl.full({shape}, {part}, tl.int32) < {size}")
-        if node.attrs.get("keepdim"):
-            q_idx = [(part, "p") if i == d else idx[i] for i in range(len(q.shape))]
-        else:
-            it = iter(idx)
-            q_idx = [(part, "p") if i == d else next(it) for i in range(len(q.shape))]
-        v, vd = self.value(q, q_idx)
-        mask = self.mask(vd.replace("c", ""))
-        m = v if mask is None else f"tl.where({mask}, {v}, {neutral})"
-        m = f"{m}.to({acc_t})"
-        if node.op == "prod":
-            upd = f"{acc} * {m}"
-        elif node.op in ("amax", "any"):
-            upd = f"tl.maximum({acc}, {m})"
-        elif node.op in ("amin", "all"):
-            upd = f"tl.minimum({acc}, {m})"
-        else:
-            upd = f"{acc} + {m}"
-        body.lines.append(f"{acc} = {upd}")
-        base.lines.append(f"for {part} in tl.static_range({count}):")
-        base.lines.extend("    " + l for l in body.lines + body.tail)
-        self.part_base, self.part_ok = saved
-        self.scope = outer
-        return acc, deps
-
-    # -- reductions over this kernel's rows --------------------------------------------------------
-    def reduce(self, op: str, x: Node, node: Node | None) -> str:
-        key = (op, id(x), node.attrs.get("correction") if node is not None else None)
-        if key in self.reduced:
-            return self.reduced[key]
-        if op == "mean" and node is not None and node.attrs.get("split"):
-            op = "sum"  # a partial: the combining kernel divides by the whole row's length
-        if self.strategy == "persistent":
-            res = self._reduce_tile(op, x, node)
-            self.reduced[key] = res
-            return res
-        self._reduce_loop(x, [(op, node)] + self._group(x, node.attrs.get("split") if node is not None else None))
-        return self.reduced[key]
-
-    def _group(self, x: Node, split) -> list:
-        """The other reductions of x over this kernel's dims that this kernel computes: one loop
-        (one read of x) accumulates them all."""
-        out = []
-        for n in self.groups.get(id(x), []):
-            if list(n.attrs["dims"]) != list(self.A) or n.attrs.get("split") != split:
-                continue
-            if n in self.materialized and n not in self.outputs:
-                continue
-            out.append((n.op, n))
-        return out
-
-    def _reduce_tile(self, op: str, x: Node, node: Node | None) -> str:
-        """A reduction over whole rows held in one register tile."""
-        outer = self.scope
-        self.scope = self.tile
-        is_int = not x.dtype.is_floating_point
-        acc_t = _acc_type(op, is_int)
-        neutral = _neutral(op, is_int)
-        mask = f"{self.row_mask} & col_mask"
-        res = self.tmp(op)
-        if op in ("var", "wm2"):
-            mean = self.reduce("mean", x, None)
-            v, _ = self.value(x, self.full_idx())
-            d = self.assign(f"({v} - {mean})", "d")
-            m = self.assign(f"tl.where({mask}, {d} * {d}, 0).to(tl.float32)", "m")
-            self.emit(f"{res} = tl.sum({m}, axis=1)[:, None]")
-            if op == "var":
-                self.emit(f"{res} = {res} / (n_cols - {node.attrs.get('correction', 1.0)})")
-        elif op == "wmean":
-            self.emit(f"{res} = {self.reduce('mean', x, None)}")
-        elif op == "mean" and not is_int:
-            self.emit(f"{res} = {self.reduce('sum', x, None)} / n_cols")
-        elif op == "wcount":
-            self.emit(f"{res} = tl.zeros([BLOCK_M, 1], tl.float32) + n_cols")
-        elif op == "sumexp":
-            # whole rows: exactly the model's sum(exp(x - max)), sharing its exp with the epilogue
-            mx = self.reduce("amax", x, None)
-            src = node.attrs.get("orig") if node is not None else None
-            if src is not None:
-                e, _ = self.value(src, self.full_idx())
-            else:
-                v, _ = self.value(x, self.full_idx())
-                e = self.assign(f"tl.exp({v} - {mx})", "e")
-            m = self.assign(f"tl.where({mask}, {e}, 0).to(tl.float32)", "m")
-            self.emit(f"{res} = tl.sum({m}, axis=1)[:, None]")
-        else:
-            v, _ = self.value(x, self.full_idx())
-            m = self.assign(f"tl.where({mask}, {v}, {neutral}).to({acc_t})", "m")
-            if op in ("argmax", "argmin"):
-                self.emit(f"{res} = tl.{op}({m}, axis=1)[:, None]")
-            elif op == "prod":
-                self.uses_mul_combine = True
-                self.emit(f"{res} = tl.reduce({m}, 1, _multiply)[:, None]")
-            else:
-                self.emit(f"{res} = {_COMBINE[op]}({m}, axis=1)[:, None]")
-            if op == "mean":
-                self.emit(f"{res} = {res} / n_cols")
-        self.scope = outer
-        return res
-
-    def _reduce_loop(self, x: Node, members: list) -> None:
-        """Reductions of x over the kernel's columns in one loop of BLOCK_N-wide column blocks:
-        per-lane accumulators in the loop, one combine across lanes after it. Maximum and sum of
-        exponentials run online (softmax: one read of x), variances as per-lane Welford."""
-        outer = self.scope
-        section = Scope(parent=self.root)
-        self.sections.insert(self.sections.index(self.current_section), section)
-        body = Scope(parent=section)
-        self.scope = body
-        self._open_cols(body, "col_start")
-        # reductions this one needs go before it
-        caller_section, self.current_section = self.current_section, section
-        v, _ = self.value(x, self.full_idx())
-        mask = f"{self.row_mask} & col_mask"
-        is_int = not x.dtype.is_floating_point
-        ops = {}
-        for op, node in members:
-            if op == "mean" and node is not None and node.attrs.get("split"):
-                op = "sum"
-            corr = node.attrs.get("correction") if node is not None else None
-            ops.setdefault(op, set()).add(corr)
-        post = []
-        init = section.lines
-        tile = "[BLOCK_M, BLOCK_N]"
-        lane_idx_t = "tl.int64" if self.large else "tl.int32"
-        online = "sumexp" in ops
-        welford = bool({"var", "wmean", "wm2", "wcount"} & set(ops))
-        results = {}
-        if online:
-            om, os_ = self.tmp("run_max"), self.tmp("run_sum")
-            init += [f"{om} = tl.full({tile}, -3.4028234663852886e38, tl.float32)",
-                     f"{os_} = tl.zeros({tile}, tl.float32)"]
-            m = self.assign(f"tl.where({mask}, {v}, -float(\"inf\")).to(tl.float32)", "m")
-            d, e, up = self.tmp("d"), self.tmp("e"), self.tmp("up")
-            self.emit(f"{d} = {m} - {om}")
-            self.emit(f"{e} = tl.exp(-tl.abs({d}))  # exp(min - max) of the element and the running max")
-            self.emit(f"{up} = {d} > 0")
-            self.emit(f"{os_} = tl.where({up}, {os_} * {e} + 1.0, {os_} + {e})")
-            self.emit(f"{om} = tl.where({up}, {m}, {om})")
-            mx, sx = self.tmp("amax"), self.tmp("sumexp")
-            post += [f"{mx} = tl.max({om}, axis=1)[:, None]",
-                     f"{sx} = tl.sum({os_} * tl.exp({om} - {mx}), axis=1)[:, None]"]
-            results["sumexp"] = sx
-            if "amax" in ops:
-                results["amax"] = mx
-        if welford:
-            wn, wmean, wm2 = self.tmp("w_n"), self.tmp("w_mean"), self.tmp("w_m2")
-            init += [f"{wn} = tl.zeros({tile}, tl.float32)", f"{wmean} = tl.zeros({tile}, tl.float32)",
-                     f"{wm2} = tl.zeros({tile}, tl.float32)"]
-            vf = self.assign(f"{v}.to(tl.float32)", "v") if is_int else v
-            inv, d = self.tmp("inv"), self.tmp("d")
-            # every lane still in range has seen one element per block so far
-            self.emit(f"{inv} = 1.0 / (col_start // BLOCK_N + 1)")
-            self.emit(f"{d} = {vf} - {wmean}")
-            self.emit(f"{wmean} = tl.where({mask}, {wmean} + {d} * {inv}, {wmean})")
-            self.emit(f"{wm2} = tl.where({mask}, {wm2} + {d} * ({vf} - {wmean}), {wm2})")
-            self.emit(f"{wn} = {wn} + tl.where({mask}, 1.0, 0.0)")
-            n, mean, dm, m2 = self.tmp("count"), self.tmp("mean"), self.tmp("dm"), self.tmp("m2")
-            post += [f"{n} = tl.sum({wn}, axis=1)[:, None]",
-                     f"{mean} = tl.sum({wn} * {wmean}, axis=1)[:, None] / tl.maximum({n}, 1.0)",
-                     f"{dm} = {wmean} - {mean}",
-                     f"{m2} = tl.sum({wm2} + {wn} * {dm} * {dm}, axis=1)[:, None]"]
-            results.update(wcount=n, wmean=mean, wm2=m2)
-        for op in ops:
-            if op in results or op in ("var", "sumexp"):
-                continue
-            acc_t = _acc_type(op, is_int)
-            neutral = _neutral(op, is_int)
-            m = self.assign(f"tl.where({mask}, {v}, {neutral}).to({acc_t})", "m")
-            acc = self.tmp("acc")
-            res = self.tmp(op)
-            if op in ("argmax", "argmin"):
-                # per lane: the best value and its column (strictly better: the first one wins)
-                cmp = ">" if op == "argmax" else "<"
-                idx = self.tmp("acc_i")
-                init += [f"{acc} = tl.full({tile}, {neutral}, {acc_t})", f"{idx} = tl.zeros({tile}, {lane_idx_t})"]
-                better = self.tmp("better")
-                self.emit(f"{better} = {m} {cmp} {acc}")
-                self.emit(f"{idx} = tl.where({better}, cols, {idx})")
-                self.emit(f"{acc} = tl.where({better}, {m}, {acc})")
-                best = self.tmp("best")
-                red = "tl.max" if op == "argmax" else "tl.min"
-                big = "9223372036854775807" if self.large else "2147483647"
-                post += [f"{best} = {red}({acc}, axis=1)[:, None]",
-                         f"{res} = tl.min(tl.where({acc} == {best}, {idx}, {big}), axis=1)[:, None]"]
-            else:
-                init.append(f"{acc} = tl.full({tile}, {neutral}, {acc_t})")
-                upd = {"sum": f"{acc} + {m}", "mean": f"{acc} + {m}", "prod": f"{acc} * {m}",
-                       "amax": f"tl.maximum({acc}, {m})", "amin": f"tl.minimum({acc}, {m})",
-                       "any": f"tl.maximum({acc}, {m})", "all": f"tl.minimum({acc}, {m})"}[op]
-                self.emit(f"{acc} = {upd}")
-                if op == "prod":
-                    self.uses_mul_combine = True
-                    post.append(f"{res} = tl.reduce({acc}, 1, _multiply)[:, None]")
-                else:
-                    post.append(f"{res} = {_COMBINE[op]}({acc}, axis=1)[:, None]")
-                if op == "mean":
-                    post.append(f"{res} = {res} / n_cols")
-            results[op] = res
-        self._close_loop(section, body, "col_start")
-        self.current_section = caller_section
-        section.lines.extend(post)
-        for op, node in members:
-            corr = node.attrs.get("correction") if node is not None else None
-            if (op, id(x), corr) in self.reduced:
-                continue
-            if op == "var":
-                res = self.tmp("var")
-                section.lines.append(f"{res} = {results['wm2']} / (n_cols - {corr if corr is not None else 1.0})")
-            else:
-                res = results["sum" if op == "mean" and node is not None and node.attrs.get("split") else op]
-            self.reduced[(op, id(x), corr)] = res
-        self.scope = outer
-
-    def scan(self, node: Node, idx):
-        x = node.inputs[0]
-        d = node.attrs["dim"]
-        if self.row_vars is None or tuple(x.shape) != tuple(self.F) or list(self.A) != [d]:
-            raise NeedMaterialize(node)
-        full = self.full_idx()
-        if [e for e, _ in idx] != [e for e, _ in full]:
-            raise NeedMaterialize(node)
-        v, _ = self.value(x, full)
-        is_sum = node.op == "cumsum"
-        neutral = "0" if is_sum else "1"
-        # float sums scan in fp64: a parallel scan adds in another order than torch's, and fp32
-        # prefix sums of thousands of terms would differ by more than the tolerance
-        ct = ("tl.float64" if is_sum else "tl.float32") if node.dtype.is_floating_point else "tl.int64"
-        m = self.assign(f"tl.where({self.row_mask} & col_mask, {v}, {neutral}).to({ct})", "m")
-        fn = "tl.cumsum" if is_sum else "tl.cumprod"
-        res = self.assign(f"{fn}({m}, axis=1)", "scan")
-        if self.strategy == "persistent":
-            return (self.assign(f"{res}.to(tl.float32)", "scan") if ct == "tl.float64" else res), "rc"
-        # looped: carry the running total of the previous column blocks
-        carry = self.tmp("carry")
-        self.loop_section.lines.append(f"{carry} = tl.full([BLOCK_M, 1], {neutral}, {ct})")
-        out = self.assign(f"({res} {'+' if is_sum else '*'} {carry}).to(tl.float32)" if ct == "tl.float64"
-                          else f"{res} {'+' if is_sum else '*'} {carry}", "scan")
-        if is_sum:
-            self.scope.tail.append(f"{carry} = {carry} + tl.sum({m}, axis=1)[:, None]")
-        else:
-            self.uses_mul_combine = True
-            self.scope.tail.append(f"{carry} = {carry} * tl.reduce({m}, 1, _multiply)[:, None]")
-        return out, "rc"
-
-    def _open_cols(self, body: Scope, start: str):
-        if self.strategy == "split":  # this program's share of the row: [part * chunk, (part + 1) * chunk)
-            # (chunk is a whole number of blocks: only the row's end needs a mask)
-            body.lines.append(f"cols = part * chunk + {start} + tl.arange(0, BLOCK_N)[None, :]")
-            body.lines.append("col_mask = cols < n_cols")
-        else:
-            body.lines.append(f"cols = {start} + tl.arange(0, BLOCK_N)[None, :]")
-            body.lines.append("col_mask = cols < n_cols")
-        body.lines.extend(self.col_lines)
-
-    def _close_loop(self, section: Scope, body: Scope, start: str):
-        end = "chunk" if self.strategy == "split" else "n_cols"
-        section.lines.append(f"for {start} in range(0, {end}, BLOCK_N):")
-        section.lines.extend("    " + l for l in body.lines + body.tail)

@@ -123,7 +123,7 @@ def generalize(g1: ir.Graph, g2: ir.Graph) -> int:
                     shape[i] = found[0]
                     changed += 1
         if n1.kind == ir.POOL:
-            from .capture import pool_out_shape
+            from .classify import pool_out_shape
 
             shape = list(pool_out_shape(n1.inputs[0].shape, n1.attrs) or shape)
         for i, (s_, h1, h2) in enumerate(zip(shape, n1.hint, n2.hint)):

@@ -33,6 +33,11 @@ EXTERN = "extern"        # matmul / convolution / attention: lowered by codegen.
 KINDS = (INPUT, CONST, POINTWISE, REDUCTION, SCAN, VIEW, POOL, EXTERN)
 
 
+class Unsupported(Exception):
+    """The reference uses something the embedded generator cannot lower; str() is the reason,
+    "unsupported: <what>"."""
+
+
 @dataclass(frozen=True)
 class Sym:
     """A host-side scalar: a Python expression over size symbols (e.g. "s0*s1"), and its traced value."""

@@ -1,7 +1,7 @@
 """Kernel skeletons: how a pointwise kernel and a row kernel walk their iteration space.
 
-`build_pointwise` and `build_row` set up the program's indices (offsets, rows, columns, masks) on
-an `emit.Kernel`, ask it for the node's value at those indices, and store the result. `prune`
+`Skeletons.build_pointwise` and `build_row` (methods of emit.Kernel) set up the program's indices
+(offsets, rows, columns, masks), ask for the node's value at those indices, and store the result. `prune`
 drops index variables a kernel did not end up using.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ import re
 import torch
 
 from . import ir
-from .emit import TL_DTYPE, Kernel, NeedMaterialize, Scope, _prod
+from .scope import TL_DTYPE, NeedMaterialize, Scope, _prod, index_of
 from .ir import Node
 from .pointwise import compute_type
 
@@ -26,12 +26,9 @@ def index_vars(lin: str, sizes, prefix: str, deps: str):
         if s == "1":
             idx.append(("0", ""))
             continue
-        inner = _prod(sizes[d + 1:])
-        e = lin if inner == "1" else f"{lin} // ({inner})"
-        if d != big[0]:
-            e = f"({e}) % ({s})" if inner != "1" else f"{e} % ({s})"
         name = f"{prefix}{d}"
-        lines.append(f"{name} = {e}")
+        e = index_of(lin, sizes, d)
+        lines.append(f"{name} = {e[1:-1] if e.startswith('(') else e}")
         idx.append((name, deps))
     return lines, idx
 
@@ -42,135 +39,138 @@ DTYPE_NAME = {torch.float32: "torch.float32", torch.float16: "torch.float16", to
               torch.int16: "torch.int16"}
 
 
-def _store(k: Kernel, node: Node, val: str, off: str, mask: str) -> str:
-    cast = TL_DTYPE[node.dtype]
-    if node.dtype == torch.bool:
-        val = f"({val} != 0)"
-    return f"tl.store({k.ptr(node)} + {off}, {val}.to({cast}), mask={mask})"
+class Skeletons:
+    """How emit.Kernel walks its iteration space (a mixin: the builder methods of a kernel)."""
+
+    def _store(self, node: Node, val: str, off: str, mask: str) -> str:
+        cast = TL_DTYPE[node.dtype]
+        if node.dtype == torch.bool:
+            val = f"({val} != 0)"
+        return f"tl.store({self.ptr(node)} + {off}, {val}.to({cast}), mask={mask})"
 
 
-def build_pointwise(k: Kernel) -> None:
-    node = k.node
-    k.kind = "pointwise"
-    k.row_mask = "mask"
-    pid = "tl.program_id(0).to(tl.int64)" if k.large else "tl.program_id(0)"
-    k.root.lines += [f"n_elements = {_prod(node.shape)}",
-                     f"offs = {pid} * BLOCK + tl.arange(0, BLOCK)",
-                     "mask = offs < n_elements"]
-    lines, idx = index_vars("offs", node.shape, "idx", "r")
-    k.root.lines += lines
-    k.flat = (idx, tuple(node.shape), "offs")
-    k.tile = k.root
-    val, deps = k.value(node, idx)
-    if "r" not in deps:  # a value that does not vary: broadcast it over the block
-        val = f"tl.full([BLOCK], {val}, {compute_type(node.dtype)})" if re.fullmatch(r"-?[\w.\"()]+", val) else f"({val} + tl.zeros([BLOCK], {compute_type(node.dtype)}))"
-    k.root.lines.append(_store(k, node, val, "offs", "mask"))
+    def build_pointwise(self) -> None:
+        node = self.node
+        self.kind = "pointwise"
+        self.row_mask = "mask"
+        pid = "tl.program_id(0).to(tl.int64)" if self.large else "tl.program_id(0)"
+        self.root.lines += [f"n_elements = {_prod(node.shape)}",
+                         f"offs = {pid} * BLOCK + tl.arange(0, BLOCK)",
+                         "mask = offs < n_elements"]
+        lines, idx = index_vars("offs", node.shape, "idx", "r")
+        self.root.lines += lines
+        self.flat = (idx, tuple(node.shape), "offs")
+        self.tile = self.root
+        val, deps = self.value(node, idx)
+        if "r" not in deps:  # a value that does not vary: broadcast it over the block
+            val = f"tl.full([BLOCK], {val}, {compute_type(node.dtype)})" if re.fullmatch(r"-?[\w.\"()]+", val) else f"({val} + tl.zeros([BLOCK], {compute_type(node.dtype)}))"
+        self.root.lines.append(self._store(node, val, "offs", "mask"))
 
 
-def build_row(k: Kernel, F, A, strategy: str) -> None:
-    """A row kernel over iteration space F reducing dims A, storing k.node."""
-    node = k.node
-    k.kind = "row"
-    k.F, k.A = tuple(F), list(A)
-    k.strategy = strategy
-    kept = [F[d] for d in range(len(F)) if d not in A]
-    red = [F[d] for d in A]
-    k.n_rows, k.n_cols = _prod(kept), _prod(red)
-    k.row_mask = "row_mask"
-    pid = "tl.program_id(0).to(tl.int64)" if k.large else "tl.program_id(0)"
-    if strategy == "split":
-        # few long rows: SPLIT programs per row each reduce one chunk; a second kernel combines
-        k.root.lines += [f"n_rows = {k.n_rows}", f"n_cols = {k.n_cols}",
-                         f"programs = {pid} * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]",
-                         "row_mask = programs < n_rows * SPLIT",
-                         "rows = programs // SPLIT",
-                         "part = programs % SPLIT",
-                         # a whole number of column blocks per chunk: aligned (vector) loads
-                         "chunk = tl.cdiv(tl.cdiv(n_cols, SPLIT), BLOCK_N) * BLOCK_N"]
-    elif strategy == "tiled":
-        # elementwise over rows x columns: one [BLOCK_M, BLOCK_N] tile per program, so whatever
-        # depends on the row alone (statistics, per-channel parameters) is computed once per row
-        k.root.lines += [f"n_rows = {k.n_rows}", f"n_cols = {k.n_cols}",
-                         f"pid = {pid}",
-                         "col_blocks = tl.cdiv(n_cols, BLOCK_N)",
-                         "rows = (pid // col_blocks) * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]",
-                         "row_mask = rows < n_rows"]
-    else:
-        k.root.lines += [f"n_rows = {k.n_rows}", f"n_cols = {k.n_cols}",
-                         f"rows = {pid} * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]",
-                         "row_mask = rows < n_rows"]
-    lines, k.row_vars = index_vars("rows", kept, "row", "r")
-    k.root.lines += lines
-    k.col_lines, k.col_vars = index_vars("cols", red, "col", "c")
-    # reduced dims innermost (size-1 dims aside): an element's offset is row * n_cols + col
-    big_kept = [d for d in range(len(F)) if d not in A and F[d] != "1"]
-    big_red = [d for d in A if F[d] != "1"]
-    trailing = not big_kept or not big_red or max(big_kept) < min(big_red)
-    full = None
-    if trailing:  # reduced dims innermost: an element's offset is row * n_cols + col, no div/mod
-        k.flat = (k.full_idx(), k.F, "rows * n_cols + cols")
-    if strategy in ("persistent", "tiled"):
-        k.tile = Scope(parent=k.root)
-        first = "(pid % col_blocks) * BLOCK_N + " if strategy == "tiled" else ""
-        k.tile.lines += [f"cols = {first}tl.arange(0, BLOCK_N)[None, :]", "col_mask = cols < n_cols"] + list(k.col_lines)
-        k.sections = [k.tile]
-        k.current_section = k.tile
-        k.scope = k.tile
-        full = k.full_idx()
-        if trailing:
-            k.flat = (full, k.F, "rows * n_cols + cols")
-    source = strip_views(node, k.materialized)
-    element_out = tuple(source.shape) == tuple(F) and source.kind != ir.REDUCTION
-    if strategy == "tiled":  # F is the node's own shape
-        element_out, source = True, (source if tuple(source.shape) == tuple(F) else node)
-    if element_out:
-        # a view of an F-shaped value has the same elements in the same (contiguous) order
-        node = source
-        if strategy in ("persistent", "tiled"):
-            val, _ = k.value(node, full)
-            off, _ = k.linear(full, F)
-            k.tile.lines.append(_store(k, k.node, val, off, "row_mask & col_mask"))
+    def build_row(self, F, A, strategy: str) -> None:
+        """A row kernel over iteration space F reducing dims A, storing self.node."""
+        node = self.node
+        self.kind = "row"
+        self.F, self.A = tuple(F), list(A)
+        self.strategy = strategy
+        kept = [F[d] for d in range(len(F)) if d not in A]
+        red = [F[d] for d in A]
+        self.n_rows, self.n_cols = _prod(kept), _prod(red)
+        self.row_mask = "row_mask"
+        pid = "tl.program_id(0).to(tl.int64)" if self.large else "tl.program_id(0)"
+        if strategy == "split":
+            # few long rows: SPLIT programs per row each reduce one chunk; a second kernel combines
+            self.root.lines += [f"n_rows = {self.n_rows}", f"n_cols = {self.n_cols}",
+                             f"programs = {pid} * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]",
+                             "row_mask = programs < n_rows * SPLIT",
+                             "rows = programs // SPLIT",
+                             "part = programs % SPLIT",
+                             # a whole number of column blocks per chunk: aligned (vector) loads
+                             "chunk = tl.cdiv(tl.cdiv(n_cols, SPLIT), BLOCK_N) * BLOCK_N"]
+        elif strategy == "tiled":
+            # elementwise over rows x columns: one [BLOCK_M, BLOCK_N] tile per program, so whatever
+            # depends on the row alone (statistics, per-channel parameters) is computed once per row
+            self.root.lines += [f"n_rows = {self.n_rows}", f"n_cols = {self.n_cols}",
+                             f"pid = {pid}",
+                             "col_blocks = tl.cdiv(n_cols, BLOCK_N)",
+                             "rows = (pid // col_blocks) * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]",
+                             "row_mask = rows < n_rows"]
         else:
-            section = Scope(parent=k.root)
-            k.sections.append(section)
-            k.current_section = section
-            body = Scope(parent=section)
-            k.scope = body
-            k.loop_section = section
-            k._open_cols(body, "col_start")
-            full = k.full_idx()
+            self.root.lines += [f"n_rows = {self.n_rows}", f"n_cols = {self.n_cols}",
+                             f"rows = {pid} * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]",
+                             "row_mask = rows < n_rows"]
+        lines, self.row_vars = index_vars("rows", kept, "row", "r")
+        self.root.lines += lines
+        self.col_lines, self.col_vars = index_vars("cols", red, "col", "c")
+        # reduced dims innermost (size-1 dims aside): an element's offset is row * n_cols + col
+        big_kept = [d for d in range(len(F)) if d not in A and F[d] != "1"]
+        big_red = [d for d in A if F[d] != "1"]
+        trailing = not big_kept or not big_red or max(big_kept) < min(big_red)
+        full = None
+        if trailing:  # reduced dims innermost: an element's offset is row * n_cols + col, no div/mod
+            self.flat = (self.full_idx(), self.F, "rows * n_cols + cols")
+        if strategy in ("persistent", "tiled"):
+            self.tile = Scope(parent=self.root)
+            first = "(pid % col_blocks) * BLOCK_N + " if strategy == "tiled" else ""
+            self.tile.lines += [f"cols = {first}tl.arange(0, BLOCK_N)[None, :]", "col_mask = cols < n_cols"] + list(self.col_lines)
+            self.sections = [self.tile]
+            self.current_section = self.tile
+            self.scope = self.tile
+            full = self.full_idx()
             if trailing:
-                k.flat = (full, k.F, "rows * n_cols + cols")
-            val, _ = k.value(node, full)
-            off, _ = k.linear(full, F)
-            k.emit(_store(k, k.node, val, off, "row_mask & col_mask"))
-            k._close_loop(section, body, "col_start")
-    elif strategy == "split":
-        section = Scope(parent=k.root)
-        k.sections.append(section)
-        k.current_section = section
-        k.scope = section
-        for out in k.outputs:  # sibling partials of the same chunks: one read of x
-            val = k.reduce(out.op, out.inputs[0], out)
-            k.emit(_store(k, out, val, "programs", "row_mask"))
-    else:
-        # a per-row result: node's non-1 dims must be the kept dims
-        if [s for s in node.shape if s != "1"] != [s for s in kept if s != "1"]:
-            raise NeedMaterialize(next(iter(reductions_feeding(node, k.materialized)), node))
-        it = iter([v for v, s in zip(k.row_vars, kept) if s != "1"])
-        idx = [("0", "") if s == "1" else next(it) for s in node.shape]
-        if strategy != "persistent":
-            section = Scope(parent=k.root)
-            k.sections.append(section)
-            k.current_section = section
-            k.scope = section
-        for out in k.outputs:  # reductions of the same rows share the kernel (one read of x)
-            it = iter([v for v, s in zip(k.row_vars, kept) if s != "1"])
-            idx = [("0", "") if s == "1" else next(it) for s in out.shape]
-            val, deps = k.value(out, idx)
-            if "r" not in deps:
-                val = f"({val} + tl.zeros([BLOCK_M, 1], {compute_type(out.dtype)}))"
-            k.emit(_store(k, out, val, "programs" if strategy == "split" else "rows", "row_mask"))
+                self.flat = (full, self.F, "rows * n_cols + cols")
+        source = strip_views(node, self.materialized)
+        element_out = tuple(source.shape) == tuple(F) and source.kind != ir.REDUCTION
+        if strategy == "tiled":  # F is the node's own shape
+            element_out, source = True, (source if tuple(source.shape) == tuple(F) else node)
+        if element_out:
+            # a view of an F-shaped value has the same elements in the same (contiguous) order
+            node = source
+            if strategy in ("persistent", "tiled"):
+                val, _ = self.value(node, full)
+                off, _ = self.linear(full, F)
+                self.tile.lines.append(self._store(self.node, val, off, "row_mask & col_mask"))
+            else:
+                section = Scope(parent=self.root)
+                self.sections.append(section)
+                self.current_section = section
+                body = Scope(parent=section)
+                self.scope = body
+                self.loop_section = section
+                self._open_cols(body, "col_start")
+                full = self.full_idx()
+                if trailing:
+                    self.flat = (full, self.F, "rows * n_cols + cols")
+                val, _ = self.value(node, full)
+                off, _ = self.linear(full, F)
+                self.emit(self._store(self.node, val, off, "row_mask & col_mask"))
+                self._close_loop(section, body, "col_start")
+        elif strategy == "split":
+            section = Scope(parent=self.root)
+            self.sections.append(section)
+            self.current_section = section
+            self.scope = section
+            for out in self.outputs:  # sibling partials of the same chunks: one read of x
+                val = self.reduce(out.op, out.inputs[0], out)
+                self.emit(self._store(out, val, "programs", "row_mask"))
+        else:
+            # a per-row result: node's non-1 dims must be the kept dims
+            if [s for s in node.shape if s != "1"] != [s for s in kept if s != "1"]:
+                raise NeedMaterialize(next(iter(reductions_feeding(node, self.materialized)), node))
+            it = iter([v for v, s in zip(self.row_vars, kept) if s != "1"])
+            idx = [("0", "") if s == "1" else next(it) for s in node.shape]
+            if strategy != "persistent":
+                section = Scope(parent=self.root)
+                self.sections.append(section)
+                self.current_section = section
+                self.scope = section
+            for out in self.outputs:  # reductions of the same rows share the kernel (one read of x)
+                it = iter([v for v, s in zip(self.row_vars, kept) if s != "1"])
+                idx = [("0", "") if s == "1" else next(it) for s in out.shape]
+                val, deps = self.value(out, idx)
+                if "r" not in deps:
+                    val = f"({val} + tl.zeros([BLOCK_M, 1], {compute_type(out.dtype)}))"
+                self.emit(self._store(out, val, "programs" if strategy == "split" else "rows", "row_mask"))
 
 
 def strip_views(node: Node, materialized) -> Node:
@@ -216,12 +216,3 @@ def prune(lines: list[str]) -> list[str]:
         if len(keep) == len(lines):
             return lines
         lines = keep
-
-
-def render_kernel(k: Kernel) -> tuple[str, list[str]]:
-    """The kernel's source and its argument names (pointers, then sizes)."""
-    body = list(k.root.lines)
-    for s in k.sections:
-        body += s.lines
-    text = "\n".join(body)
-    return text, list(k.ptrs.values())

@@ -1,4 +1,5 @@
-"""Triton expressions for pointwise IR nodes.
+"""The one formula table: Triton expressions for pointwise ops, in fused kernels and in the
+epilogues of matmul / attention / convolution templates alike.
 
 `expression(node, operand)` returns one Triton expression (a string) for a pointwise node;
 `operand(value)` turns each argument (an IR Node or a Python scalar) into the expression of its
@@ -12,6 +13,21 @@ import math
 import torch
 
 from .ir import Node, Sym
+
+
+# Every op `expression` has a formula for (ATen overload packet names).
+OPS = frozenset({
+    "add", "sub", "rsub", "mul", "div", "true_divide", "floor_divide", "neg", "abs", "exp", "exp2",
+    "log", "log2", "log10", "log1p", "expm1", "sqrt", "rsqrt", "sin", "cos", "tan", "tanh", "sinh",
+    "cosh", "sigmoid", "erf", "erfc", "reciprocal", "floor", "ceil", "round", "trunc", "relu",
+    "square", "isnan", "isinf", "logical_not", "signbit", "bitwise_not", "sign", "sgn", "_to_copy",
+    "convert_element_type", "clone", "alias", "copy", "lift_fresh_copy", "detach", "contiguous",
+    "pow", "maximum", "minimum", "fmax", "fmin", "clamp", "clamp_min", "clamp_max", "where",
+    "masked_fill", "eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_xor",
+    "bitwise_and", "bitwise_or", "fmod", "remainder", "hypot", "copysign", "heaviside", "gelu",
+    "elu", "selu", "celu", "hardtanh", "relu6", "leaky_relu", "silu", "hardsigmoid", "hardswish",
+    "softplus", "mish", "dropout", "type_as", "to",
+})
 
 
 class NotPointwise(Exception):
@@ -49,6 +65,16 @@ def _tanh(x: str) -> str:
     # 1 - 2 / (exp(2x) + 1): one exp and one fast division, ~1e-7 off in fp32, exact limits at
     # +-inf, and portable (libdevice's tanh is backend-specific)
     return f"(1.0 - tl.fdiv(2.0, tl.exp(2.0 * {x}) + 1.0))"
+
+
+def _extremum(is_max: bool, a: str, b: str, floaty: bool) -> str:
+    """torch.maximum/minimum (and clamps): a NaN operand gives NaN, which tl's default does not promise."""
+    fn = "tl.maximum" if is_max else "tl.minimum"
+    return f"{fn}({a}, {b}, propagate_nan=tl.PropagateNan.ALL)" if floaty else f"{fn}({a}, {b})"
+
+
+def _elu(x: str, alpha: float, scale: float, input_scale: float) -> str:
+    return f"({_f(scale)} * tl.where({x} > 0.0, {x}, {_f(alpha)} * (tl.exp({x} * {_f(input_scale)}) - 1.0)))"
 
 
 def _f(v):
@@ -101,7 +127,7 @@ def expression(node: Node, operand) -> str:
         "rsqrt": "tl.rsqrt({x})", "sin": "tl.sin({x})", "cos": "tl.cos({x})",
         "tan": "(tl.sin({x}) / tl.cos({x}))", "sigmoid": "tl.sigmoid({x})", "erf": "tl.erf({x})",
         "erfc": "(1.0 - tl.erf({x}))", "reciprocal": "(1.0 / {x})", "floor": "tl.floor({x})",
-        "ceil": "tl.ceil({x})", "relu": "tl.maximum({x}, 0.0)", "square": "({x} * {x})",
+        "ceil": "tl.ceil({x})", "relu": "tl.where({x} < 0.0, 0.0, {x})", "square": "({x} * {x})",
         "sinh": "(0.5 * (tl.exp({x}) - tl.exp(-{x})))", "cosh": "(0.5 * (tl.exp({x}) + tl.exp(-{x})))",
         "isnan": "({x} != {x})", "isinf": "(tl.abs({x}) == float(\"inf\"))",
         "logical_not": "({x} == 0)", "signbit": "({x} < 0)",
@@ -145,20 +171,20 @@ def expression(node: Node, operand) -> str:
         base = arg("self")
         e = arg("exponent")
         return f"tl.exp({_f(e)} * tl.log({_f(base)}))"
-    if op in ("maximum", "minimum", "fmax", "fmin"):
-        fn = "tl.maximum" if op in ("maximum", "fmax") else "tl.minimum"
-        return f"{fn}({x}, {fl(arg('other'))})"
+    if op in ("fmax", "fmin"):  # NaN loses to a number (tl's default on GPUs, fmaxf)
+        return f"{'tl.maximum' if op == 'fmax' else 'tl.minimum'}({x}, {fl(arg('other'))})"
+    if op in ("maximum", "minimum"):
+        return _extremum(op == "maximum", x, fl(arg("other")), floaty)
     if op == "clamp":
         out = x
         lo, hi = arg("min"), arg("max")
         if lo is not None:
-            out = f"tl.maximum({out}, {fl(lo)})"
+            out = _extremum(True, out, fl(lo), floaty)
         if hi is not None:
-            out = f"tl.minimum({out}, {fl(hi)})"
+            out = _extremum(False, out, fl(hi), floaty)
         return out
     if op in ("clamp_min", "clamp_max"):
-        fn = "tl.maximum" if op == "clamp_min" else "tl.minimum"
-        return f"{fn}({x}, {fl(arg('min') if op == 'clamp_min' else arg('max'))})"
+        return _extremum(op == "clamp_min", x, fl(arg("min") if op == "clamp_min" else arg("max")), floaty)
     if op == "where":
         c, s, o = arg("condition"), arg("self"), arg("other")
         return f"tl.where({c}, {fl(s)}, {fl(o)})"
@@ -180,8 +206,6 @@ def expression(node: Node, operand) -> str:
         if op == "fmod":
             return f"({x} - {y} * tl.where({q} < 0, tl.ceil({q}), tl.floor({q})))"
         return f"({x} - {y} * tl.floor({q}))"
-    if op == "atan2":
-        raise NotPointwise("aten.atan2")
     if op == "hypot":
         y = arg("other")
         return f"tl.sqrt({x} * {x} + {y} * {y})"
@@ -198,16 +222,28 @@ def expression(node: Node, operand) -> str:
             return f"(0.5 * {x} * (1.0 + {_tanh(inner)}))"
         return f"(0.5 * {x} * (1.0 + tl.erf({x} * 0.7071067811865476)))"
     if op == "elu":
-        alpha, scale, iscale = (float(a.get(k, 1.0)) for k in ("alpha", "scale", "input_scale"))
-        return f"({_f(scale)} * tl.where({x} > 0.0, {x}, {_f(alpha)} * (tl.exp({x} * {_f(iscale)}) - 1.0)))"
+        return _elu(x, *(float(a.get(k, 1.0)) for k in ("alpha", "scale", "input_scale")))
     if op == "hardtanh":
-        return f"tl.minimum(tl.maximum({x}, {_f(a.get('min_val', -1.0))}), {_f(a.get('max_val', 1.0))})"
+        return _extremum(False, _extremum(True, x, _f(a.get("min_val", -1.0)), True), _f(a.get("max_val", 1.0)), True)
     if op == "leaky_relu":
         return f"tl.where({x} > 0.0, {x}, {x} * {_f(a.get('negative_slope', 0.01))})"
+    if op == "relu6":
+        return _extremum(False, _extremum(True, x, "0.0", True), "6.0", True)
+    if op == "hardswish":
+        return f"({x} * {_extremum(False, _extremum(True, f'({x} + 3.0)', '0.0', True), '6.0', True)} / 6.0)"
+    if op == "selu":
+        return _elu(x, 1.6732632423543772, 1.0507009873554805, 1.0)
+    if op == "celu":
+        alpha = float(a.get("alpha", 1.0))
+        return _elu(x, alpha, 1.0, 1.0 / alpha)
+    if op in ("dropout", "type_as", "to"):  # eval-mode dropout; casts happen at the store
+        if op == "dropout" and a.get("train") and a.get("p"):
+            raise NotPointwise("aten.dropout in training mode")
+        return x if x is not None else operand(node.inputs[0])
     if op == "silu":
         return f"({x} * tl.sigmoid({x}))"
     if op == "hardsigmoid":
-        return f"tl.minimum(tl.maximum({x} / 6.0 + 0.5, 0.0), 1.0)"
+        return _extremum(False, _extremum(True, f"({x} / 6.0 + 0.5)", "0.0", True), "1.0", True)
     if op == "softplus":
         beta, thr = float(a.get("beta", 1.0)), float(a.get("threshold", 20.0))
         return f"tl.where({x} * {_f(beta)} > {_f(thr)}, {x}, tl.log(1.0 + tl.exp({x} * {_f(beta)})) / {_f(beta)})"

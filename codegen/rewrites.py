@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from . import ir
-from .emit import _prod
+from .scope import _prod
 from .ir import Node
 
 

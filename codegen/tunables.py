@@ -1,4 +1,4 @@
-"""The embedded generator's tunable search space, its defaults, and a neighbour move for searches.
+"""The embedded generator's one tunable space, its per-shape defaults, and a neighbour move for searches.
 
 Keys are "<kernel family>.<knob>". Every generated file carries the values it was built with as
 module-level constants, so a person can also edit them by hand.
@@ -6,6 +6,8 @@ module-level constants, so a person can also edit them by hand.
 from __future__ import annotations
 
 import random
+
+import torch
 
 SPACE: dict[str, list] = {
     # pointwise kernels: elements per program, warps
@@ -20,7 +22,43 @@ SPACE: dict[str, list] = {
     "reduce.strided_BLOCK_M": [16, 32, 64, 128, 256],  # rows per program, reduced dims not innermost
     "reduce.split_programs": [0, 256, 512, 1024, 2048],  # few long rows: programs sharing them (0: no split)
     "num_stages": [1, 2, 3, 4],
+    # templates (codegen.extern): matmul, flash attention, convolution layout and epilogue,
+    # the elementwise kernel that follows other convolutions
+    "mm.BLOCK_M": [32, 64, 128, 256],
+    "mm.BLOCK_N": [16, 32, 64, 128, 256],
+    "mm.BLOCK_K": [32, 64, 128],
+    "mm.GROUP_M": [1, 4, 8, 16],
+    "mm.num_warps": [2, 4, 8],
+    "mm.num_stages": [2, 3, 4, 5],
+    # 1: one program per SM walks the tiles, the next tile's loads overlapping this one's epilogue.
+    "mm.PERSISTENT": [0, 1],
+    # fp32 only: "ieee" is exact fp32, "tf32x3" is ~fp32 accuracy on tensor cores, "tf32" is fast
+    # but only matches references that allow tf32 themselves.
+    "mm.INPUT_PRECISION": ["ieee", "tf32x3", "tf32"],
+    "attn.BLOCK_M": [64, 128],
+    "attn.BLOCK_N": [32, 64, 128],
+    "attn.num_warps": [4, 8],
+    "attn.num_stages": [2, 3, 4],
+    "attn.INPUT_PRECISION": ["ieee", "tf32x3", "tf32"],
+    # 2-D convolutions: cuDNN on channels-last copies (1) or on the NCHW tensors as given (0).
+    "conv.channels_last": [0, 1],
+    "conv.BLOCK_C": [16, 32, 64],
+    "conv.BLOCK_HW": [32, 64, 128, 256],
+    "conv.num_warps": [2, 4, 8],
+    "ew.BLOCK_SIZE": [256, 512, 1024, 2048, 4096],
+    "ew.num_warps": [2, 4, 8],
 }
+
+# The knobs of each kernel family: a file's search space is its families' knobs.
+FAMILIES = {
+    "pointwise": ("pointwise.", "reduce.", "num_stages"),  # the fused kernels of codegen.lower
+    "matmul": ("mm.",), "attention": ("attn.",), "conv": ("conv.",), "elementwise": ("ew.",),
+}
+
+
+def space_of(*families: str) -> dict:
+    prefixes = tuple(p for f in families for p in FAMILIES[f])
+    return {k: v for k, v in SPACE.items() if k.startswith(prefixes)}
 
 DEFAULTS: dict[str, object] = {
     "pointwise.BLOCK": 1024,
@@ -45,10 +83,12 @@ def resolve(tunables: dict | None, target: str = "cuda") -> dict:
     """Defaults for `target`, overridden by `tunables` (unknown keys are an error)."""
     out = dict(DEFAULTS)
     out.update(TARGET_DEFAULTS.get(target, {}))
+    problem = check_keys(tunables)
+    if problem:
+        raise KeyError(problem)
     for key, value in (tunables or {}).items():
-        if key not in SPACE:
-            raise KeyError(f"unknown tunable {key!r} (known: {', '.join(SPACE)})")
-        out[key] = value
+        if key in out:
+            out[key] = value
     return out
 
 
@@ -69,3 +109,74 @@ def neighbour(space: dict, tunables: dict, seed: int) -> dict:
         j = i - step
     out[key] = values[j]
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# template defaults (H100), by dtype and shape
+
+_HALF = (torch.float16, torch.bfloat16)
+
+
+# Half-precision products at least this large (2*M*N*K flops) run persistent (H100 sweep,
+# bench/extern_sweep.py: 4096^3 fp16 0.207 -> 0.187 ms, linear + SiLU + residual 0.304 -> 0.249 ms;
+# a 34 GFLOP product was slower persistent).
+PERSISTENT_MIN_FLOPS = 5e10
+
+
+def matmul_defaults(dtype: torch.dtype, M: int, N: int, K: int, target: str = "cuda",
+                    full_epilogue_operand: bool = False) -> dict:
+    """H100 defaults: large tiles for half precision, smaller for fp32 (twice the bytes per tile).
+
+    `full_epilogue_operand`: the epilogue reads a tensor of the output's size (a residual), whose
+    tile competes with the accumulator for registers: 128x128 tiles then beat 128x256."""
+    if dtype in _HALF:
+        cfg = {"BLOCK_M": 128, "BLOCK_N": 256, "BLOCK_K": 64, "GROUP_M": 8, "num_warps": 8,
+               "num_stages": 3, "INPUT_PRECISION": "ieee", "PERSISTENT": 0}
+        if 2 * M * N * K >= PERSISTENT_MIN_FLOPS:
+            cfg.update(PERSISTENT=1, num_stages=4, BLOCK_N=128 if full_epilogue_operand else 256)
+    else:
+        cfg = {"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 32, "GROUP_M": 8, "num_warps": 8,
+               "num_stages": 3, "INPUT_PRECISION": "tf32x3", "PERSISTENT": 0}
+    if N <= 16:  # matrix-vector: one skinny column tile, many row tiles, deep K steps
+        cfg.update(BLOCK_M=64, BLOCK_N=16, BLOCK_K=256 if dtype in _HALF else 128,
+                   num_warps=4, num_stages=4)
+    elif N <= 64 or M <= 64:
+        cfg.update(BLOCK_M=64 if M <= 64 else 128, BLOCK_N=64, num_warps=4, num_stages=4)
+    elif M * N <= 1024 * 1024:  # too few large tiles to fill 132 SMs
+        cfg.update(BLOCK_M=128, BLOCK_N=128, num_warps=8 if dtype in _HALF else 4)
+    return cfg
+
+
+def attention_defaults(dtype: torch.dtype, head_dim: int, target: str = "cuda") -> dict:
+    if dtype in _HALF:
+        # H100 sweep (bench/extern_sweep.py): head_dim 64 runs best with 64-row query blocks
+        # (more programs in flight), 128 with 128-row blocks and 8 warps.
+        cfg = {"BLOCK_M": 128 if head_dim > 64 else 64, "BLOCK_N": 64, "num_warps": 8 if head_dim > 64 else 4,
+               "num_stages": 3, "INPUT_PRECISION": "ieee"}
+    else:
+        cfg = {"BLOCK_M": 64, "BLOCK_N": 32, "num_warps": 4, "num_stages": 2,
+               "INPUT_PRECISION": "tf32x3"}
+    return cfg
+
+
+def conv_defaults(target: str = "cuda") -> dict:
+    return {"channels_last": 1, "BLOCK_C": 32, "BLOCK_HW": 128, "num_warps": 4}
+
+
+def elementwise_defaults(target: str = "cuda") -> dict:
+    return {"BLOCK_SIZE": 1024, "num_warps": 4}
+
+
+def apply_overrides(prefix: str, cfg: dict, tunables: dict | None) -> dict:
+    """cfg updated with the `prefix.*` entries of tunables."""
+    out = dict(cfg)
+    for key, value in (tunables or {}).items():
+        family, _, name = key.partition(".")
+        if family == prefix and name in out:
+            out[name] = value
+    return out
+
+
+def check_keys(tunables: dict | None) -> str | None:
+    unknown = [k for k in (tunables or {}) if k not in SPACE]
+    return f"unknown tunables: {', '.join(sorted(unknown))}" if unknown else None

@@ -198,7 +198,7 @@ def test_file_is_self_contained_and_loads_state_dict(tmp_path):
 
 
 def test_tunables_neighbour_and_json_cli(tmp_path):
-    space = codegen.SPACE
+    space = codegen.tunables.space_of("pointwise")
     base = dict(codegen.DEFAULTS)
     moves = [codegen.neighbour(space, base, seed) for seed in range(6)]
     assert all(sum(m[k] != base[k] for k in base) == 1 for m in moves)

@@ -223,7 +223,7 @@ def test_unsupported_is_reported_not_fallen_back():
 
 
 def test_has_extern():
-    from codegen.extern.lowering import export_task
+    from codegen.extern.file import export_task
     src = task(NO_INIT + "    def forward(self, a, b):\n        return a @ b\n",
                "[torch.randn(4, 4), torch.randn(4, 4)]")
     assert has_extern(export_task(src).graph_module)

@@ -45,6 +45,6 @@ an fx graph contains one (what `lower.py` uses to dispatch here).
 from __future__ import annotations
 
 from codegen.extern.ops import EXTERN_OPS, has_extern
-from codegen.extern.lowering import ExternLowering, lower_extern
+from codegen.extern.file import ExternLowering, lower_extern
 
 __all__ = ["EXTERN_OPS", "ExternLowering", "has_extern", "lower_extern"]

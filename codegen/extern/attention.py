@@ -8,9 +8,8 @@ chain after the attention is fused into the store.
 """
 from __future__ import annotations
 
-from textwrap import indent
-
-from codegen.extern.epilogue import TileSpace, var
+from codegen.extern.epilogue import (TileSpace, dot_parameters, jit_source, launch_lines, launcher_start,
+                                      store_lines, var)
 
 SPACE = TileSpace(
     suffixes=["b", "h", "m", "d"],
@@ -42,12 +41,7 @@ def emit(g) -> tuple[str, str]:
         "BLOCK_M: tl.constexpr", "BLOCK_N: tl.constexpr", "IS_CAUSAL: tl.constexpr",
         "EVEN_N: tl.constexpr",
     ]
-    if fp32:
-        params.append("INPUT_PRECISION: tl.constexpr")
-    dot_kw = ", input_precision=INPUT_PRECISION" if fp32 else ""
-    half = g.input_dtype in ("float16", "bfloat16")
-    if half:
-        params.append("WIDEN_DOT: tl.constexpr")
+    dot_kw, half = dot_parameters(g, params)
     widen = (["if WIDEN_DOT:  # CPU interpreter only: its bf16 dot is wrong, its fp16 dot slow",
               "    q = q.to(tl.float32)"] if half else [])
     block = f"{g.kernel_name}_key_blocks"
@@ -101,31 +95,15 @@ def emit(g) -> tuple[str, str]:
     lines += [line for _, line in ep.expressions(SPACE)]
     lines.append("o_offsets = (off_b * stride_ob + off_h * stride_oh + offs_m[:, None] * stride_om"
                  " + offs_d[None, :] * stride_od)")
-    for o in g.outputs:
-        ptr = f"{var(o.name)}_out_ptr"
-        lines.append(f"tl.store({ptr} + o_offsets, {ep.var_of(o)}.to({ptr}.dtype.element_ty),"
-                     " mask=mask_m[:, None] & mask_d[None, :])")
-    kernel = _key_blocks_source(block, fp32, half, dot_kw) + "\n\n" + (
-        "@triton.jit\n"
-        f"def {kname}(\n" + "".join(f"    {p},\n" for p in params) + "):\n"
-        f'    """{g.doc}"""\n' + indent("\n".join(lines), "    ").replace("    \n", "\n") + "\n"
-    )
+    lines += store_lines(g, ep, "o_offsets", "mask_m[:, None] & mask_d[None, :]")
+    kernel = _key_blocks_source(block, fp32, half, dot_kw) + "\n\n" + jit_source(kname, params, g.doc, lines)
 
     cfg = f"{g.kernel_name.upper()}_CONFIG"
     scale = "1.0 / math.sqrt(head_dim)" if g.scale is None else repr(float(g.scale))
-    L = [f"def {g.name}({', '.join(g.arg_names)}):",
-         f"    out_shape = {g.q_expr}.shape",
-         f"    q, k, v = attention_operands({g.q_expr}, {g.k_expr}, {g.v_expr})",
-         "    batch, heads, length, head_dim = q.shape"]
-    prepared = {}
-    for op in ep.operands.values():
-        L.append(f"    {op.name} = {op.name}.expand(out_shape).reshape(q.shape)")
-        prepared[op.name] = op.name
-    outs = []
-    for o in g.outputs:
-        name = f"{var(o.name)}_out"
-        outs.append(name)
-        L.append(f"    {name} = torch.empty(q.shape, device=q.device, dtype=torch.{g.out_dtype(o)})")
+    setup = [f"    out_shape = {g.q_expr}.shape",
+             f"    q, k, v = attention_operands({g.q_expr}, {g.k_expr}, {g.v_expr})",
+             "    batch, heads, length, head_dim = q.shape"]
+    L, prepared, outs = launcher_start(g, setup, "{0}.expand(out_shape).reshape(q.shape)", "q.shape", "q.device")
     L.append(f'    grid = (cdiv(length, {cfg}["BLOCK_M"]), batch * heads)')
     call = (["q", "k", "v"] + outs + ep.stride_args(prepared, SPACE)
             + ["*q.stride()", "*k.stride()", "*v.stride()", f"*{outs[0]}.stride()",
@@ -133,10 +111,7 @@ def emit(g) -> tuple[str, str]:
                "HEAD_DIM=head_dim", "BLOCK_D=triton.next_power_of_2(head_dim)",
                f"IS_CAUSAL={g.causal}", f'EVEN_N=k.shape[2] % {cfg}["BLOCK_N"] == 0']
             + (["WIDEN_DOT=INTERPRETED"] if half else []) + [f"**{cfg}"])
-    L.append(f"    {kname}[grid](")
-    L += [f"        {c}," for c in call]
-    L.append("    )")
-    L.append(f"    return {', '.join(f'{o}.view(out_shape)' for o in outs)}")
+    L += launch_lines(kname, call, [f"{o}.view(out_shape)" for o in outs])
     return kernel, "\n".join(L) + "\n"
 
 

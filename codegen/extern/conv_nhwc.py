@@ -10,9 +10,8 @@ the transpose through shared memory.
 """
 from __future__ import annotations
 
-from textwrap import indent
-
-from codegen.extern.epilogue import TileSpace, var
+from codegen.extern.epilogue import (TileSpace, allocate_outputs, jit_source, launch_lines,
+                                      store_lines, var)
 
 SPACE = TileSpace(
     suffixes=["0", "1", "2", "3"],
@@ -99,25 +98,15 @@ def emit(g) -> tuple[str, str]:
             load = f"tl.load({op.name}_ptr{terms}" + (f", mask={mask}, other=0.0)" if mask else ")")
             lines.append(f"{var(op.name)} = {load}.to(tl.float32)")
     lines += [line for _, line in ep.expressions(SPACE)]
-    for o in g.outputs:
-        ptr = f"{var(o.name)}_out_ptr"
-        lines.append(f"tl.store({ptr} + out_offs, {ep.var_of(o)}.to({ptr}.dtype.element_ty), mask=mask)")
-    kernel = (
-        "@triton.jit\n"
-        f"def {kname}(\n" + "".join(f"    {p},\n" for p in params) + "):\n"
-        f'    """{g.doc} Channels-last source, NCHW result."""\n'
-        + indent("\n".join(lines), "    ").replace("    \n", "\n") + "\n"
-    )
+    lines += store_lines(g, ep, "out_offs", "mask")
+    kernel = jit_source(kname, params, g.doc + " Channels-last source, NCHW result.", lines)
 
     cfg = f"{g.kernel_name.upper()}_CONFIG"
     L = [f"def {g.name}({', '.join(g.arg_names)}):"]
     L += [f"    {s}".replace(CONFIG_TOKEN, cfg) for s in g.launcher_prologue]
     L.append(f"    N, C, H, W = {conv.name}.shape")
-    outs = []
-    for o in g.outputs:
-        name = f"{var(o.name)}_out"
-        outs.append(name)
-        L.append(f"    {name} = torch.empty((N, C, H, W), device={conv.name}.device, dtype=torch.{g.out_dtype(o)})")
+    allocations, outs = allocate_outputs(g, "(N, C, H, W)", f"{conv.name}.device")
+    L += allocations
     args = list(outs) + [conv.name, f"{conv.name}.stride(0)", f"{conv.name}.stride(1)", f"{conv.name}.stride(3)"]
     for op in others:
         if op.flat:
@@ -130,8 +119,5 @@ def emit(g) -> tuple[str, str]:
                 args.append(f"{op.name}.stride(1)")
     args += ["C", "H * W"]
     L.append(f'    grid = (cdiv(H * W, {cfg}["BLOCK_HW"]), cdiv(C, {cfg}["BLOCK_C"]), N)')
-    L.append(f"    {kname}[grid](")
-    L += [f"        {c}," for c in args + [f"**{cfg}"]]
-    L.append("    )")
-    L.append(f"    return {', '.join(outs)}")
+    L += launch_lines(kname, args + [f"**{cfg}"], outs)
     return kernel, "\n".join(L) + "\n"

@@ -7,9 +7,8 @@ bias, a per-row scale) recover only the indices of the dimensions they vary alon
 """
 from __future__ import annotations
 
-from textwrap import indent
-
-from codegen.extern.epilogue import TileSpace, var
+from codegen.extern.epilogue import (TileSpace, allocate_outputs, jit_source, launch_lines,
+                                      store_lines, var)
 from codegen.extern.ops import TRIANGLE_OPS, packet
 
 
@@ -18,6 +17,18 @@ def space_for(rank: int) -> TileSpace:
                      masks=[None] * rank, full_mask="mask", flat_index="offs",
                      row_dim=rank - 2 if rank >= 2 else None,
                      col_dim=rank - 1 if rank >= 2 else None)
+
+
+def _sizes(dims, rank) -> list[tuple[str, str]]:
+    """(kernel parameter, launcher value) of the sizes that recover the index along `dims` from a
+    flat offset: each dim's size (past the first) and the elements of one step along it."""
+    out = []
+    for d in dims:
+        if d > 0:
+            out.append((f"size{d}", f"shape[{d}]"))
+        if d < rank - 1:
+            out.append((f"inner{d}", f"math.prod(shape[{d + 1}:])"))
+    return out
 
 
 def emit(g) -> tuple[str, str]:
@@ -30,13 +41,8 @@ def emit(g) -> tuple[str, str]:
         dims |= {rank - 2, rank - 1}
     dims = sorted(dims)
     out_params = [f"{var(o.name)}_out_ptr" for o in g.outputs]
-    size_params = []
-    for d in dims:
-        if d > 0:
-            size_params.append(f"size{d}")
-        if d < rank - 1:
-            size_params.append(f"inner{d}")
-    params = out_params + ep.stride_params(space) + ["n_elements"] + size_params + [
+    sizes = _sizes(dims, rank)
+    params = out_params + ep.stride_params(space) + ["n_elements"] + [name for name, _ in sizes] + [
         "BLOCK_SIZE: tl.constexpr", "INT64_INDEX: tl.constexpr"]
     lines = [
         "pid = tl.program_id(0)",
@@ -56,14 +62,8 @@ def emit(g) -> tuple[str, str]:
             lines.append(f"idx{d} = (offs // inner{d}) % size{d}")
     lines += [ep.operand_load(op, space) for op in ep.operands.values()]
     lines += [line for _, line in ep.expressions(space)]
-    for o in g.outputs:
-        ptr = f"{var(o.name)}_out_ptr"
-        lines.append(f"tl.store({ptr} + offs, {ep.var_of(o)}.to({ptr}.dtype.element_ty), mask=mask)")
-    kernel = (
-        "@triton.jit\n"
-        f"def {kname}(\n" + "".join(f"    {p},\n" for p in params) + "):\n"
-        f'    """{g.doc}"""\n' + indent("\n".join(lines), "    ").replace("    \n", "\n") + "\n"
-    )
+    lines += store_lines(g, ep, "offs", "mask")
+    kernel = jit_source(kname, params, g.doc, lines)
 
     cfg = f"{g.kernel_name.upper()}_CONFIG"
     L = [f"def {g.name}({', '.join(g.arg_names)}):"]
@@ -81,24 +81,11 @@ def emit(g) -> tuple[str, str]:
         else:
             L.append(f"    {op.name} = {op.name}.expand(shape)")
         prepared[op.name] = op.name
-    outs = []
-    for o in g.outputs:
-        name = f"{var(o.name)}_out"
-        outs.append(name)
-        L.append(f"    {name} = torch.empty(shape, device={first.name}.device, "
-                 f"dtype=torch.{g.out_dtype(o)})")
+    allocations, outs = allocate_outputs(g, "shape", f"{first.name}.device")
+    L += allocations
     L.append(f"    n_elements = {outs[0]}.numel()")
-    sizes = []
-    for d in dims:
-        if d > 0:
-            sizes.append(f"shape[{d}]")
-        if d < rank - 1:
-            sizes.append(f"math.prod(shape[{d + 1}:])")
     L.append(f'    grid = (cdiv(n_elements, {cfg}["BLOCK_SIZE"]),)')
-    call = outs + ep.stride_args(prepared, space) + ["n_elements"] + sizes + [
+    call = outs + ep.stride_args(prepared, space) + ["n_elements"] + [value for _, value in sizes] + [
         "INT64_INDEX=n_elements >= 2**31", f"**{cfg}"]
-    L.append(f"    {kname}[grid](")
-    L += [f"        {c}," for c in call]
-    L.append("    )")
-    L.append(f"    return {', '.join(outs)}")
+    L += launch_lines(kname, call, outs)
     return kernel, "\n".join(L) + "\n"

@@ -8,6 +8,8 @@ so a bias reads one row of values, not a whole tile.
 """
 from __future__ import annotations
 
+from textwrap import indent
+
 from dataclasses import dataclass, field
 
 from codegen.extern.ops import TRIANGLE_OPS, packet, pointwise_expr
@@ -123,3 +125,56 @@ class Epilogue:
             if not op.flat:
                 out += [f"{t}.stride({d})" for d, u in enumerate(op.used) if u]
         return out
+
+
+def jit_source(name: str, params: list[str], doc: str, lines: list[str]) -> str:
+    """A template kernel's source: one parameter a line, the docstring, the body."""
+    return ("@triton.jit\n" f"def {name}(\n" + "".join(f"    {p},\n" for p in params) + "):\n"
+            f'    """{doc}"""\n' + indent("\n".join(lines), "    ").replace("    \n", "\n") + "\n")
+
+
+def allocate_outputs(g, shape: str, device: str) -> tuple[list[str], list[str]]:
+    """Launcher lines allocating a group's outputs, and their names."""
+    outs = [f"{var(o.name)}_out" for o in g.outputs]
+    lines = [f"    {name} = torch.empty({shape}, device={device}, dtype=torch.{g.out_dtype(o)})"
+             for name, o in zip(outs, g.outputs)]
+    return lines, outs
+
+
+def launch_lines(kernel: str, call: list[str], returns: list[str]) -> list[str]:
+    """The launch (one argument a line) and the return of a template's launcher."""
+    return [f"    {kernel}[grid]("] + [f"        {c}," for c in call] + ["    )", f"    return {', '.join(returns)}"]
+
+
+def store_lines(g, ep, offsets: str, mask: str) -> list[str]:
+    """One store per group output, cast to the output's dtype."""
+    return [f"tl.store({var(o.name)}_out_ptr + {offsets}, {ep.var_of(o)}.to({var(o.name)}_out_ptr.dtype.element_ty),"
+            f" mask={mask})" for o in g.outputs]
+
+
+def prepare_operands(ep, template: str) -> tuple[list[str], dict]:
+    """Launcher lines viewing each epilogue operand like the kernel's output (`template` formats
+    the operand's name), and the name each is passed as."""
+    lines = [f"    {op.name} = {template.format(op.name)}" for op in ep.operands.values()]
+    return lines, {op.name: op.name for op in ep.operands.values()}
+
+
+def dot_parameters(g, params: list[str]) -> tuple[str, bool]:
+    """Add the tl.dot knobs a template needs to its `params`: fp32 inputs choose the dot's input
+    precision, half inputs may widen under the interpreter. Returns (tl.dot keyword, half)."""
+    fp32, half = g.input_dtype == "float32", g.input_dtype in ("float16", "bfloat16")
+    if fp32:
+        params.append("INPUT_PRECISION: tl.constexpr")
+    if half:
+        params.append("WIDEN_DOT: tl.constexpr")
+    return (", input_precision=INPUT_PRECISION" if fp32 else ""), half
+
+
+def launcher_start(g, setup: list[str], view: str, shape: str, device: str) -> tuple[list[str], dict, list[str]]:
+    """A template launcher's first lines: its signature, `setup`, the epilogue operands viewed
+    like the output (`view` formats a name), the outputs allocated. Returns (lines, operand
+    names as passed, output names)."""
+    views, prepared = prepare_operands(g.epilogue, view)
+    allocations, outs = allocate_outputs(g, shape, device)
+    return [f"def {g.name}({', '.join(g.arg_names)}):"] + setup + views + allocations, prepared, outs
+

@@ -8,9 +8,8 @@ K ranges or whole tiles skipped where the triangle makes them zero).
 """
 from __future__ import annotations
 
-from textwrap import indent
-
-from codegen.extern.epilogue import TileSpace, var
+from codegen.extern.epilogue import (TileSpace, dot_parameters, jit_source, launch_lines, launcher_start,
+                                      store_lines, var)
 
 SPACE = TileSpace(
     suffixes=["b", "m", "n"],
@@ -78,6 +77,20 @@ def epilogue_operand(t, out_shape, kernel_shape):
 '''
 
 
+# A triangular operand: (the elements its tile keeps, the K range it limits), by (operand, triangle).
+# Operand a has rows m and columns k; operand b rows k and columns n.
+TRIANGLE_BOUNDS = {
+    ("a", "lower"): ("offs_kk[None, :] <= offs_am[:, None] + {d}",
+                     "k_end = tl.minimum(k_end, tl.cdiv((pid_m + 1) * BLOCK_M + {d}, BLOCK_K))"),
+    ("a", "upper"): ("offs_kk[None, :] >= offs_am[:, None] + {d}",
+                     "k_start = tl.maximum(k_start, (pid_m * BLOCK_M + {d}) // BLOCK_K)"),
+    ("b", "lower"): ("offs_bn[None, :] <= offs_kk[:, None] + {d}",
+                     "k_start = tl.maximum(k_start, (pid_n * BLOCK_N - {d}) // BLOCK_K)"),
+    ("b", "upper"): ("offs_bn[None, :] >= offs_kk[:, None] + {d}",
+                     "k_end = tl.minimum(k_end, tl.cdiv((pid_n + 1) * BLOCK_N - {d}, BLOCK_K))"),
+}
+
+
 def emit(g) -> tuple[str, str]:
     """(kernel source, launcher source) for one matmul group `g` (see lowering.MatmulGroup)."""
     ep = g.epilogue
@@ -94,31 +107,16 @@ def emit(g) -> tuple[str, str]:
     persistent = getattr(g, "persistent", False)
     if persistent:
         params.insert(params.index("M"), "num_programs")
-    fp32 = g.input_dtype == "float32"
-    if fp32:
-        params.append("INPUT_PRECISION: tl.constexpr")
-    dot_kw = ", input_precision=INPUT_PRECISION" if fp32 else ""
-    half = g.input_dtype in ("float16", "bfloat16")
-    if half:
-        params.append("WIDEN_DOT: tl.constexpr")
+    dot_kw, half = dot_parameters(g, params)
 
     # K range and masks for triangular operands / products.
     k_bounds, a_keep, b_keep = [], None, None
+    keep = {}
     for side, kind, diag in g.operand_triangles:
-        if side == "a":  # rows m, columns k
-            a_keep = (f"offs_kk[None, :] <= offs_am[:, None] + {diag}" if kind == "lower"
-                      else f"offs_kk[None, :] >= offs_am[:, None] + {diag}")
-            k_bounds.append(
-                f"k_end = tl.minimum(k_end, tl.cdiv((pid_m + 1) * BLOCK_M + {diag}, BLOCK_K))"
-                if kind == "lower" else
-                f"k_start = tl.maximum(k_start, (pid_m * BLOCK_M + {diag}) // BLOCK_K)")
-        else:  # rows k, columns n
-            b_keep = (f"offs_bn[None, :] <= offs_kk[:, None] + {diag}" if kind == "lower"
-                      else f"offs_bn[None, :] >= offs_kk[:, None] + {diag}")
-            k_bounds.append(
-                f"k_start = tl.maximum(k_start, (pid_n * BLOCK_N - {diag}) // BLOCK_K)"
-                if kind == "lower" else
-                f"k_end = tl.minimum(k_end, tl.cdiv((pid_n + 1) * BLOCK_N - {diag}, BLOCK_K))")
+        mask, bound = TRIANGLE_BOUNDS[side, kind]
+        keep[side] = mask.format(d=diag)
+        k_bounds.append(bound.format(d=diag))
+    a_keep, b_keep = keep.get("a", a_keep), keep.get("b", b_keep)
     if g.output_triangle is not None:
         kind, diag = g.output_triangle
         zero = (f"pid_n * BLOCK_N > (pid_m + 1) * BLOCK_M - 1 + {diag}" if kind == "lower"
@@ -209,38 +207,22 @@ def emit(g) -> tuple[str, str]:
     epilogue += [ep.operand_load(op, SPACE) for op in ep.operands.values()]
     epilogue += [line for _, line in ep.expressions(SPACE)]
     epilogue.append("c_offsets = offs_cm[:, None] * stride_cm + offs_cn[None, :] * stride_cn")
-    for o in g.outputs:
-        ptr = f"{var(o.name)}_out_ptr"
-        epilogue.append(f"tl.store({ptr} + batch * stride_cb + c_offsets, {ep.var_of(o)}.to({ptr}.dtype.element_ty),"
-                        " mask=c_mask)")
+    epilogue += store_lines(g, ep, "batch * stride_cb + c_offsets", "c_mask")
     if persistent:
         lines = _persistent_body(body, epilogue)
     else:
         lines += ["", "acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)", loop]
         lines += ["    " + b for b in body]
         lines += [""] + epilogue
-    kernel = (
-        "@triton.jit\n"
-        f"def {kname}(\n" + "".join(f"    {p},\n" for p in params) + "):\n"
-        f'    """{g.doc}"""\n' + indent("\n".join(lines), "    ").replace("    \n", "\n") + "\n"
-    )
+    kernel = jit_source(kname, params, g.doc + "", lines)
 
     # Launcher.
-    args = ", ".join(g.arg_names)
     cfg = f"{g.kernel_name.upper()}_CONFIG"
-    L = [f"def {g.name}({args}):",
-         f"    a, b, out_shape, kernel_shape = matmul_operands({g.a_expr}, {g.b_expr})",
-         "    batch, M, K = a.shape",
-         "    N = b.shape[2]"]
-    prepared = {}
-    for op in ep.operands.values():
-        L.append(f"    {op.name} = epilogue_operand({op.name}, out_shape, kernel_shape)")
-        prepared[op.name] = op.name
-    outs = []
-    for o in g.outputs:
-        name = f"{var(o.name)}_out"
-        outs.append(name)
-        L.append(f"    {name} = torch.empty(kernel_shape, device=a.device, dtype=torch.{g.out_dtype(o)})")
+    setup = [f"    a, b, out_shape, kernel_shape = matmul_operands({g.a_expr}, {g.b_expr})",
+             "    batch, M, K = a.shape",
+             "    N = b.shape[2]"]
+    L, prepared, outs = launcher_start(g, setup, "epilogue_operand({0}, out_shape, kernel_shape)", "kernel_shape",
+                                       "a.device")
     L.append(f'    tiles = cdiv(M, {cfg}["BLOCK_M"]) * cdiv(N, {cfg}["BLOCK_N"])')
     if persistent:
         L.append("    programs = min(tiles, multiprocessors(a.device))  # one resident program per SM")
@@ -251,11 +233,7 @@ def emit(g) -> tuple[str, str]:
             + ["M", "N", "K", "*a.stride()", "*b.stride()", f"*{outs[0]}.stride()"]
             + [f'EVEN_K=K % {cfg}["BLOCK_K"] == 0']
             + (["WIDEN_DOT=INTERPRETED"] if half else []) + [f"**{cfg}"])
-    L.append(f"    {kname}[grid](")
-    L += [f"        {c}," for c in call]
-    L.append("    )")
-    rets = ", ".join(f"{o}.view(out_shape)" for o in outs)
-    L.append(f"    return {rets}")
+    L += launch_lines(kname, call, [f"{o}.view(out_shape)" for o in outs])
     return kernel, "\n".join(L) + "\n"
 
 

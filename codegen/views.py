@@ -1,0 +1,172 @@
+"""Views as index arithmetic (permute, slice, flip, cat, pad, gather...) and windowed pooling,
+for emit.Kernel: a view's value at an index is its source's value at another index."""
+from __future__ import annotations
+
+from . import ir
+from .ir import Node, Unsupported
+from .pointwise import compute_type, literal
+from .reductions import extremum
+from .scope import TL_DTYPE, Scope, _deps
+
+
+class IndexViews:
+    """The view and pooling methods of emit.Kernel (a mixin)."""
+
+    def view(self, node: Node, idx):
+        op, a = node.op, node.attrs
+        src = node.inputs[0]
+        if op == "view":
+            dims_out = [(e, s) for (e, s) in zip(idx, node.shape) if s != "1"]
+            src_big = [s for s in src.shape if s != "1"]
+            if [s for _, s in dims_out] == src_big:
+                it = iter([e for e, _ in dims_out])
+                return self.value(src, [("0", "") if s == "1" else next(it) for s in src.shape])
+            lin, deps = self.linear(idx, node.shape)
+            if src in self.materialized or src.kind == ir.INPUT or src.kind == ir.EXTERN:
+                return self.load_linear(src, lin, deps)
+            lin_v = self.assign(lin, "lin")
+            return self.value(src, self.delinearize(lin_v, src.shape, deps, "i"))
+        if op == "broadcast_in_dim":
+            out = [("0", "")] * len(src.shape)
+            for i, d in enumerate(a["dims"]):
+                out[i] = ("0", "") if src.shape[i] == "1" else idx[d]
+            return self.value(src, out)
+        if op == "expand":
+            return self.value(src, self.broadcast(src, node.shape, idx))
+        if op == "permute":
+            out = [None] * len(src.shape)
+            for i, d in enumerate(a["dims"]):
+                out[d] = idx[i]
+            return self.value(src, out)
+        if op == "slice":
+            d = a["dim"]
+            e, dep = idx[d]
+            start, step = a["start"], a["step"]
+            expr = e if step == 1 else f"{e} * {literal(step)}"
+            if start not in (0, None):
+                expr = f"({literal(start)} + {expr})"
+            out = list(idx)
+            out[d] = (self.assign(expr, "i") if expr != e else e, dep)
+            return self.value(src, out)
+        if op == "select":
+            out = list(idx)
+            out.insert(a["dim"], (literal(a["index"]), ""))
+            return self.value(src, out)
+        if op == "flip":
+            out = list(idx)
+            for d in a["dims"]:
+                e, dep = idx[d]
+                out[d] = (self.assign(f"({src.shape[d]} - 1 - {e})", "i"), dep)
+            return self.value(src, out)
+        if op == "cat":
+            d = a["dim"]
+            e, dep = idx[d]
+            parts = node.inputs
+            offset = "0"
+            vals = []
+            for p in parts:
+                size = p.shape[d]
+                local = e if offset == "0" else f"({e} - ({offset}))"
+                clamped = self.assign(f"tl.minimum(tl.maximum({local}, 0), {size} - 1)", "i")
+                pidx = list(self.broadcast(p, node.shape, idx))
+                pidx[d] = (clamped, dep)
+                v, vd = self.value(p, pidx)
+                offset = size if offset == "0" else f"{offset} + {size}"
+                vals.append((v, vd, offset))
+            out, deps = vals[-1][0], vals[-1][1]
+            for v, vd, end in reversed(vals[:-1]):
+                out = self.assign(f"tl.where({e} < ({end}), {v}, {out})", "v")
+                deps = _deps(deps, vd, dep)
+            return out, deps
+        if op == "pad":
+            pad = a["pad"]
+            out = list(idx)
+            valid = []
+            r = len(src.shape)
+            for j in range(len(pad) // 2):
+                d = r - 1 - j
+                left = pad[2 * j]
+                e, dep = idx[d]
+                s = f"({e} - {literal(left)})" if left != 0 else e
+                valid.append(f"({s} >= 0) & ({s} < {src.shape[d]})")
+                out[d] = (self.assign(f"tl.minimum(tl.maximum({s}, 0), {src.shape[d]} - 1)", "i"), dep)
+            v, deps = self.value(src, out)
+            fill = literal(float(a["value"]) if node.dtype.is_floating_point else a["value"])
+            return self.assign(f"tl.where({' & '.join(valid)}, {v}, {fill})", "v"), _deps(deps, *[d for _, d in idx])
+        if op == "gather":
+            d = a["dim"]
+            index_node = node.inputs[1]
+            iv, idep = self.value(index_node, idx)
+            out = list(idx)
+            out[d] = (iv, idep)
+            return self.value(src, out)
+        if op == "index_select":
+            d = a["dim"]
+            iv, idep = self.value(node.inputs[1], [idx[d]])
+            out = list(idx)
+            out[d] = (iv, idep)
+            return self.value(src, out)
+        raise Unsupported(f"unsupported: aten.{op}")
+
+    def load_linear(self, node, lin, deps):
+        ptr = self.ptr(node)
+        mask = self.mask(deps)
+        expr = f"tl.load({ptr} + {lin})" if mask is None else f"tl.load({ptr} + {lin}, mask={mask}, other=0)"
+        ct = compute_type(node.dtype)
+        if TL_DTYPE.get(node.dtype) != ct or node.dtype.is_floating_point:
+            expr += f".to({ct})"  # fp16/bf16 math happens in fp32
+        return self.assign(expr, "x"), deps
+
+    # -- pooling ------------------------------------------------------------------------------------
+    def pool(self, node: Node, idx):
+        a = node.attrs
+        src = node.inputs[0]
+        nd = a["nd"]
+        lead = len(src.shape) - nd
+        is_max = a["mode"] == "max"
+        acc = self.tmp("acc")
+        deps = _deps(*[d for _, d in idx])
+        init = '-float("inf")' if is_max else "0.0"
+        self.emit(f"{acc} = tl.full({self._shape_of(deps)}, {init}, tl.float32)")
+        starts = []
+        for j in range(nd):
+            e, _ = idx[lead + j]
+            st = f"{e} * {a['stride'][j]} - {a['padding'][j]}"
+            starts.append(self.assign(st, "w"))
+        # a static loop per window dim: the window is small and known, so it unrolls
+        outer = self.scope
+        body = Scope(parent=outer)
+        self.scope = body
+        src_idx = list(idx[:lead])
+        valid = []
+        for j in range(nd):
+            k = f"k{j}"
+            pos = self.assign(f"{starts[j]} + {k} * {a['dilation'][j]}", "p")
+            size = src.shape[lead + j]
+            valid.append(f"({pos} >= 0) & ({pos} < {size})")
+            src_idx.append((self.assign(f"tl.minimum(tl.maximum({pos}, 0), {size} - 1)", "p"), idx[lead + j][1]))
+        v, vd = self.value(src, src_idx)
+        ok = self.assign(" & ".join(valid), "ok")
+        if is_max:
+            self.emit(f"{acc} = tl.where({ok}, {extremum('amax', acc, v, False)}, {acc})")
+        else:
+            self.emit(f"{acc} += tl.where({ok}, {v}, 0.0)")
+        self.scope = outer
+        block = body.lines
+        for j in reversed(range(nd)):
+            block = [f"for k{j} in tl.static_range({a['kernel'][j]}):"] + ["    " + l for l in block]
+        outer.lines.extend(block)
+        if is_max:
+            return acc, deps
+        if a.get("divisor_override"):
+            return self.assign(f"{acc} / {float(a['divisor_override'])}", "v"), deps
+        counts = []
+        for j in range(nd):
+            size = src.shape[lead + j]
+            s, k, p = starts[j], a["kernel"][j], a["padding"][j]
+            end = f"tl.minimum({s} + {k}, {size} + {p})"
+            if a["count_include_pad"]:
+                counts.append(f"({end} - {s})")
+            else:
+                counts.append(f"(tl.minimum({end}, {size}) - tl.maximum({s}, 0))")
+        return self.assign(f"{acc} / ({' * '.join(counts)}).to(tl.float32)", "v"), deps
