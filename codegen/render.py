@@ -82,8 +82,21 @@ def _model_class(tree: ast.Module) -> ast.ClassDef:
     return model
 
 
+def _is_definition(stmt: ast.stmt) -> bool:
+    """A function or class definition, or a constant: a name bound to an expression without calls."""
+    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return True
+    if isinstance(stmt, (ast.Assign, ast.AnnAssign)) and stmt.value is not None:
+        targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+        return all(isinstance(t, ast.Name) for t in targets) and \
+            not any(isinstance(node, (ast.Call, ast.Await, ast.Yield, ast.NamedExpr)) for node in ast.walk(stmt.value))
+    return False
+
+
 def reference_parts(task_source: str, forward_src: str) -> tuple[str, str]:
-    """(module-level definitions of the task minus its input functions, ModelNew's class source).
+    """(module-level definitions and constants of the task minus its input functions, ModelNew's
+    class source). The task's other top-level statements are left out: the delivered kernel must
+    not run them when it is imported.
 
     ModelNew keeps the reference's constructor and other methods verbatim (same signature, same
     parameter and buffer names, so the reference's state_dict loads) and replaces forward."""
@@ -95,9 +108,8 @@ def reference_parts(task_source: str, forward_src: str) -> tuple[str, str]:
             continue  # the header imports torch / nn / triton
         if isinstance(stmt, ast.FunctionDef) and stmt.name in ("get_inputs", "get_init_inputs"):
             continue
-        if isinstance(stmt, ast.Expr) and isinstance(getattr(stmt, "value", None), ast.Constant):
-            continue  # the task's docstring
-        keep.append(stmt)
+        if _is_definition(stmt):
+            keep.append(stmt)  # anything else (prints, seeds, calls) would run on every import of the kernel
     standard = {"import torch", "import torch.nn as nn", "import math", "import torch.nn.functional as F"}
     extra_imports = [ast.unparse(s) for s in tree.body if isinstance(s, (ast.Import, ast.ImportFrom))
                      and ast.unparse(s) not in standard]

@@ -272,3 +272,39 @@ def test_batchnorm_training_layout_split(tmp_path):
     res = run_both(tmp_path, src, tunables={"reduce.split_programs": 16})
     assert len(res.kernels) == 2 and "tiled" in res.kernels[1], res.kernels
     assert _loads_of(res.code, "x") == 2
+
+
+def test_the_delivered_file_carries_definitions_and_constants_never_statements(tmp_path):
+    """Importing a generated kernel must not run the task's top-level statements."""
+    import codegen
+    task = '''
+import torch
+import torch.nn as nn
+
+DIM = 64
+SCALE = 2.0 * DIM
+print("side effect at import")
+torch.manual_seed(1234)
+BUFFER = torch.randn(DIM)
+
+
+def helper(x):
+    return x * SCALE
+
+
+class Model(nn.Module):
+    def forward(self, x):
+        return torch.relu(helper(x))
+
+
+def get_inputs():
+    return [torch.randn(8, DIM)]
+
+
+def get_init_inputs():
+    return []
+'''
+    lowering = codegen.lower(task)
+    assert lowering.ok, lowering.reason
+    assert "DIM = 64" in lowering.code and "def helper" in lowering.code and "SCALE = 2.0 * DIM" in lowering.code
+    assert "print(" not in lowering.code and "manual_seed(1234)" not in lowering.code and "BUFFER" not in lowering.code
