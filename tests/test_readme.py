@@ -17,6 +17,13 @@ COVERED_ELSEWHERE = {
     "make test": "the suite this test belongs to",
     'akg-op run "rmsnorm (4096, 4096) bf16" --llm openai --model my-model':
         "tests/test_llm_e2e.py::test_run_with_a_model_fixes_its_buggy_kernel (a fake OpenAI endpoint)",
+    'akg-op run "Analyze Qwen2 model for operator fusion opportunities and realize" --yes':
+        "tests/test_fusion.py::test_qwen2_fusion_session_end_to_end (the same request, a small Qwen2)",
+    'akg-op run "Analyze this model for fusion opportunities" --source model.py --target MyModel --shapes "(2, 128)" '
+    '--in-place': "tests/test_fusion.py::test_decoder_file_rewritten_in_place_then_rolled_back",
+    "akg-op resume <id> --answer yes": "tests/test_cli.py::test_each_gate_answered_from_a_new_process",
+    "akg-op status <id>": "tests/test_http.py::test_a_search_runs_in_the_background_and_status_shows_it",
+    "akg-op serve --port 8321 &": "tests/test_http.py (one real akg-op serve for the module)",
 }
 
 
