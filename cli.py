@@ -317,7 +317,7 @@ def worker(
 
     try:
         with session_lock(session_id):  # taken first: the process that detached us waits for it
-            from graph.state import Settings
+            from session_state import Settings
             from service.sessions import Sessions
 
             settings = None

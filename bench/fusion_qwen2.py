@@ -60,7 +60,7 @@ def compiled_or_none(model):
 
 def run_session(workdir: str):
     from service.sessions import Sessions
-    from graph.state import Settings
+    from session_state import Settings
 
     sessions = Sessions()
     settings = Settings(request=REQUEST, workdir=workdir, auto_approve=True)

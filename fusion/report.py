@@ -3,7 +3,7 @@ failed, with its runs and speedups), the whole-model check and the file changes.
 from __future__ import annotations
 
 from fusion.analysis import Analysis, table
-from graph.state import SessionState
+from session_state import SessionState
 from integration.integrate import report_section
 
 

@@ -16,7 +16,7 @@ from langgraph.graph import END, START, StateGraph
 from fusion.request import is_fusion_request
 from graph.kernelgen import build_kernelgen
 from graph.search import build_search
-from graph.state import STATE_MODELS, SessionState
+from session_state import STATE_MODELS, SessionState
 from nodes import build_task, fusion, gates, integrate, report
 from nodes.env_setup import env_setup
 from nodes.workflows import available_workflows

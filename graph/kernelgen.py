@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from langgraph.graph import END, START, StateGraph
 
-from graph.state import SessionState
+from session_state import SessionState
 from nodes import kernelgen
 
 

@@ -2,7 +2,7 @@
 invalid answer is re-asked and changes nothing; the gate nodes call `interpret` to apply it."""
 from __future__ import annotations
 
-from graph.state import Params, Pending
+from session_state import Params, Pending
 from nodes.errors import InvalidAnswer, UserError
 from nodes.params import apply_edits, parse_edits
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from langchain_core.runnables import RunnableConfig
 
 import harness
-from graph.state import SessionState, log
+from session_state import SessionState, log
 from integration.errors import IntegrationPackageError
 from integration.extract import ExtractedTask, extract_task
 from integration.verification import check_extraction

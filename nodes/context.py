@@ -6,7 +6,7 @@ from pathlib import Path
 from langchain_core.runnables import RunnableConfig
 
 from generators.base import GenContext, Generator
-from graph.state import SessionState
+from session_state import SessionState
 
 
 def emit(event: dict) -> None:

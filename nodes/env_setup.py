@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from langchain_core.runnables import RunnableConfig
 
-from graph.state import EnvInfo, SessionState, log
+from session_state import EnvInfo, SessionState, log
 from nodes import questions
 from nodes.catalogue import find_arch
 from nodes.context import generator_for

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import harness
 from checkpoints.results import ResultsStore, hash_text
-from graph.state import SessionState
+from session_state import SessionState
 
 
 def evaluate_candidate(state: SessionState, code_path: str, workflow: str) -> dict:

@@ -14,7 +14,7 @@ from pathlib import Path
 import harness
 from fusion.analysis import Analysis, markdown, table
 from fusion.request import DEFAULT_PICK
-from graph.state import FileChange, FusionResult, FusionState, Pending, SessionState, log
+from session_state import FileChange, FusionResult, FusionState, Pending, SessionState, log
 from nodes import questions
 from nodes.answers import interpret
 from nodes.errors import UserError

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from graph.state import RunRecord, SessionState, log
+from session_state import RunRecord, SessionState, log
 from nodes import questions
 from nodes.answers import interpret
 from nodes.workflows import available_workflows

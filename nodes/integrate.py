@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from graph.state import FileChange, SessionState, log
+from session_state import FileChange, SessionState, log
 from integration.errors import IntegrationPackageError
 from integration.integrate import integrate as integrate_source
 from integration.integrate import place_files

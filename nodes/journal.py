@@ -11,7 +11,7 @@ import os
 import re
 from pathlib import Path
 
-from graph.state import Attempt
+from session_state import Attempt
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -1,7 +1,7 @@
 """framework/backend/arch/dsl: what we support, what we propose, and how answers edit them."""
 from __future__ import annotations
 
-from graph.state import EnvInfo, Params
+from session_state import EnvInfo, Params
 from nodes.errors import UserError
 
 FRAMEWORKS = ("torch",)

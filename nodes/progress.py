@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from graph.state import SessionState
+from session_state import SessionState
 
 
 def run_progress(state: SessionState) -> tuple[str, float | None]:

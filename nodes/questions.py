@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from graph.state import EnvInfo, Params, Pending, RunRecord
+from session_state import EnvInfo, Params, Pending, RunRecord
 
 def _detected_note(env: EnvInfo) -> str:
     if not env.from_cache:

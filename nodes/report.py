@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from graph.state import RunRecord, SessionState, log
+from session_state import RunRecord, SessionState, log
 from integration.integrate import report_section
 
 

@@ -16,7 +16,7 @@ import search
 from checkpoints.results import ResultsStore
 from generators.base import Proposal
 from generators.usage import usage_totals
-from graph.state import RunRecord, SessionState, log, now_iso
+from session_state import RunRecord, SessionState, log, now_iso
 from nodes import journal, questions
 from nodes.context import emit, gen_context, generator_for
 from nodes.errors import UserError

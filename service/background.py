@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from checkpoints.home import akg_home
-from graph.state import Settings
+from session_state import Settings
 from service.lock import busy_error, holder
 
 WORKER_START_S = 60.0  # a loaded machine may need this long to start Python and take the lock

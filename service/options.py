@@ -8,7 +8,7 @@ from typing import Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from graph.state import Settings
+from session_state import Settings
 from nodes.errors import UserError
 from nodes.user_paths import checked_out_dir, checked_source
 
@@ -125,7 +125,7 @@ def check_before_start(settings: Settings) -> None:
     """Everything we can check without running anything, so bad input creates no session."""
     from fusion.models import require_architecture
     from fusion.request import is_fusion_request
-    from graph.state import EnvInfo
+    from session_state import EnvInfo
     from nodes.catalogue import find_arch, parse_request
     from nodes.env_probe import cached_detect
     from nodes.params import propose_params

@@ -13,7 +13,7 @@ from pathlib import Path
 from checkpoints.registry import SessionRegistry
 from checkpoints.saver import open_saver
 from graph.builder import GATES, STATE_MODELS, compile_graph
-from graph.state import SessionState, Settings, now_iso
+from session_state import SessionState, Settings, now_iso
 from nodes.answers import check_answer
 from nodes.errors import UserError
 from nodes.progress import run_progress
@@ -96,7 +96,7 @@ class Sessions:
         return info
 
     def record_rollback(self, session_id: str, changes: list[dict]) -> None:
-        from graph.state import FileChange, log
+        from session_state import FileChange, log
 
         with session_lock(session_id):
             state = self.state(session_id)

@@ -10,7 +10,7 @@ from rich.console import Console
 
 from cli_display import NEXT_ACTIVITY, live_steps
 from service.sessions import Sessions
-from graph.state import Settings
+from session_state import Settings
 from search import format_progress
 from search.progress import Progress
 from tests.test_cli import REQUEST, akg, session_id_of

@@ -18,7 +18,7 @@ import pytest
 from fusion.analysis import Analysis, analyse
 from fusion.request import is_fusion_request, parse_pick
 from service.sessions import Sessions
-from graph.state import Settings
+from session_state import Settings
 from nodes.errors import InvalidAnswer, UserError
 from tests.conftest import REPO
 from tests.test_cli import akg, assert_one_line_error, session_id_of

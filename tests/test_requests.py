@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from graph.state import EnvInfo, Params, Pending
+from session_state import EnvInfo, Params, Pending
 from nodes.answers import check_answer, interpret
 from nodes.catalogue import OPS, parse_request, task_source
 from nodes.errors import InvalidAnswer, UserError

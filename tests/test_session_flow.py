@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from service.sessions import Sessions
-from graph.state import Settings
+from session_state import Settings
 from nodes.errors import InvalidAnswer
 from tests.scripted_generator import BUGGY, GOOD, scripted_factory
 
