@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from langgraph.session_state import CompiledStateGraph
+from langgraph.graph.state import CompiledStateGraph
 
 from tests.conftest import REPO
 from tests.test_cli import akg, assert_one_line_error
