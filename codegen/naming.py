@@ -18,7 +18,7 @@ _LAYOUT = {"size", "dim", "shape", "view", "reshape", "contiguous", "to", "float
            "unsqueeze", "squeeze", "expand", "expand_as", "permute", "transpose", "flatten", "unflatten",
            "t", "T", "mT", "getitem", "get", "type_as", "clone", "detach", "numel", "dtype", "device",
            "split", "chunk", "unbind", "stack", "cat", "narrow", "select", "flip", "ndim", "is_floating_point",
-           "dropout", "__get__", "len"}
+           "dropout", "__get__", "len", "slice"}
 _ARITHMETIC = {"add", "sub", "mul", "div", "truediv", "rsub", "neg", "pow", "radd", "rmul", "rtruediv",
                "floordiv", "mod", "abs", "exp", "log", "sqrt", "rsqrt", "mean", "sum", "square"}
 _SPELLING = {"truediv": "div", "radd": "add", "rmul": "mul", "rtruediv": "div", "rsub": "sub",
@@ -34,7 +34,9 @@ class CallRecorder(torch.overrides.TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         name = getattr(func, "__name__", "") or ""
-        name = _SPELLING.get(name.strip("_"), name.strip("_"))
+        # An ATen overload called directly (torch.ops.aten.slice.Tensor) is named by its packet.
+        name = re.sub(r"\W+", "_", name.split(".")[0]).strip("_")
+        name = _SPELLING.get(name, name)
         if name and name not in _LAYOUT:
             self.calls.append(name)
         return func(*args, **(kwargs or {}))

@@ -308,3 +308,29 @@ def get_init_inputs():
     assert lowering.ok, lowering.reason
     assert "DIM = 64" in lowering.code and "def helper" in lowering.code and "SCALE = 2.0 * DIM" in lowering.code
     assert "print(" not in lowering.code and "manual_seed(1234)" not in lowering.code and "BUFFER" not in lowering.code
+
+
+def test_a_kernel_named_after_a_direct_aten_call_is_a_valid_identifier():
+    """A task calling an ATen overload directly (torch.ops.aten.slice.Tensor, as fusion tasks do)."""
+    import codegen
+    task = '''
+import torch
+import torch.nn as nn
+
+
+class Model(nn.Module):
+    def forward(self, x):
+        half = torch.ops.aten.slice.Tensor(x, 1, 0, x.shape[1] // 2)
+        return torch.neg(half) * 2.0
+
+
+def get_inputs():
+    return [torch.randn(8, 64)]
+
+
+def get_init_inputs():
+    return []
+'''
+    lowering = codegen.lower(task)
+    assert lowering.ok, lowering.reason
+    compile(lowering.code, "<generated>", "exec")
