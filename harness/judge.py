@@ -13,14 +13,13 @@ from __future__ import annotations
 import os
 import platform
 import secrets
-import socket
 import time
 
 import torch
 
 from harness import compare, inputs as judge_inputs, isolation
 from harness.anticheat import NON_COMPUTE_OPS, TorchOps, allowed_vendor_ops, triton_launches
-from harness.channel import Channel, ChannelClosed, ChannelError
+from harness.candidate_process import CandidateProcess
 from harness.errors import Rejection, error_text, is_cuda_fault
 from harness.inputs import map_tensors
 from harness.task_loading import load_task
@@ -32,103 +31,6 @@ TIMED_CALLS = 100
 CHECKSUM_RTOL = 1e-5   # of the sum of magnitudes: room for atomics' reordering, none for another answer
 COPY_OPS = {"clone", "_to_copy", "copy_", "contiguous", "to", "cat", "stack"}
 FINGERPRINT_SAMPLE = 1 << 22
-
-
-class CandidateProcess:
-    """The judge's handle on the candidate's process: fork it, send requests, collect its end."""
-
-    def __init__(self, on_gpu: bool, memory_limit_mb: int | None, drop_privileges: bool, deadline: float,
-                 timeout_s: float):
-        self.on_gpu, self.deadline, self.timeout_s = on_gpu, deadline, timeout_s
-        parent_end, child_end = socket.socketpair()
-        self.pid = os.fork()
-        if self.pid == 0:  # the candidate: keep only stdio and its end of the socket
-            try:
-                parent_end.close()
-                keep = child_end.fileno()
-                os.closerange(3, keep)
-                os.closerange(keep + 1, 65536)
-                from harness.candidate_worker import run
-                run(child_end, on_gpu, memory_limit_mb if not on_gpu else None, drop_privileges)
-            except BaseException:
-                import traceback
-                traceback.print_exc()
-            finally:
-                os._exit(70)
-        child_end.close()
-        self.channel = Channel(parent_end)
-        hello = self._receive("starting the candidate process")
-        self.sandbox_notes = list(hello.get("sandbox_notes") or [])
-
-    def _receive(self, what: str) -> dict:
-        left = self.deadline - time.monotonic()
-        try:
-            if left <= 0:
-                raise socket.timeout()
-            return self.channel.recv(timeout_s=left)
-        except socket.timeout:
-            self.kill()
-            raise Rejection("timeout", f"no result within {self.timeout_s:g} s while {what} "
-                                       "(infinite loop or far too slow?)") from None
-        except ChannelClosed:
-            raise Rejection(*self._death(what)) from None
-        except (ChannelError, ValueError, RuntimeError) as error:
-            self.kill()
-            raise Rejection("cheat", f"the candidate process sent a malformed message while {what}: "
-                                     f"{error_text(error)}") from None
-
-    def request(self, purpose: str, **message) -> dict:
-        try:
-            self.channel.send(message)
-        except ChannelClosed:
-            raise Rejection(*self._death(purpose)) from None
-        reply = self._receive(purpose)
-        if not reply.get("ok"):
-            status = reply.get("status")
-            status = status if status in ("compile_error", "runtime_error", "oom", "invalid") else "runtime_error"
-            raise Rejection(status, str(reply.get("reason") or "the candidate failed")[:1200])
-        return reply
-
-    def _death(self, what: str) -> tuple[str, str]:
-        try:
-            _, status = os.waitpid(self.pid, 0)
-        except ChildProcessError:
-            return "crash", f"the candidate process vanished while {what}"
-        self.pid = 0
-        if os.WIFSIGNALED(status):
-            name = _signal_name(os.WTERMSIG(status))
-            if name == "SIGKILL":
-                return "oom", f"the candidate process was killed (SIGKILL) while {what}, most likely for using too much memory"
-            return "crash", f"the candidate process was killed by {name} while {what} (segfault, abort?)"
-        return "crash", f"the candidate process exited with code {os.WEXITSTATUS(status)} while {what} " \
-                        "(sys.exit or os._exit in candidate code?)"
-
-    def kill(self) -> None:
-        if self.pid:
-            try:
-                os.kill(self.pid, 9)
-                os.waitpid(self.pid, 0)
-            except (ProcessLookupError, ChildProcessError):
-                pass
-            self.pid = 0
-
-    def close(self) -> None:
-        if self.pid:
-            try:
-                self.channel.send({"cmd": "exit"})
-            except ChannelClosed:
-                pass
-        self.kill()
-        isolation.kill_descendants()  # daemons it left behind re-parented to us (we are a subreaper)
-        self.channel.sock.close()
-
-
-def _signal_name(number: int) -> str:
-    import signal
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
 
 
 def _clone(value):
@@ -330,7 +232,7 @@ class Judge:
             inputs = judge_inputs.task_inputs(self.task, seed, self.device)
             hint = "earlier trials matched: the result may be cached or depend on state from a previous call" \
                 if trial else ""
-            got, _ = self._trial(inputs, f"trial {trial} (seed {seed})", hint,
+            got, expected = self._trial(inputs, f"trial {trial} (seed {seed})", hint,
                                  mode="census" if trial in observed else "plain",
                                  keep_as="last_trial" if trial == self.trials - 1 else None)
             if previous is not None:
@@ -340,7 +242,6 @@ class Judge:
             if trial == 0:
                 from harness.candidate_worker import _aliases
                 self.first_inputs = inputs
-                expected = self._reference(inputs)
                 self.output_count = len(_tensors(expected))
                 self.reference_aliases = {a[0] for a in _aliases(inputs, expected)}  # outputs that are views
             del inputs
@@ -402,16 +303,23 @@ class Judge:
             self.report["second_shape"] = description
             return
 
-    def _reference_resolves(self, expected, inputs) -> bool:
-        """Whether the reference, in its own dtype, matches a float64 evaluation of itself on these
-        inputs within its tolerance (if not, these inputs cannot tell a kernel's rounding from a bug)."""
+    def _float64_truth(self, inputs):
+        """The reference evaluated in float64 (a copy of it, on float64 inputs); None when it
+        does not run in float64."""
         import copy
         try:
             reference64 = copy.deepcopy(self.reference).double()
             inputs64 = map_tensors(inputs, lambda t: t.double() if t.is_floating_point() else t)
             with torch.no_grad():
-                truth = reference64(*inputs64)
+                return reference64(*inputs64)
         except Exception:
+            return None
+
+    def _reference_resolves(self, expected, inputs) -> bool:
+        """Whether the reference, in its own dtype, matches a float64 evaluation of itself on these
+        inputs within its tolerance (if not, these inputs cannot tell a kernel's rounding from a bug)."""
+        truth = self._float64_truth(inputs)
+        if truth is None:
             return True  # no second opinion: hold the candidate to the reference
         cast = [t.to(e.dtype) if isinstance(t, torch.Tensor) and isinstance(e, torch.Tensor) else t
                 for t, e in zip(compare.flatten(truth), compare.flatten(expected))]
@@ -423,20 +331,16 @@ class Judge:
         a float64 evaluation of the reference than twice the reference's own worst error (plus the
         usual tolerance) is as correct as the reference. Reduced-precision cheats and fragile
         algorithms (one-pass variances, unshifted exponentials) stay far outside."""
-        import copy
         got_tensors, expected_tensors = _tensors(got), _tensors(expected)
         if not expected_tensors or len(got_tensors) != len(expected_tensors):
             return False
         if any(not t.is_floating_point() or g.shape != t.shape or g.dtype != t.dtype
                for g, t in zip(got_tensors, expected_tensors)):
             return False
-        try:
-            reference64 = copy.deepcopy(self.reference).double()
-            inputs64 = map_tensors(inputs, lambda t: t.double() if t.is_floating_point() else t)
-            with torch.no_grad():
-                truth = _tensors(reference64(*inputs64))
-        except Exception:
+        truth = self._float64_truth(inputs)
+        if truth is None:
             return False
+        truth = _tensors(truth)
         for candidate, reference, exact in zip(got_tensors, expected_tensors, truth):
             tolerance = compare.tolerance_for(reference.dtype)
             exact = exact.to(reference.device)
