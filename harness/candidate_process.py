@@ -16,7 +16,7 @@ class CandidateProcess:
     """The judge's handle on the candidate's process: fork it, send requests, collect its end."""
 
     def __init__(self, on_gpu: bool, memory_limit_mb: int | None, drop_privileges: bool, deadline: float,
-                 timeout_s: float):
+                 timeout_s: float, kernel_cache: str | None = None):
         self.on_gpu, self.deadline, self.timeout_s = on_gpu, deadline, timeout_s
         parent_end, child_end = socket.socketpair()
         self.pid = os.fork()
@@ -27,7 +27,7 @@ class CandidateProcess:
                 os.closerange(3, keep)
                 os.closerange(keep + 1, 65536)
                 from harness.candidate_worker import run
-                run(child_end, on_gpu, memory_limit_mb if not on_gpu else None, drop_privileges)
+                run(child_end, on_gpu, memory_limit_mb if not on_gpu else None, drop_privileges, kernel_cache)
             except BaseException:
                 import traceback
                 traceback.print_exc()

@@ -27,13 +27,16 @@ from harness import isolation
 KEEP_CALLS = 2  # outputs of the last calls held, as a caller would, for the persistence check
 
 
-def enter_sandbox(memory_limit_mb: int | None, switch_user: bool) -> list[str]:
-    """Called first thing in the forked candidate process. Returns notes on what could not be applied."""
+def enter_sandbox(memory_limit_mb: int | None, switch_user: bool, kernel_cache: str | None = None) -> list[str]:
+    """Called first thing in the forked candidate process. Returns notes on what could not be applied.
+    kernel_cache: this source's own Triton cache directory (harness.kernel_cache), kept across jobs."""
     isolation.die_with_parent()
     isolation.hide_from_same_user()
     private = tempfile.mkdtemp(prefix="akg-candidate-")
     notes = [isolation.isolate_network(), isolation.readonly_filesystem(private)]
     os.makedirs(os.path.join(private, "triton_cache"))
+    if kernel_cache:
+        notes.append(isolation.writable_bind(kernel_cache, os.path.join(private, "triton_cache")))
     os.chdir(private)
     os.environ.update(HOME=private, TMPDIR=private, TRITON_CACHE_DIR=os.path.join(private, "triton_cache"))
     tempfile.tempdir = private
@@ -274,11 +277,14 @@ def _classified(error: BaseException, what: str) -> dict:
             "traceback": traceback.format_exc()[-3000:]}
 
 
-def run(sock, on_gpu: bool, memory_limit_mb: int | None, switch_user: bool) -> None:
+def run(sock, on_gpu: bool, memory_limit_mb: int | None, switch_user: bool, kernel_cache: str | None = None) -> None:
     """Body of the candidate process (forked by the judge): isolate, serve, exit."""
-    notes = enter_sandbox(memory_limit_mb, switch_user)
+    notes = enter_sandbox(memory_limit_mb, switch_user, kernel_cache)
     channel = Channel(sock)
     channel.send({"ready": True, "sandbox_notes": notes, "pid": os.getpid()})
+    if on_gpu:  # make this process's CUDA context while the judge makes its own, not after
+        torch.cuda.init()
+        torch.empty(1, device="cuda")
     CandidateWorker(channel, on_gpu).serve()
     sys.stdout.flush()
     sys.stderr.flush()

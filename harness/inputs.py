@@ -28,8 +28,17 @@ def map_tensors(value, fn):
 
 
 def task_inputs(task, seed: int, device: torch.device):
+    """The task's inputs under `seed`, made on `device` itself: on a GPU a multi-GB input never
+    passes through host memory, and drawing it there takes milliseconds, not seconds. A task whose
+    get_inputs() cannot run under a device context (a CPU generator, say) is drawn on the host."""
     torch.manual_seed(seed)
-    return map_tensors(task.get_inputs(), lambda t: t.to(device))
+    try:
+        with torch.device(device):
+            made = task.get_inputs()
+    except Exception:
+        torch.manual_seed(seed)
+        made = task.get_inputs()
+    return map_tensors(made, lambda t: t.to(device))
 
 
 def _special(tensor: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -88,6 +88,14 @@ def readonly_filesystem(private_dir: str) -> str | None:
     return f"filesystem writable at {', '.join(failed[:3])}" if failed else None
 
 
+def writable_bind(source: str, target: str) -> str | None:
+    """Inside the read-only mount namespace, make `source` writable at `target` (which must exist).
+    A bind mount keeps its origin's read-only flag, so it is remounted writable afterwards."""
+    if _mount(source, target, None, MS_BIND) or _mount(source, target, None, MS_BIND | MS_REMOUNT):
+        return f"no kernel cache ({target} could not be bound)"
+    return None
+
+
 def drop_capabilities() -> str | None:
     """Drop every capability (root stays uid 0 but without the power to override permissions,
     trace other processes or remount)."""

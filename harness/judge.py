@@ -17,9 +17,10 @@ import time
 
 import torch
 
-from harness import compare, inputs as judge_inputs, isolation
+from harness import compare, inputs as judge_inputs, isolation, kernel_cache
 from harness.anticheat import NON_COMPUTE_OPS, TorchOps, allowed_vendor_ops, triton_launches
 from harness.candidate_process import CandidateProcess
+from harness.candidate_worker import output_checksum
 from harness.errors import Rejection, error_text, is_cuda_fault
 from harness.inputs import map_tensors
 from harness.task_loading import load_task
@@ -80,6 +81,8 @@ class Judge:
         self.candidate: CandidateProcess | None = None
         self.reference_ops: set[str] = set()
         self.candidate_ops: set[str] = set()
+        self.kernel_cache: str | None = None
+        self.trial_checksums: list[tuple[int, list[float]]] = []  # (seed, the candidate's output sums) per trial
         self.report = {"device": device, "trials": 0, "flags": [], "torch_ops_left": [], "allowed_leftovers": [],
                        "seed": self.seed, "triton_launches": 0,
                        "versions": {"torch": torch.__version__, "triton": _triton_version(),
@@ -106,15 +109,22 @@ class Judge:
             self.reference = self.task.Model(*self.init_inputs).to(self.device).eval()
         except Exception as error:
             raise Rejection("invalid", f"the task does not load: {error_text(error)}") from None
-        try:
-            with open(self.candidate_path, encoding="utf-8", errors="replace") as handle:
-                source = handle.read()
-        except OSError as error:
-            raise Rejection("invalid", f"the candidate file cannot be read: {error}") from None
         state = {k: v.detach().cpu() for k, v in self.reference.state_dict().items()}
-        self.candidate.request("loading the candidate", cmd="load", source=source,
+        self.candidate.request("loading the candidate", cmd="load", source=self.source,
                                filename=os.path.basename(self.candidate_path) or "candidate.py",
                                init_inputs=list(self.init_inputs), state_dict=state)
+
+    def read_candidate(self) -> str | None:
+        """Read the candidate's source; returns its own kernel cache directory (GPU only: the
+        interpreter compiles nothing)."""
+        try:
+            with open(self.candidate_path, encoding="utf-8", errors="replace") as handle:
+                self.source = handle.read()
+        except OSError as error:
+            raise Rejection("invalid", f"the candidate file cannot be read: {error}") from None
+        if self.on_gpu:
+            self.kernel_cache = kernel_cache.source_cache_dir(self.source, _triton_version())
+        return self.kernel_cache
 
     def _reference(self, inputs, record_ops: bool = False):
         ops = TorchOps(triton_launches, count_inside_launches=True) if record_ops else None
@@ -239,12 +249,14 @@ class Judge:
                 self._check_kept(-2, previous, f"trial {trial}")
             previous = got
             self.report["trials"] = trial + 1
+            # Later steps redraw a trial's inputs from its seed (cheap on the device) rather than
+            # keep copies alive; what the candidate's outputs summed to is all they need of them.
+            self.trial_checksums.append((seed, output_checksum(got)))
             if trial == 0:
                 from harness.candidate_worker import _aliases
-                self.first_inputs = inputs
                 self.output_count = len(_tensors(expected))
                 self.reference_aliases = {a[0] for a in _aliases(inputs, expected)}  # outputs that are views
-            del inputs
+            del inputs, expected
         self.last_trial_output = previous
         self.last_trial_seen = time.monotonic()
 
@@ -388,8 +400,10 @@ class Judge:
         """Replay with every launch skipped and every allocation poisoned, twice with different
         poisons: an output element that comes out the same both times was not produced by a launch."""
         try:
-            ghost_a, _ = self._call(self.first_inputs, "ghost_a", "the ghost replay")
-            ghost_b, _ = self._call(self.first_inputs, "ghost_b", "the ghost replay")
+            first_inputs = judge_inputs.task_inputs(self.task, self.trial_checksums[0][0], self.device)
+            ghost_a, _ = self._call(first_inputs, "ghost_a", "the ghost replay")
+            ghost_b, _ = self._call(first_inputs, "ghost_b", "the ghost replay")
+            del first_inputs
         except Rejection as rejection:
             if rejection.status in ("timeout", "crash", "oom"):
                 raise
@@ -415,17 +429,17 @@ class Judge:
         from harness.timing import HEAD_START_MS, L2Flusher, sync_overhead_ms, time_callable
         from torch.utils.flop_counter import FlopCounterMode
 
-        # Fresh values, then two input sets alternating in place during the timed calls: a
-        # candidate that caches by address returns the old answer and is caught.
-        inputs = judge_inputs.task_inputs(self.task, self.seed + 301, self.device)
-        alternate = judge_inputs.task_inputs(self.task, self.seed + 302, self.device)
-        from harness.candidate_worker import output_checksum
-        checked_alternate = self._trial(alternate, "the alternate inputs of timing")[0]
+        # Two input sets alternate in place during the timed calls, so a candidate that caches by
+        # address returns the old answer and is caught: the last trial's inputs and the one before
+        # them, redrawn from their seeds. What the candidate's own checked outputs summed to on each
+        # is known from its trials: a deterministic kernel gives the same sums on every timed call.
+        seed = self.trial_checksums[-1][0]
+        alternate_seed, alternate_sum = self.trial_checksums[-2 if len(self.trial_checksums) > 1 else -1]
+        inputs = judge_inputs.task_inputs(self.task, seed, self.device)
+        alternate = judge_inputs.task_inputs(self.task, alternate_seed, self.device)
         checked, expected = self._trial(inputs, "the call before timing (no op recorder active)")
-        # What the candidate's own (checked) outputs sum to, per input set: a deterministic kernel
-        # gives the same sums on every timed call.
-        expected_sums = [output_checksum(checked), output_checksum(checked_alternate)]
-        del checked, checked_alternate
+        expected_sums = [output_checksum(checked), alternate_sum]
+        del checked
         alternate_markers, _ = self._stage(alternate, "alternate", "timing the candidate")
         claimed = self.candidate.request("timing the candidate", cmd="time", calls=TIMED_CALLS,
                                          alternate=alternate_markers)
@@ -544,7 +558,7 @@ def verify_job(task_path: str, candidate_path: str, device: str, dsl: str = "tri
             phases[name] = round(time.monotonic() - began, 4)
     try:
         candidate = phase("sandbox", CandidateProcess, judge.on_gpu, memory_limit_mb, drop_privileges,
-                          started + timeout_s, timeout_s)
+                          started + timeout_s, timeout_s, judge.read_candidate())
         phase("load", judge.load, candidate)
         phase("trials", judge.check_trials)
         phase("variants", judge.check_variants)
@@ -560,6 +574,7 @@ def verify_job(task_path: str, candidate_path: str, device: str, dsl: str = "tri
     finally:
         if candidate is not None:
             candidate.close()
+        kernel_cache.trim(judge.kernel_cache)
     judge.report.setdefault("device_name", "")
     from harness.summary import summarize
     judge.report["summary"] = summarize(judge.report)
