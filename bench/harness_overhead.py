@@ -61,6 +61,7 @@ def main() -> None:
             verdict = harness.api.verify_on(worker, RELU_LARGE, CANDIDATE)
         emit("verify_with_timing_s", [round(seconds(measured), 2) for _ in range(2)])
         emit("timed_summary", verdict.summary)
+        emit("phase_s", getattr(verdict, "phase_s", None))
     worker.close()
 
     devices = None if device != "cpu" else ["cpu"] * args.pool_workers
