@@ -47,6 +47,9 @@ def _server_environment(device: str) -> dict[str, str]:
     env["PYTHONUNBUFFERED"] = "1"
     if device == "cpu":
         env["TRITON_INTERPRET"] = "1"
+        # A CPU worker never touches a GPU: without this, a library that asks whether CUDA is there
+        # initialises it, which fails under the job's address-space limit ("out of memory").
+        env["CUDA_VISIBLE_DEVICES"] = ""
     else:
         env.pop("TRITON_INTERPRET", None)
         env["PYTORCH_NVML_BASED_CUDA_CHECK"] = "1"
