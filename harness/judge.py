@@ -82,7 +82,7 @@ class Judge:
         self.reference_ops: set[str] = set()
         self.candidate_ops: set[str] = set()
         self.kernel_cache: str | None = None
-        self.trial_checksums: list[tuple[int, list[float]]] = []  # (seed, the candidate's output sums) per trial
+        self.trial_seeds: list[int] = []
         self.report = {"device": device, "trials": 0, "flags": [], "torch_ops_left": [], "allowed_leftovers": [],
                        "seed": self.seed, "triton_launches": 0,
                        "versions": {"torch": torch.__version__, "triton": _triton_version(),
@@ -249,9 +249,7 @@ class Judge:
                 self._check_kept(-2, previous, f"trial {trial}")
             previous = got
             self.report["trials"] = trial + 1
-            # Later steps redraw a trial's inputs from its seed (cheap on the device) rather than
-            # keep copies alive; what the candidate's outputs summed to is all they need of them.
-            self.trial_checksums.append((seed, output_checksum(got)))
+            self.trial_seeds.append(seed)  # later steps redraw inputs from it rather than keep a copy alive
             if trial == 0:
                 from harness.candidate_worker import _aliases
                 self.output_count = len(_tensors(expected))
@@ -400,7 +398,7 @@ class Judge:
         """Replay with every launch skipped and every allocation poisoned, twice with different
         poisons: an output element that comes out the same both times was not produced by a launch."""
         try:
-            first_inputs = judge_inputs.task_inputs(self.task, self.trial_checksums[0][0], self.device)
+            first_inputs = judge_inputs.task_inputs(self.task, self.trial_seeds[0], self.device)
             ghost_a, _ = self._call(first_inputs, "ghost_a", "the ghost replay")
             ghost_b, _ = self._call(first_inputs, "ghost_b", "the ghost replay")
             del first_inputs
@@ -429,17 +427,17 @@ class Judge:
         from harness.timing import HEAD_START_MS, L2Flusher, sync_overhead_ms, time_callable
         from torch.utils.flop_counter import FlopCounterMode
 
-        # Two input sets alternate in place during the timed calls, so a candidate that caches by
-        # address returns the old answer and is caught: the last trial's inputs and the one before
-        # them, redrawn from their seeds. What the candidate's own checked outputs summed to on each
-        # is known from its trials: a deterministic kernel gives the same sums on every timed call.
-        seed = self.trial_checksums[-1][0]
-        alternate_seed, alternate_sum = self.trial_checksums[-2 if len(self.trial_checksums) > 1 else -1]
-        inputs = judge_inputs.task_inputs(self.task, seed, self.device)
-        alternate = judge_inputs.task_inputs(self.task, alternate_seed, self.device)
+        # Fresh values (never the trials', whose outputs the candidate has seen), then two input sets
+        # alternating in place during the timed calls: a candidate that caches by address returns
+        # the old answer and is caught.
+        inputs = judge_inputs.task_inputs(self.task, self.seed + 301, self.device)
+        alternate = judge_inputs.task_inputs(self.task, self.seed + 302, self.device)
+        checked_alternate = self._trial(alternate, "the alternate inputs of timing")[0]
         checked, expected = self._trial(inputs, "the call before timing (no op recorder active)")
-        expected_sums = [output_checksum(checked), alternate_sum]
-        del checked
+        # What the candidate's own (checked) outputs sum to, per input set: a deterministic kernel
+        # gives the same sums on every timed call.
+        expected_sums = [output_checksum(checked), output_checksum(checked_alternate)]
+        del checked, checked_alternate
         alternate_markers, _ = self._stage(alternate, "alternate", "timing the candidate")
         claimed = self.candidate.request("timing the candidate", cmd="time", calls=TIMED_CALLS,
                                          alternate=alternate_markers)
