@@ -114,11 +114,30 @@ def table(rows: list[dict], labels: list[str]) -> str:
     return "\n".join(lines)
 
 
+def agreement(rows: list[dict], harness_rows: list[dict], label: str) -> str:
+    """The harness's figure for each task against do_bench's, and whether they agree within 10 %."""
+    by_task = {r["task"]: r for r in harness_rows}
+    lines = ["| task | harness ms | do_bench ms | harness / do_bench | within 10 % |", "|---|---|---|---|---|"]
+    agreed = total = 0
+    for row in rows:
+        ours, theirs = (by_task.get(row["task"]) or {}).get("ours_ms"), row.get(label)
+        if not isinstance(ours, float) or not isinstance(theirs, float):
+            continue
+        ratio = ours / theirs
+        total += 1
+        agreed += abs(ratio - 1) <= 0.10
+        lines.append(f"| {row['task']} | {ours:.4f} | {theirs:.4f} | {ratio:.3f} | {'yes' if abs(ratio - 1) <= 0.10 else 'NO'} |")
+    lines += ["", f"{agreed} of {total} tasks agree within 10 %."]
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default=str(REPO / "bench" / "tasks"))
     parser.add_argument("--kernels", action="append", required=True, help="LABEL=DIR (repeatable)")
     parser.add_argument("--only", action="append", default=[], help="substring of task names (repeatable)")
+    parser.add_argument("--harness", default=None,
+                        help="run_suite --json output: compare its `ours_ms` with do_bench's (first --kernels label)")
     parser.add_argument("--json", default=None)
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
@@ -131,14 +150,20 @@ def main(argv=None) -> int:
     for task_path in sorted(Path(args.tasks).glob("*.py")):
         if args.only and not any(pattern in task_path.stem for pattern in args.only):
             continue
-        kernels = {label: Path(d) / task_path.name for label, d in kernel_dirs.items()
-                   if (Path(d) / task_path.name).exists()}
+        kernels = {}
+        for label, folder in kernel_dirs.items():  # `{task}.py`, or run_suite's `{task}_generated.py`
+            found = [p for p in (Path(folder) / task_path.name, Path(folder) / f"{task_path.stem}_generated.py")
+                     if p.exists()]
+            if found:
+                kernels[label] = found[0]
         if not kernels:
             continue
         row = time_task(task_path, kernels)
         rows.append(row)
         print(json.dumps(row), flush=True)
     text = f"## do_bench check ({torch.cuda.get_device_name(0)})\n\n" + table(rows, labels) + "\n"
+    if args.harness:
+        text += "\n" + agreement(rows, json.loads(Path(args.harness).read_text()), labels[0]) + "\n"
     print(text)
     if args.out:
         Path(args.out).write_text(text)
