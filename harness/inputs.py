@@ -28,7 +28,17 @@ def map_tensors(value, fn):
 
 
 def task_inputs(task, seed: int, device: torch.device):
+    """The task's inputs for one seed, on `device`. On a GPU they are drawn there (torch's default
+    device set to it), never on the host first: a multi-GB input costs no host memory and no copy.
+    A get_inputs() that cannot run that way (it calls .numpy(), say) is drawn on the host."""
+    device = torch.device(device)
     torch.manual_seed(seed)
+    if device.type != "cpu":
+        try:
+            with device:
+                return map_tensors(task.get_inputs(), lambda t: t.to(device))
+        except Exception:
+            torch.manual_seed(seed)
     return map_tensors(task.get_inputs(), lambda t: t.to(device))
 
 
