@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from harness import compare, degenerate, inputs as judge_inputs, isolation, memory
+from harness import compare, contention, degenerate, inputs as judge_inputs, isolation, memory
 from harness.anticheat import NON_COMPUTE_OPS, TorchOps, allowed_vendor_ops, triton_launches
 from harness.candidate_process import CandidateProcess
 from harness.errors import Rejection, error_text, is_cuda_fault
@@ -577,7 +577,7 @@ def verify_job(task_path: str, candidate_path: str, device: str, dsl: str = "tri
         phase("own_work", judge.check_own_work)
         phase("persistence", judge.check_final_persistence)
         if judge.on_gpu and judge.measure:
-            phase("timing", judge.time_all)
+            phase("timing", contention.time_watched, judge)  # re-timed once if the GPU was shared
         judge.report["status"], judge.report["reason"] = "accepted", ""
     except Rejection as rejection:
         judge.report["status"], judge.report["reason"] = rejection.status, rejection.reason

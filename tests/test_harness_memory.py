@@ -114,3 +114,87 @@ def test_the_embedded_generator_lowers_the_three_dim_layernorm_for_any_size():
     lowered = codegen.lower(source, target="cuda")
     assert lowered.ok, lowered.reason
     assert str(64 * 256 * 256) not in lowered.code
+
+
+class FakeNVML:
+    """The few pynvml calls harness.contention makes, scripted: compute processes per call, and
+    per-process SM utilisation samples."""
+
+    def __init__(self, processes: list[list[int]], busy: dict[int, int] | None = None):
+        self.processes, self.busy = list(processes), busy or {}
+
+    def nvmlDeviceGetHandleByIndex(self, index):
+        return f"gpu{index}"
+
+    def nvmlDeviceGetComputeRunningProcesses(self, handle):
+        from types import SimpleNamespace
+        pids = self.processes.pop(0) if len(self.processes) > 1 else self.processes[0]
+        return [SimpleNamespace(pid=pid, usedGpuMemory=1 << 30) for pid in pids]
+
+    def nvmlDeviceGetProcessUtilization(self, handle, since_us):
+        from types import SimpleNamespace
+        return [SimpleNamespace(pid=pid, smUtil=util, timeStamp=since_us + 1) for pid, util in self.busy.items()]
+
+
+OURS = {100, 101}  # the judge and its candidate
+
+
+def watch(nvml):
+    from harness.contention import DeviceWatch
+    return DeviceWatch(0, nvml=nvml, pids=lambda: OURS)
+
+
+def test_a_process_of_someone_else_on_the_gpu_while_timing_is_contention():
+    shared = watch(FakeNVML([[100, 101], [100, 101, 555]], busy={100: 90, 555: 60}))
+    shared.start()
+    assert shared.stop() == {"checked": True, "contended": True, "other_processes": 1, "other_sm_util_pct": 60}
+    alone = watch(FakeNVML([[100, 101]], busy={100: 99, 101: 10}))
+    alone.start()
+    assert alone.stop()["contended"] is False
+
+
+def test_in_a_container_nvml_pids_do_not_match_and_only_processes_beyond_the_jobs_two_count():
+    foreign = watch(FakeNVML([[9001, 9002]]))
+    foreign.start()
+    assert foreign.stop()["contended"] is False
+    crowded = watch(FakeNVML([[9001, 9002, 9003]], busy={9003: 40}))
+    crowded.start()
+    assert crowded.stop()["other_processes"] == 1
+
+
+def test_without_nvml_nothing_is_claimed():
+    from harness.contention import DeviceWatch
+    blind = DeviceWatch(0, nvml=None, pids=lambda: OURS)
+    blind.nvml, blind.handle = None, None
+    blind.start()
+    assert blind.stop() == {"checked": False, "contended": False, "why": "NVML is not available"}
+
+
+class FakeJudge:
+    def __init__(self):
+        self.report = {"flags": []}
+        self.timed = 0
+
+    def time_all(self):
+        self.timed += 1
+        self.report["timings"] = {"candidate": {"median_ms": 1.0 * self.timed, "iqr_ms": 0.1}}
+        self.report["flags"].append("host-bound: example")
+
+
+def test_a_contended_timing_is_taken_again_and_a_figure_contended_twice_is_flagged():
+    from harness.contention import time_watched
+    calm_after_retry = iter([[[100, 101, 555]], [[100, 101]]])
+    judge = FakeJudge()
+    time_watched(judge, watch=lambda index: watch(FakeNVML(next(calm_after_retry))))
+    assert judge.timed == 2 and judge.report["timings"]["contended"] is False
+    assert judge.report["timings"]["candidate"]["median_ms"] == 2.0  # the uncontended figure is kept
+    assert not any(f.startswith("contended") for f in judge.report["flags"])
+    assert judge.report["flags"] == ["host-bound: example"]
+
+    judge = FakeJudge()
+    time_watched(judge, watch=lambda index: watch(FakeNVML([[100, 101, 555, 556]], busy={555: 70})))
+    assert judge.timed == 2 and judge.report["timings"]["contended"] is True
+    assert judge.report["timings"]["contention"]["other_processes"] == 2
+    assert any(f.startswith("contended: 2 other process(es)") and "70% SM" in f for f in judge.report["flags"])
+    from harness.summary import summarize
+    assert "contended" in summarize({**judge.report, "status": "accepted", "trials": 5})
