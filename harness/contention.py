@@ -110,14 +110,19 @@ class DeviceWatch:
         ours = self.pids()
         if seen & ours:
             others = seen - ours
-            other_util = max((u for pid, u in busy.items() if pid not in ours), default=0)
+            # A context alone is not contention (an idle parent that once touched CUDA): where the
+            # driver keeps per-process samples (it does for this job's own busy processes), only
+            # other processes with SM activity count; without samples every other process does.
+            working = {pid for pid in others if busy.get(pid, 0) > 0} if busy else others
+            other_util = max((busy.get(pid, 0) for pid in working), default=0)
         else:
             # NVML reports another PID namespace's ids (a container): none can be matched to this
             # job, so count the processes beyond this job's own two.
             others = set(sorted(seen)[OWN_PROCESSES_ON_GPU:]) if len(seen) > OWN_PROCESSES_ON_GPU else set()
+            working = others
             other_util = max(busy.values(), default=0) if others else 0
-        return {"checked": True, "contended": bool(others), "other_processes": len(others),
-                "other_sm_util_pct": other_util}
+        return {"checked": True, "contended": bool(working), "other_processes": len(working),
+                "idle_other_processes": len(others - working), "other_sm_util_pct": other_util}
 
 
 def time_watched(judge, watch=DeviceWatch, retries: int = 1) -> None:

@@ -147,10 +147,21 @@ def watch(nvml):
 def test_a_process_of_someone_else_on_the_gpu_while_timing_is_contention():
     shared = watch(FakeNVML([[100, 101], [100, 101, 555]], busy={100: 90, 555: 60}))
     shared.start()
-    assert shared.stop() == {"checked": True, "contended": True, "other_processes": 1, "other_sm_util_pct": 60}
+    assert shared.stop() == {"checked": True, "contended": True, "other_processes": 1,
+                             "idle_other_processes": 0, "other_sm_util_pct": 60}
     alone = watch(FakeNVML([[100, 101]], busy={100: 99, 101: 10}))
     alone.start()
     assert alone.stop()["contended"] is False
+
+
+def test_another_process_that_holds_a_context_but_does_no_work_is_not_contention():
+    idle = watch(FakeNVML([[100, 101, 777]], busy={100: 95}))
+    idle.start()
+    assert idle.stop() == {"checked": True, "contended": False, "other_processes": 0,
+                           "idle_other_processes": 1, "other_sm_util_pct": 0}
+    unsampled = watch(FakeNVML([[100, 101, 777]], busy={}))  # no per-process samples: it counts
+    unsampled.start()
+    assert unsampled.stop()["contended"] is True
 
 
 def test_in_a_container_nvml_pids_do_not_match_and_only_processes_beyond_the_jobs_two_count():
@@ -192,7 +203,7 @@ def test_a_contended_timing_is_taken_again_and_a_figure_contended_twice_is_flagg
     assert judge.report["flags"] == ["host-bound: example"]
 
     judge = FakeJudge()
-    time_watched(judge, watch=lambda index: watch(FakeNVML([[100, 101, 555, 556]], busy={555: 70})))
+    time_watched(judge, watch=lambda index: watch(FakeNVML([[100, 101, 555, 556]], busy={555: 70, 556: 20})))
     assert judge.timed == 2 and judge.report["timings"]["contended"] is True
     assert judge.report["timings"]["contention"]["other_processes"] == 2
     assert any(f.startswith("contended: 2 other process(es)") and "70% SM" in f for f in judge.report["flags"])
