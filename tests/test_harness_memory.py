@@ -209,3 +209,17 @@ def test_a_contended_timing_is_taken_again_and_a_figure_contended_twice_is_flagg
     assert any(f.startswith("contended: 2 other process(es)") and "70% SM" in f for f in judge.report["flags"])
     from harness.summary import summarize
     assert "contended" in summarize({**judge.report, "status": "accepted", "trials": 5})
+
+
+def test_the_suite_table_records_footprint_peak_memory_and_contention():
+    from bench.run_suite import _memory_gb, table
+    verdict = harness.Verdict(status="accepted", summary="", timings={"candidate": {"median_ms": 1.0}, "contended": True},
+                              memory={"footprint": {"total_bytes": 12_884_901_888}, "peak_device_bytes": 25_769_803_776})
+    footprint, peak = _memory_gb(verdict)
+    assert round(footprint, 2) == 12.88 and round(peak, 2) == 25.77
+    rows = [{"task": "act_relu", "family": "act", "verdict": "accepted", "kernels": 1, "ours_ms": 4.2,
+             "footprint_gb": footprint, "peak_gb": peak, "contended": True}]
+    text = table(rows, "cuda", "python -m bench.run_suite --device cuda --tasks bench/tasks_large")
+    header = next(line for line in text.splitlines() if line.startswith("| task |"))
+    assert header.endswith("| footprint GB | peak device GB | contended |")
+    assert "| 12.88 | 25.77 | yes |" in text
