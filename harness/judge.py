@@ -254,7 +254,7 @@ class Judge:
                 self.first_seed = seed  # the ghost replays draw these inputs again rather than keep them
                 self.output_count = len(_tensors(expected))
                 self.reference_aliases = {a[0] for a in _aliases(inputs, expected)}  # outputs that are views
-            del inputs
+            del inputs, expected, got  # (got lives on as previous) no stale copy into the next trial
         self.last_trial_output = previous
         self.last_trial_seen = time.monotonic()
 
@@ -293,10 +293,14 @@ class Judge:
         """The task's inputs scaled, shifted, and sign-flipped with special values; then another shape."""
         base = judge_inputs.task_inputs(self.task, self.seed + 101, self.device)
         base_output = self._reference(base)
-        if judge_inputs.has_floating_input(base):
-            base_nonfinite = judge_inputs.nonfinite_count(base_output)
+        base_shapes = [t.shape for t in _tensors(base_output)]
+        base_nonfinite = judge_inputs.nonfinite_count(base_output)
+        floating = judge_inputs.has_floating_input(base)
+        del base_output, base  # memory: each variant draws its base again rather than keep it alive
+        if floating:
             for index, name in enumerate(judge_inputs.VARIANTS):
-                inputs = judge_inputs.variant(base, name, self.seed + 200 + index)
+                inputs = judge_inputs.variant(judge_inputs.task_inputs(self.task, self.seed + 101, self.device),
+                                              name, self.seed + 200 + index)
                 try:
                     expected = self._reference(inputs)
                 except Exception:
@@ -307,7 +311,7 @@ class Judge:
                             special=name == "special", variant=name)
                 del inputs, expected
                 self.report.setdefault("input_variants", []).append(name)
-        self._check_second_shape(base, [t.shape for t in _tensors(base_output)])
+        self._check_second_shape(judge_inputs.task_inputs(self.task, self.seed + 101, self.device), base_shapes)
 
     def _check_second_shape(self, base, base_shapes):
         for description, inputs in judge_inputs.second_shapes(base, grow=not self.on_gpu):
@@ -568,6 +572,8 @@ def verify_job(task_path: str, candidate_path: str, device: str, dsl: str = "tri
             return step(*args)
         finally:
             phases[name] = round(time.monotonic() - began, 4)
+            if judge.on_gpu:  # what the judge freed goes back to the device, for the candidate's process
+                torch.cuda.empty_cache()
     try:
         candidate = phase("sandbox", CandidateProcess, judge.on_gpu, memory_limit_mb, drop_privileges,
                           started + timeout_s, timeout_s)
