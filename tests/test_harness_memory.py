@@ -223,3 +223,17 @@ def test_the_suite_table_records_footprint_peak_memory_and_contention():
     header = next(line for line in text.splitlines() if line.startswith("| task |"))
     assert header.endswith("| footprint GB | peak device GB | contended |")
     assert "| 12.88 | 25.77 | yes |" in text
+
+
+def test_a_zero_output_task_is_said_at_confirm_task_and_gets_an_accepted_kernel(tmp_path, cli_env):
+    from tests.test_cli import akg, default_of, session_id_of
+    step = akg(["run", "--task", ZERO_GATE, "--workdir", str(tmp_path / "w"), "--out", str(tmp_path / "o")],
+               cli_env, tmp_path)
+    sid, questions = session_id_of(step), []
+    while "answer with: akg-op resume" in step.stdout:
+        questions.append(step.stdout)
+        step = akg(["resume", sid, "--answer", default_of(step)], cli_env, tmp_path)
+        assert step.returncode == 0, step.stdout + step.stderr
+    confirm = next(q for q in questions if "Use this task" in q)
+    assert "all zeros at the task's own initialisation" in " ".join(confirm.split())
+    assert "done" in step.stdout and (tmp_path / "o" / "zero_gate_generated.py").is_file()
