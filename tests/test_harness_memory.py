@@ -237,3 +237,31 @@ def test_a_zero_output_task_is_said_at_confirm_task_and_gets_an_accepted_kernel(
     confirm = next(q for q in questions if "Use this task" in q)
     assert "all zeros at the task's own initialisation" in " ".join(confirm.split())
     assert "done" in step.stdout and (tmp_path / "o" / "zero_gate_generated.py").is_file()
+
+
+def _capture_runs_on_fake_tensors() -> bool:
+    import inspect
+
+    import codegen.capture
+    return "FakeTensorMode" in inspect.getsource(codegen.capture)
+
+
+@pytest.mark.skipif(not _capture_runs_on_fake_tensors(),
+                    reason="codegen's capture still traces at the real size (6.4 GB on the host); enabled by "
+                           "itself once capture runs on fake tensors")
+def test_akg_op_run_on_a_multi_gb_task_on_cpu_keeps_the_host_peak_small(tmp_path, cli_env):
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import akg_op_command
+    command = akg_op_command() + ["run", "--task", str(LARGE / "act_relu.py"), "--yes", "--workdir",
+                                  str(tmp_path / "w"), "--out", str(tmp_path / "o")]
+    script = ("import json, resource, subprocess, sys\n"
+              f"done = subprocess.run({command!r}, capture_output=True, text=True)\n"
+              "print(json.dumps({'rc': done.returncode, 'out': done.stdout[-3000:] + done.stderr[-2000:],"
+              " 'peak': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024}))\n")
+    done = subprocess.run([sys.executable, "-c", script], env=cli_env, capture_output=True, text=True, timeout=600)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["rc"] == 0 and "verdict accepted" in result["out"], result["out"]
+    assert result["peak"] < FULL_SIZE_BYTES / 4, f"peak resident memory {result['peak'] / 1e9:.2f} GB"
