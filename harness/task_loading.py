@@ -31,13 +31,17 @@ def load_module(path: str, role: str) -> ModuleType:
 
 def _largest_input(task: ModuleType) -> int:
     # Meta tensors: probing a 1e9-element task costs nothing. A task whose get_inputs() cannot run
-    # on meta tensors is probed through fake tensors; never at its real size (that may not fit).
+    # on meta tensors is probed through fake tensors, and only one that needs real values for real.
     try:
         with torch.device("meta"):
             inputs = task.get_inputs()
     except Exception:
         from torch._subclasses.fake_tensor import FakeTensorMode
-        with FakeTensorMode(allow_non_fake_inputs=True):
+        try:
+            with FakeTensorMode(allow_non_fake_inputs=True):
+                inputs = task.get_inputs()
+        except Exception:  # it needs real values (.numpy(), .item()): the last resort is a real probe
+            torch.manual_seed(0)
             inputs = task.get_inputs()
     return max((x.numel() for x in inputs if isinstance(x, torch.Tensor)), default=0)
 
@@ -152,6 +156,8 @@ def shrink_task(task: ModuleType, max_elements: int = MAX_INPUT_ELEMENTS,
             rerun = _Rerun(task, text)
         except SyntaxError:
             rerun = None
+    if rerun is not None and not rerun.knobs:  # sizes set some other way (imported, computed): in place
+        rerun = None
     if rerun is not None:
         sizes = {name: namespace[name] for name in rerun.knobs
                  if type(namespace.get(name)) is int and namespace[name] >= 2 and not name.startswith("_")}
