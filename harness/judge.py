@@ -278,6 +278,7 @@ class Judge:
         time.sleep(max(0.0, PERSISTENCE_WAIT_S - (time.monotonic() - self.last_trial_seen)))
         self._check_kept("last_trial", self.last_trial_output,
                          f"at least {PERSISTENCE_WAIT_S:g} s and several calls after the last trial")
+        self.last_trial_output = None  # memory: timing needs the room
 
     def _check_kept(self, which, copy, when: str):
         reply = self.candidate.request("re-reading earlier outputs", cmd="kept", index=which)
