@@ -265,3 +265,15 @@ def test_akg_op_run_on_a_multi_gb_task_on_cpu_keeps_the_host_peak_small(tmp_path
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["rc"] == 0 and "verdict accepted" in result["out"], result["out"]
     assert result["peak"] < FULL_SIZE_BYTES / 4, f"peak resident memory {result['peak'] / 1e9:.2f} GB"
+
+
+def test_the_report_says_whether_a_timing_was_contended_and_the_peak_device_memory():
+    from nodes.report import _timing_lines
+    verdict = {"timings": {"candidate": {"median_ms": 2.0, "iqr_ms": 0.1}, "contended": True},
+               "memory": {"footprint": {"total_bytes": 12_884_901_888}, "peak_device_bytes": 30_000_000_000},
+               "flags": ["contended: 1 other process(es) used the GPU while timing (up to 60% SM)"]}
+    lines = "\n".join(_timing_lines(verdict))
+    assert "shared with other processes" in lines and "peak device memory 30.00 GB" in lines
+    assert "- flag: contended: 1 other process(es)" in lines
+    verdict["timings"]["contended"] = False
+    assert "no other process working on the GPU" in "\n".join(_timing_lines(verdict))
