@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # Part of every verdict-cache key: a verdict from an older judge is never served as a current one.
-HARNESS_VERSION = "2026.11-sealed"
+HARNESS_VERSION = "2026.11-sealed-mem"  # -mem: zero-output tasks judged on re-drawn parameters
 # Verdicts that the same code, task, device and judge would always get again. Timeouts, crashes and
 # out-of-memory depend on the machine's load at the time; they are judged afresh.
 CACHEABLE_STATUSES = ("accepted", "mismatch", "cheat", "compile_error", "invalid")
