@@ -277,3 +277,41 @@ def test_the_report_says_whether_a_timing_was_contended_and_the_peak_device_memo
     assert "- flag: contended: 1 other process(es)" in lines
     verdict["timings"]["contended"] = False
     assert "no other process working on the GPU" in "\n".join(_timing_lines(verdict))
+
+
+def test_every_benchmark_size_task_validates_on_cpu_shrunk_without_touching_its_full_size():
+    import json
+    import subprocess
+    import sys
+    script = ("import glob, json, resource, harness\n"
+              f"checks = {{f: harness.validate_task(f, device='cpu') for f in sorted(glob.glob({str(LARGE / '*.py')!r}))}}\n"
+              "from harness.sandbox import shared_worker; shared_worker('cpu').close()\n"
+              "print(json.dumps({'problems': {f: c.problems for f, c in checks.items() if not c.ok},"
+              " 'count': len(checks), 'footprints': [c.footprint['total_bytes'] for c in checks.values()],"
+              " 'peak': 1024 * max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,"
+              " resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)}))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          cwd=str(HERE.parent))
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["count"] >= 12 and result["problems"] == {}
+    assert max(result["footprints"]) < 32 << 20  # checked at the shrunk sizes
+    assert result["peak"] < 2 << 30, f"peak resident memory {result['peak'] / 1e9:.2f} GB"
+
+
+def test_the_benchmark_size_suite_is_sized_like_public_benchmarks_and_fits_an_80_gb_gpu():
+    """Several GB per task, at most ~12 GB per tensor, and three copies plus intermediates under 80 GB
+    (estimated on fake tensors: nothing is allocated)."""
+    from harness import memory
+    from harness.task_loading import load_module
+    tasks = sorted(LARGE.glob("*.py"))
+    families = {path.stem.split("_")[0] for path in tasks}
+    assert {"act", "bin", "softmax", "log", "reduce", "scan", "norm", "mm", "fused", "pool", "loss", "attn"} <= families
+    several_gb = 0
+    for path in tasks:
+        footprint = memory.estimate(load_module(str(path), "task"))
+        assert footprint.exact, path.name
+        assert footprint.needed_bytes() < 80e9, (path.name, footprint.to_dict())
+        assert max(footprint.input_bytes, footprint.output_bytes) < 13e9, path.name
+        several_gb += footprint.input_bytes >= 2e9
+    assert several_gb >= len(tasks) * 2 // 3
