@@ -117,10 +117,13 @@ class DeviceWatch:
             other_util = max((busy.get(pid, 0) for pid in working), default=0)
         else:
             # NVML reports another PID namespace's ids (a container): none can be matched to this
-            # job, so count the processes beyond this job's own two.
-            others = set(sorted(seen)[OWN_PROCESSES_ON_GPU:]) if len(seen) > OWN_PROCESSES_ON_GPU else set()
-            working = others
-            other_util = max(busy.values(), default=0) if others else 0
+            # job, whose own two processes are both busy while it times. Other work is what goes
+            # beyond two: busy processes where there are samples, else processes with a context.
+            active = {pid for pid, util in busy.items() if util > 0} if busy else seen
+            extra = max(0, len(active) - OWN_PROCESSES_ON_GPU)
+            working = set(sorted(active)[:extra])
+            others = set(sorted(seen | active)[:max(0, len(seen | active) - OWN_PROCESSES_ON_GPU)])
+            other_util = max(busy.values(), default=0) if working else 0
         return {"checked": True, "contended": bool(working), "other_processes": len(working),
                 "idle_other_processes": len(others - working), "other_sm_util_pct": other_util}
 

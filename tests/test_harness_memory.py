@@ -168,9 +168,15 @@ def test_in_a_container_nvml_pids_do_not_match_and_only_processes_beyond_the_job
     foreign = watch(FakeNVML([[9001, 9002]]))
     foreign.start()
     assert foreign.stop()["contended"] is False
-    crowded = watch(FakeNVML([[9001, 9002, 9003]], busy={9003: 40}))
+    crowded = watch(FakeNVML([[9001, 9002, 9003]]))  # no samples: a third context counts
     crowded.start()
     assert crowded.stop()["other_processes"] == 1
+    idle_parent = watch(FakeNVML([[9001, 9002, 9003]], busy={9001: 90, 9002: 30}))  # e.g. the CLI's context
+    idle_parent.start()
+    assert idle_parent.stop()["contended"] is False
+    busy_third = watch(FakeNVML([[9001, 9002, 9003]], busy={9001: 90, 9002: 30, 9003: 50}))
+    busy_third.start()
+    assert busy_third.stop()["contended"] is True
 
 
 def test_without_nvml_nothing_is_claimed():
