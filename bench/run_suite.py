@@ -2,11 +2,14 @@
 
     python -m bench.run_suite --device cpu  --out BENCH_CPU.md        # interpreter, shrunk shapes
     python -m bench.run_suite --device cuda --out BENCHMARKS.md       # full shapes, timed
+    python -m bench.run_suite --device cuda --tasks bench/tasks_large   # benchmark sizes (GBs per tensor)
     options: --only PATTERN (substring, repeatable)  --tasks DIR  --keep DIR (generated files)
              --no-measure  --tunables JSON  --budget-s SECONDS  --json FILE
 
 The table: task, family, verdict, eager / torch.compile / ours (ms, median), speedups, achieved
-GB/s and % of the device's peak bandwidth (from the harness's roofline figures). A summary line
+GB/s and % of the device's peak bandwidth (from the harness's roofline figures), the task's memory
+footprint, the judge's peak device (GPU) or host (CPU) memory, and whether the timing was taken while
+other processes used the GPU (contended: re-timed once, then flagged). A summary line
 gives the acceptance rate and, on a GPU, geometric-mean speedups per family.
 """
 from __future__ import annotations
@@ -32,6 +35,15 @@ def _ms(verdict, key):
     t = (verdict.timings or {}).get(key) or {}
     v = t.get("median_ms")
     return v
+
+
+def _memory_gb(verdict):
+    """(footprint, peak) in GB: the task's inputs + parameters + outputs, and the judge's peak
+    device memory (GPU) or peak resident host memory (CPU)."""
+    memory = verdict.memory or {}
+    footprint = (memory.get("footprint") or {}).get("total_bytes")
+    peak = memory.get("peak_device_bytes", memory.get("peak_host_bytes"))
+    return (footprint / 1e9 if footprint else None), (peak / 1e9 if peak else None)
 
 
 def _launch_us(verdict):
@@ -86,7 +98,9 @@ def run(tasks: list[Path], device: str, keep: Path, measure: bool, tunables: dic
                    vs_eager=v.speedup_vs_eager, vs_compile=v.speedup_vs_compile,
                    gbps=roof.get("achieved_gbps"), peak_frac=roof.get("bandwidth_fraction"),
                    tflops=roof.get("achieved_tflops"), compute_frac=roof.get("compute_fraction"),
-                   max_abs_err=v.max_abs_err, device_name=v.device_name, launch_us=_launch_us(v))
+                   max_abs_err=v.max_abs_err, device_name=v.device_name, launch_us=_launch_us(v),
+                   footprint_gb=_memory_gb(v)[0], peak_gb=_memory_gb(v)[1],
+                   contended=(v.timings or {}).get("contended"))
         rows.append(row)
         log(f"{name:45s} {v.status:12s} ours={_fmt(row['ours_ms'])}ms eager={_fmt(row['eager_ms'])}ms "
             f"compile={_fmt(row['compile_ms'])}ms x{_fmt(row['vs_eager'], 2)} / x{_fmt(row['vs_compile'], 2)} "
@@ -116,15 +130,18 @@ def table(rows: list[dict], device: str, command: str) -> str:
                        f"{_fmt(_geomean([r.get('vs_eager') for r in fr if r['verdict'] == 'accepted']), 2)} | "
                        f"{_fmt(_geomean([r.get('vs_compile') for r in fr if r['verdict'] == 'accepted']), 2)} |")
         out.append("")
+    peak_kind = "device" if device.startswith("cuda") else "host"
     out += ["| task | verdict | kernels | eager ms | compile ms | ours ms | vs eager | vs compile | GB/s | % of peak "
-            "| launch µs |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
+            f"| launch µs | footprint GB | peak {peak_kind} GB | contended |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         frac = r.get("peak_frac")
         out.append(f"| {r['task']} | {r['verdict']} | {r.get('kernels', '-')} | {_fmt(r.get('eager_ms'))} | "
                    f"{_fmt(r.get('compile_ms'))} | {_fmt(r.get('ours_ms'))} | {_fmt(r.get('vs_eager'), 2)} | "
                    f"{_fmt(r.get('vs_compile'), 2)} | {_fmt(r.get('gbps'), 0)} | "
-                   f"{'-' if frac is None else f'{100 * frac:.0f}'} | {_fmt(r.get('launch_us'), 0)} |")
+                   f"{'-' if frac is None else f'{100 * frac:.0f}'} | {_fmt(r.get('launch_us'), 0)} | "
+                   f"{_fmt(r.get('footprint_gb'), 2)} | {_fmt(r.get('peak_gb'), 2)} | "
+                   f"{'-' if r.get('contended') is None else 'yes' if r['contended'] else 'no'} |")
     failed = [r for r in rows if r["verdict"] != "accepted"]
     if failed:
         out += ["", "Not accepted:", ""]

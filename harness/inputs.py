@@ -30,21 +30,24 @@ def map_tensors(value, fn):
 
 
 def task_inputs(task, seed: int, device: torch.device):
-    """The task's inputs under `seed`, made on `device` itself: on a GPU a multi-GB input never
-    passes through host memory, and drawing it there takes milliseconds, not seconds. A task whose
-    get_inputs() cannot run under a device context (a CPU generator, say) is drawn on the host."""
+    """The task's inputs for one seed, on `device`. On a GPU they are drawn there (torch's default
+    device set to it), never on the host first: a multi-GB input costs no host memory and no copy.
+    A get_inputs() that cannot run that way (it calls .numpy(), say) is drawn on the host."""
+    device = torch.device(device)
     torch.manual_seed(seed)
-    try:
-        with torch.device(device):
-            made = task.get_inputs()
-    except Exception:
-        torch.manual_seed(seed)
-        made = task.get_inputs()
-    return map_tensors(made, lambda t: t.to(device))
+    if device.type != "cpu":
+        try:
+            with device:
+                return map_tensors(task.get_inputs(), lambda t: t.to(device))
+        except Exception:
+            torch.manual_seed(seed)
+    return map_tensors(task.get_inputs(), lambda t: t.to(device))
 
 
 def _special(tensor: torch.Tensor, rng: random.Random) -> torch.Tensor:
-    flat = tensor.clone().reshape(-1)
+    """A few NaN/+inf/-inf written into `tensor`, a fresh tensor of the caller's (no copy: at
+    benchmark sizes a copy is gigabytes)."""
+    flat = tensor.reshape(-1)
     if flat.numel() < 4 * SPECIALS_PER_TENSOR:
         return tensor
     # a few distinct positions, drawn without permuting the whole tensor (seconds at 64M elements)
@@ -65,7 +68,7 @@ def variant(inputs, name: str, seed: int):
         if name == "shifted":
             return t + 1000
         if name == "special":
-            return _special(-t.abs(), rng)
+            return _special(t.abs().neg_(), rng)
         raise ValueError(f"unknown input variant {name!r}")
     return map_tensors(inputs, transform)
 

@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from harness import compare, inputs as judge_inputs, isolation, kernel_cache
+from harness import compare, contention, degenerate, inputs as judge_inputs, isolation, kernel_cache, memory
 from harness.anticheat import NON_COMPUTE_OPS, TorchOps, allowed_vendor_ops, triton_launches
 from harness.candidate_process import CandidateProcess
 from harness.candidate_worker import output_checksum
@@ -82,7 +82,6 @@ class Judge:
         self.reference_ops: set[str] = set()
         self.candidate_ops: set[str] = set()
         self.kernel_cache: str | None = None
-        self.trial_seeds: list[int] = []
         self.report = {"device": device, "trials": 0, "flags": [], "torch_ops_left": [], "allowed_leftovers": [],
                        "seed": self.seed, "triton_launches": 0,
                        "versions": {"torch": torch.__version__, "triton": _triton_version(),
@@ -104,13 +103,21 @@ class Judge:
             torch.cuda.set_per_process_memory_fraction(min(1.0, self.memory_limit_mb * 2**20 / total))
         try:
             self.task, self.report["shrunk"] = load_task(self.task_path, shrink=not self.on_gpu)
+            # before any real allocation: a task that cannot fit stops here with the numbers
+            self.report["memory"] = memory.job_memory(self.task, self.on_gpu, bool(self.report["shrunk"]))
             self.init_inputs = self.task.get_init_inputs()
             torch.manual_seed(self.seed)
-            self.reference = self.task.Model(*self.init_inputs).to(self.device).eval()
+            with torch.device(self.device):  # parameters made where they live, not on the host first
+                self.reference = self.task.Model(*self.init_inputs).to(self.device).eval()
+        except memory.TaskTooLarge as error:
+            raise Rejection("oom", str(error)) from None
         except Exception as error:
             raise Rejection("invalid", f"the task does not load: {error_text(error)}") from None
+        self._send_model("loading the candidate")
+
+    def _send_model(self, what: str):
         state = {k: v.detach().cpu() for k, v in self.reference.state_dict().items()}
-        self.candidate.request("loading the candidate", cmd="load", source=self.source,
+        self.candidate.request(what, cmd="load", source=self.source,
                                filename=os.path.basename(self.candidate_path) or "candidate.py",
                                init_inputs=list(self.init_inputs), state_dict=state)
 
@@ -242,27 +249,44 @@ class Judge:
             inputs = judge_inputs.task_inputs(self.task, seed, self.device)
             hint = "earlier trials matched: the result may be cached or depend on state from a previous call" \
                 if trial else ""
-            got, expected = self._trial(inputs, f"trial {trial} (seed {seed})", hint,
+            expected = self._informative_reference(inputs) if trial == 0 else None
+            got, expected = self._trial(inputs, f"trial {trial} (seed {seed})", hint, expected=expected,
                                  mode="census" if trial in observed else "plain",
                                  keep_as="last_trial" if trial == self.trials - 1 else None)
             if previous is not None:
                 self._check_kept(-2, previous, f"trial {trial}")
             previous = got
             self.report["trials"] = trial + 1
-            self.trial_seeds.append(seed)  # later steps redraw inputs from it rather than keep a copy alive
             if trial == 0:
                 from harness.candidate_worker import _aliases
+                self.first_seed = seed  # the ghost replays draw these inputs again rather than keep them
                 self.output_count = len(_tensors(expected))
                 self.reference_aliases = {a[0] for a in _aliases(inputs, expected)}  # outputs that are views
-            del inputs, expected
+            del inputs, expected, got  # (got lives on as previous) no stale copy into the next trial
         self.last_trial_output = previous
         self.last_trial_seen = time.monotonic()
+
+    def _informative_reference(self, inputs):
+        """The reference's output on trial 0's inputs; where it is all zeros at the task's own
+        initialisation, the reference's parameters are re-drawn (and sent to the candidate) so that
+        a kernel that only writes zeros cannot pass (harness.degenerate)."""
+        expected = self._reference(inputs, record_ops=True)
+        if not degenerate.all_zero(expected):
+            return expected
+        informative, note = degenerate.informative_output(self.reference, inputs, self.seed + 7)
+        self.report["flags"].append(note)
+        if informative is None:
+            return expected
+        self._sync()
+        self._send_model("loading the candidate with the re-drawn parameters")
+        return informative
 
     def check_final_persistence(self):
         """The last trial's outputs, re-read after everything else ran (and at least a moment later)."""
         time.sleep(max(0.0, PERSISTENCE_WAIT_S - (time.monotonic() - self.last_trial_seen)))
         self._check_kept("last_trial", self.last_trial_output,
                          f"at least {PERSISTENCE_WAIT_S:g} s and several calls after the last trial")
+        self.last_trial_output = None  # memory: timing needs the room
 
     def _check_kept(self, which, copy, when: str):
         reply = self.candidate.request("re-reading earlier outputs", cmd="kept", index=which)
@@ -278,10 +302,14 @@ class Judge:
         """The task's inputs scaled, shifted, and sign-flipped with special values; then another shape."""
         base = judge_inputs.task_inputs(self.task, self.seed + 101, self.device)
         base_output = self._reference(base)
-        if judge_inputs.has_floating_input(base):
-            base_nonfinite = judge_inputs.nonfinite_count(base_output)
+        base_shapes = [t.shape for t in _tensors(base_output)]
+        base_nonfinite = judge_inputs.nonfinite_count(base_output)
+        floating = judge_inputs.has_floating_input(base)
+        del base_output, base  # memory: each variant draws its base again rather than keep it alive
+        if floating:
             for index, name in enumerate(judge_inputs.VARIANTS):
-                inputs = judge_inputs.variant(base, name, self.seed + 200 + index)
+                inputs = judge_inputs.variant(judge_inputs.task_inputs(self.task, self.seed + 101, self.device),
+                                              name, self.seed + 200 + index)
                 try:
                     expected = self._reference(inputs)
                 except Exception:
@@ -292,7 +320,7 @@ class Judge:
                             special=name == "special", variant=name)
                 del inputs, expected
                 self.report.setdefault("input_variants", []).append(name)
-        self._check_second_shape(base, [t.shape for t in _tensors(base_output)])
+        self._check_second_shape(judge_inputs.task_inputs(self.task, self.seed + 101, self.device), base_shapes)
 
     def _check_second_shape(self, base, base_shapes):
         for description, inputs in judge_inputs.second_shapes(base, grow=not self.on_gpu):
@@ -398,7 +426,7 @@ class Judge:
         """Replay with every launch skipped and every allocation poisoned, twice with different
         poisons: an output element that comes out the same both times was not produced by a launch."""
         try:
-            first_inputs = judge_inputs.task_inputs(self.task, self.trial_seeds[0], self.device)
+            first_inputs = judge_inputs.task_inputs(self.task, self.first_seed, self.device)
             ghost_a, _ = self._call(first_inputs, "ghost_a", "the ghost replay")
             ghost_b, _ = self._call(first_inputs, "ghost_b", "the ghost replay")
             del first_inputs
@@ -554,6 +582,8 @@ def verify_job(task_path: str, candidate_path: str, device: str, dsl: str = "tri
             return step(*args)
         finally:
             phases[name] = round(time.monotonic() - began, 4)
+            if judge.on_gpu:  # what the judge freed goes back to the device, for the candidate's process
+                torch.cuda.empty_cache()
     try:
         candidate = phase("sandbox", CandidateProcess, judge.on_gpu, memory_limit_mb, drop_privileges,
                           started + timeout_s, timeout_s, judge.read_candidate())
@@ -563,7 +593,7 @@ def verify_job(task_path: str, candidate_path: str, device: str, dsl: str = "tri
         phase("own_work", judge.check_own_work)
         phase("persistence", judge.check_final_persistence)
         if judge.on_gpu and judge.measure:
-            phase("timing", judge.time_all)
+            phase("timing", contention.time_watched, judge)  # re-timed once if the GPU was shared
         judge.report["status"], judge.report["reason"] = "accepted", ""
     except Rejection as rejection:
         judge.report["status"], judge.report["reason"] = rejection.status, rejection.reason
@@ -573,6 +603,7 @@ def verify_job(task_path: str, candidate_path: str, device: str, dsl: str = "tri
         if candidate is not None:
             candidate.close()
         kernel_cache.trim(judge.kernel_cache)
+    judge.report.setdefault("memory", {}).update(memory.peak_usage(judge.on_gpu))
     judge.report.setdefault("device_name", "")
     from harness.summary import summarize
     judge.report["summary"] = summarize(judge.report)
@@ -580,44 +611,7 @@ def verify_job(task_path: str, candidate_path: str, device: str, dsl: str = "tri
     return judge.report
 
 
-def validate_job(task_path: str, device: str) -> dict:
-    """Check that a task file is usable as a reference; returns a TaskCheck dict."""
-    check = {"ok": False, "problems": [], "inputs": [], "outputs": [], "init_inputs": [], "shrunk": None}
-    problems = check["problems"]
-    target = torch.device("cpu" if device == "cpu" else "cuda")
-    try:
-        task, check["shrunk"] = load_task(task_path, shrink=device == "cpu")
-        init_inputs = task.get_init_inputs()
-        check["init_inputs"] = [_describe(x) for x in init_inputs]
-        torch.manual_seed(0)
-        model = task.Model(*init_inputs).to(target).eval()
-        first, second = judge_inputs.task_inputs(task, 1, target), judge_inputs.task_inputs(task, 2, target)
-        check["inputs"] = [_describe(x) for x in first]
-        with torch.no_grad():
-            output = model(*_clone(first))
-            again = model(*_clone(first))
-        outputs = compare.flatten(output)
-        check["outputs"] = [_describe(x) for x in outputs]
-    except Exception as error:
-        problems.append(f"the task does not run: {error_text(error)}")
-        return check
-    input_tensors = [t for t in first if isinstance(t, torch.Tensor)]
-    if not input_tensors:
-        problems.append("get_inputs() returns no tensors")
-    elif all(compare.tensors_equal(a, b) for a, b in zip(input_tensors, second)):
-        problems.append("get_inputs() gives the same tensors for every seed, so cached results cannot be caught")
-    if not any(isinstance(x, torch.Tensor) for x in outputs):
-        problems.append("forward() returns no tensors")
-    if not compare.compare_outputs(again, output)[0].ok:
-        problems.append("forward() is not deterministic: two calls on the same inputs differ")
-    for index, out in enumerate(outputs):
-        if isinstance(out, torch.Tensor) and out.is_floating_point():
-            if not bool(torch.isfinite(out).all()):
-                problems.append(f"output {index} contains NaN or Inf")
-            elif out.numel() and not bool(out.any()):
-                problems.append(f"output {index} is all zeros, so an empty kernel would pass")
-    check["ok"] = not problems
-    return check
+from harness.task_check import validate_job  # noqa: E402,F401  (the job harness.validate_task runs)
 
 
 def warm_up(device: str) -> None:

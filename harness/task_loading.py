@@ -1,6 +1,7 @@
 """Load KernelBench task and candidate files, and shrink a task's sizes for the CPU interpreter."""
 from __future__ import annotations
 
+import ast
 import importlib.util
 import itertools
 import sys
@@ -10,6 +11,7 @@ from types import ModuleType
 import torch
 
 MAX_INPUT_ELEMENTS = 65536  # per input tensor, so the Triton interpreter finishes in seconds
+REFERENCE_PROBE_FACTOR = 64  # undoing halvings stops this far above the target size
 _module_ids = itertools.count()
 
 
@@ -28,18 +30,27 @@ def load_module(path: str, role: str) -> ModuleType:
 
 
 def _largest_input(task: ModuleType) -> int:
-    # Meta tensors: probing a 1e9-element task costs nothing. Tasks that insist on real tensors
-    # (e.g. they call .numpy()) are probed for real.
+    # Meta tensors: probing a 1e9-element task costs nothing. A task whose get_inputs() cannot run
+    # on meta tensors is probed through fake tensors, and only one that needs real values for real.
     try:
         with torch.device("meta"):
             inputs = task.get_inputs()
     except Exception:
-        torch.manual_seed(0)
-        inputs = task.get_inputs()
+        from torch._subclasses.fake_tensor import FakeTensorMode
+        try:
+            with FakeTensorMode(allow_non_fake_inputs=True):
+                inputs = task.get_inputs()
+        except Exception:  # it needs real values (.numpy(), .item()): the last resort is a real probe
+            torch.manual_seed(0)
+            inputs = task.get_inputs()
     return max((x.numel() for x in inputs if isinstance(x, torch.Tensor)), default=0)
 
 
-def _reference_runs(task: ModuleType) -> bool:
+def _reference_runs(task: ModuleType, max_elements: int) -> bool:
+    """Whether the reference runs at the current sizes; only tried on small sizes (the full size
+    must never touch the host): above REFERENCE_PROBE_FACTOR x max_elements it counts as not running."""
+    if _largest_input(task) > REFERENCE_PROBE_FACTOR * max_elements:
+        return False
     try:
         torch.manual_seed(0)
         model = task.Model(*task.get_init_inputs())
@@ -50,25 +61,129 @@ def _reference_runs(task: ModuleType) -> bool:
         return False
 
 
-def shrink_task(task: ModuleType, max_elements: int = MAX_INPUT_ELEMENTS) -> dict[str, list[int]] | None:
-    """Halve the task's module-level integer constants, largest first, keeping only halvings that make
+def _size_knobs(tree: ast.Module) -> dict[str, ast.expr]:
+    """Module-level names bound to an integer computed from literals alone (`DIM = 4096`,
+    `N = 2**20`, `B, D = 16, 64`): the task's sizes. Names computed from other names
+    (`HIDDEN = 4 * DIM`, `shape = (C, H, W)`) are derived and follow when the module re-runs."""
+    knobs: dict[str, ast.expr] = {}
+
+    def literal_int(node: ast.expr) -> bool:
+        if any(isinstance(n, ast.Name) for n in ast.walk(node)):
+            return False
+        try:
+            return type(ast.literal_eval(node)) is int
+        except ValueError:
+            try:
+                return type(eval(compile(ast.Expression(node), "<size>", "eval"), {"__builtins__": {}})) is int
+            except Exception:
+                return False
+
+    for statement in tree.body:
+        if isinstance(statement, ast.Assign):
+            pairs = []
+            for target in statement.targets:
+                if isinstance(target, ast.Name):
+                    pairs.append((target, statement.value))
+                elif isinstance(target, ast.Tuple) and isinstance(statement.value, ast.Tuple) \
+                        and len(target.elts) == len(statement.value.elts):
+                    pairs.extend(zip(target.elts, statement.value.elts))
+        elif isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name) and statement.value:
+            pairs = [(statement.target, statement.value)]
+        else:
+            continue
+        for target, value in pairs:
+            if isinstance(target, ast.Name) and literal_int(value):
+                knobs[target.id] = value
+    return knobs
+
+
+class _Rerun:
+    """Re-executes a task's source with some of its size knobs replaced, so that everything the
+    module computes from them (normalized_shape tuples, products, derived sizes) stays consistent."""
+
+    def __init__(self, task: ModuleType, source: str):
+        self.task, self.source = task, source
+        self.tree = ast.parse(source)
+        self.knobs = _size_knobs(self.tree)
+        self.filename = getattr(task, "__file__", None) or "<task>"
+
+    def run(self, values: dict[str, int]) -> None:
+        tree = ast.parse(self.source)
+        for node in ast.walk(tree):
+            targets = []
+            if isinstance(node, ast.Assign):
+                for target in node.targets:
+                    if isinstance(target, ast.Name):
+                        targets.append((target, node, "value"))
+                    elif isinstance(target, ast.Tuple) and isinstance(node.value, ast.Tuple):
+                        targets.extend((t, node.value.elts, i) for i, t in enumerate(target.elts))
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value:
+                targets.append((node.target, node, "value"))
+            for target, holder, slot in targets:
+                if isinstance(target, ast.Name) and target.id in values and target.id in self.knobs:
+                    constant = ast.copy_location(ast.Constant(values[target.id]), target)
+                    if isinstance(holder, list):
+                        holder[slot] = constant
+                    else:
+                        setattr(holder, slot, constant)
+        ast.fix_missing_locations(tree)
+        exec(compile(tree, self.filename, "exec"), vars(self.task))
+
+
+def _task_source(task: ModuleType, source: str | None) -> str | None:
+    if source is not None:
+        return source
+    path = getattr(task, "__file__", None)
+    try:
+        return Path(path).read_text(encoding="utf-8") if path and Path(path).is_file() else None
+    except OSError:
+        return None
+
+
+def shrink_task(task: ModuleType, max_elements: int = MAX_INPUT_ELEMENTS,
+                source: str | None = None) -> dict[str, list[int]] | None:
+    """Halve the task's module-level size constants, largest first, keeping only halvings that make
     the largest input smaller, until every input tensor has at most max_elements elements and the
-    reference still runs. Mutates the module; returns {name: [original, shrunk]} or None."""
+    reference still runs. Sizes are probed on meta/fake tensors: nothing runs at the full size.
+    Where the task's source is known (its file, or `source`), the module is re-executed with the new
+    sizes, so every module-level value computed from them is shrunk with them; otherwise the
+    constants are replaced in place. Mutates the module; returns {name: [original, shrunk]} or None."""
     namespace = vars(task)
-    sizes = {name: value for name, value in namespace.items()
-             if type(value) is int and value >= 2 and not name.startswith("_")}
+    text = _task_source(task, source)
+    rerun = None
+    if text is not None:
+        try:
+            rerun = _Rerun(task, text)
+        except SyntaxError:
+            rerun = None
+    if rerun is not None and not rerun.knobs:  # sizes set some other way (imported, computed): in place
+        rerun = None
+    if rerun is not None:
+        sizes = {name: namespace[name] for name in rerun.knobs
+                 if type(namespace.get(name)) is int and namespace[name] >= 2 and not name.startswith("_")}
+    else:
+        sizes = {name: value for name, value in namespace.items()
+                 if type(value) is int and value >= 2 and not name.startswith("_")}
+    current = dict(sizes)
+
+    def apply(name: str, value: int) -> None:
+        current[name] = value
+        if rerun is not None:
+            rerun.run(current)
+        else:
+            namespace[name] = value
+
     history: list[tuple[str, int]] = []
     largest = _largest_input(task)
     frozen: set[str] = set()
     while largest > max_elements:
-        shrinkable = sorted((n for n in sizes if n not in frozen and namespace[n] >= 2),
-                            key=lambda n: -namespace[n])
+        shrinkable = sorted((n for n in sizes if n not in frozen and current[n] >= 2), key=lambda n: -current[n])
         if not shrinkable:
             break
         name = shrinkable[0]
-        old = namespace[name]
-        namespace[name] = old // 2
+        old = current[name]
         try:
+            apply(name, old // 2)
             smaller = _largest_input(task)
         except Exception:
             smaller = largest
@@ -76,13 +191,13 @@ def shrink_task(task: ModuleType, max_elements: int = MAX_INPUT_ELEMENTS) -> dic
             history.append((name, old))
             largest = smaller
         else:
-            namespace[name] = old
+            apply(name, old)
             frozen.add(name)
     # Undo the last halvings until the reference runs again (e.g. a kernel larger than its image).
-    while history and not _reference_runs(task):
+    while history and not _reference_runs(task, max_elements):
         name, old = history.pop()
-        namespace[name] = old
-    changed = {name: [sizes[name], namespace[name]] for name in sizes if namespace[name] != sizes[name]}
+        apply(name, old)
+    changed = {name: [sizes[name], current[name]] for name in sizes if current[name] != sizes[name]}
     return changed or None
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # Part of every verdict-cache key: a verdict from an older judge is never served as a current one.
-HARNESS_VERSION = "2026.11-sealed"
+HARNESS_VERSION = "2026.11-sealed-mem"  # -mem: zero-output tasks judged on re-drawn parameters
 # Verdicts that the same code, task, device and judge would always get again. Timeouts, crashes and
 # out-of-memory depend on the machine's load at the time; they are judged afresh.
 CACHEABLE_STATUSES = ("accepted", "mismatch", "cheat", "compile_error", "invalid")
@@ -54,6 +54,7 @@ class Verdict:
     input_variants: list[str] = field(default_factory=list)  # extra input distributions checked
     second_shape: str | None = None    # the other shape the candidate was checked on, if any
     phase_s: dict[str, float] = field(default_factory=dict)  # wall time of each stage of the judgement
+    memory: dict[str, Any] | None = None  # footprint estimate, free memory, peak device/host memory (harness.memory)
 
     @property
     def accepted(self) -> bool:
@@ -82,6 +83,8 @@ class TaskCheck:
     init_inputs: list[str] = field(default_factory=list)
     shrunk: dict[str, list[int]] | None = None
     log_tail: str = ""
+    notes: list[str] = field(default_factory=list)   # said at confirm_task, not problems (e.g. an all-zero output)
+    footprint: dict[str, Any] | None = None          # harness.memory.Footprint.to_dict() at the checked sizes
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -40,6 +40,11 @@ def confirm_task(task_path: str, check: dict, notes: list[str] | None = None) ->
         if check.get("shrunk"):  # the CPU interpreter ran smaller sizes than the task's own
             sizes = ", ".join(f"{name} {a}->{b}" for name, (a, b) in check["shrunk"].items())
             checks += f" at sizes shrunk for the CPU interpreter ({sizes}; the task keeps its own sizes)"
+    footprint = check.get("footprint") or {}
+    if footprint.get("total_bytes") and not check.get("shrunk"):
+        checks += (f"; memory: {footprint['total_bytes'] / 1e9:.2f} GB of inputs, parameters and outputs "
+                   f"(about {footprint['needed_bytes'] / 1e9:.1f} GB needed to judge it)")
+    notes = list(notes or []) + list(check.get("notes") or [])  # e.g. an output that is all zeros
     if notes:
         checks += "\nnotes: " + "; ".join(notes)
     return Pending(gate="confirm_task", question=f"Use this task ({Path(task_path).name})? {checks}",

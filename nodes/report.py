@@ -23,6 +23,14 @@ def _timing_lines(verdict: dict) -> list[str]:
     if roofline.get("achieved_gbps"):
         lines.append(f"- achieved {roofline['achieved_gbps']:.0f} GB/s"
                      + (f" ({roofline['fraction_of_peak_bw']:.0%} of peak)" if roofline.get("fraction_of_peak_bw") else ""))
+    if "contended" in timings:
+        lines.append("- timed on a GPU shared with other processes: figures may be off (see flag)"
+                     if timings["contended"] else "- timed with no other process working on the GPU")
+    memory = verdict.get("memory") or {}
+    if memory.get("peak_device_bytes"):
+        footprint = (memory.get("footprint") or {}).get("total_bytes") or 0
+        lines.append(f"- memory: task footprint {footprint / 1e9:.2f} GB, judge's peak device memory "
+                     f"{memory['peak_device_bytes'] / 1e9:.2f} GB")
     for flag in verdict.get("flags") or []:
         lines.append(f"- flag: {flag}")
     return lines

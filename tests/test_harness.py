@@ -130,7 +130,8 @@ def test_validate_task_describes_a_good_task_and_flags_a_weak_one():
     weak = harness.validate_task(str(TASKS / "weak_task.py"), device="cpu")
     assert not weak.ok
     assert any("same tensors for every seed" in p for p in weak.problems)
-    assert any("all zeros" in p for p in weak.problems)
+    assert not any("all zeros" in p for p in weak.problems)  # said, not refused (harness.degenerate)
+    assert any("all zeros" in n and "no parameters" in n for n in weak.notes)
 
 
 def test_sandbox_call_reports_value_error_crash_and_timeout():
