@@ -382,12 +382,21 @@ class Judge:
         for candidate, reference, exact in zip(got_tensors, expected_tensors, truth):
             tolerance = compare.tolerance_for(reference.dtype)
             exact = exact.to(reference.device)
-            finite = torch.isfinite(exact) & torch.isfinite(reference.double())
-            if not torch.equal(finite, torch.isfinite(candidate.double()) & finite):
+            ref, cand = reference.double(), candidate.double()
+            exact_finite = torch.isfinite(exact)
+            says_what_reference_says = (torch.isnan(cand) & torch.isnan(ref)) | (cand == ref)
+            # Where the true value is not finite the candidate must say what the reference says (a
+            # NaN turned into 0 is wrong); where it is, the candidate is finite, or it overflowed
+            # exactly as the reference did.
+            if not bool(says_what_reference_says[~exact_finite].all()):
                 return False
-            reference_error = float((reference.double() - exact).abs().masked_fill(~finite, 0).max())
-            candidate_error = (candidate.double() - exact).abs().masked_fill(~finite, 0)
-            magnitude = exact.abs().masked_fill(~finite, 0)
+            measured = exact_finite & torch.isfinite(cand)
+            if not bool((measured | says_what_reference_says)[exact_finite].all()):
+                return False
+            finite = exact_finite & torch.isfinite(ref)
+            reference_error = float((ref - exact).abs().masked_fill(~finite, 0).max())
+            candidate_error = (cand - exact).abs().masked_fill(~measured, 0)
+            magnitude = exact.abs().masked_fill(~measured, 0)
             bound = 2 * reference_error + tolerance.atol + tolerance.rtol * magnitude
             if not bool((candidate_error <= bound).all()):
                 return False

@@ -52,6 +52,8 @@ def verify(task: str, candidate: str, **kwargs) -> harness.Verdict:
     (RELU, "relu_capped_grid", "mismatch", "a second shape"),
     # 5. the cheat twin of an honest in-place kernel on a task where relu is the identity
     (RELU_NONNEG, "relu_identity_copy", "mismatch", "the special inputs trial"),
+    # NaN turned into 0 must not pass through the float64 second opinion (which skips non-finite values)
+    (RELU, "relu_drops_nan", "mismatch", "the special inputs trial"),
 ])
 def test_cheats_are_rejected_for_the_right_reason(task, name, status, reason):
     verdict = verify(task, name)
