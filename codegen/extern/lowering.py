@@ -1,8 +1,8 @@
 """Lowering a task whose forward contains extern ops: plan groups over the fx graph, emit the file.
 
-Walk the exported graph in order. Each extern op opens a group; a pointwise node joins the open
-group that produced one of its inputs when it keeps that group's output shape (its other inputs
-become broadcast epilogue operands). A group is sealed, and its launch emitted into forward, as
+Walk the traced graph (codegen.capture.trace_templates) in order. Each extern op opens a group; a
+pointwise node joins the open group that produced one of its inputs when it keeps that group's
+output shape (its other inputs become broadcast epilogue operands). A group is sealed, and its launch emitted into forward, as
 soon as one of its values is needed outside it. Views stay torch views in forward.
 """
 from __future__ import annotations
@@ -27,10 +27,10 @@ FORWARD_RESERVED = {"self", "torch", "triton", "tl", "F", "nn", "math"}
 
 
 class _Lowering:
-    def __init__(self, program, tunables, target, forward_args):
+    def __init__(self, traced, tunables, target, forward_args):
         self.forward_args = forward_args
-        self.program = program
-        self.gm = program.graph_module
+        self.traced = traced
+        self.gm = traced.fx
         self.tunables = tunables or {}
         self.target = target
         self.env = {}          # node -> expression in forward
@@ -43,14 +43,12 @@ class _Lowering:
         self.absorbed = set()  # nodes folded into a template (tril operands, diag matrices)
         self.helpers = set()
         self.configs = {}
+        self.state_of = {}     # placeholder -> the state_dict key it carries
 
     # names --------------------------------------------------------------------------------
     def arg_name(self, node):
         if node not in self.names:
-            base = node.name
-            if node.op == "placeholder" and node.name.startswith(("p_", "b_")) and \
-                    node.name in self.param_names:
-                base = node.name[2:]
+            base = self.state_of[node].replace(".", "_") if node in self.state_of else node.name
             base = base if base not in FORWARD_RESERVED else base + "_"
             name, i = base, 1
             while name in self.used_names:
@@ -64,19 +62,12 @@ class _Lowering:
 
     # main walk --------------------------------------------------------------------------------
     def run(self):
-        sig = self.program.graph_signature
-        self.param_names = set()
-        user_inputs = []
         placeholders = [n for n in self.gm.graph.nodes if n.op == "placeholder"]
-        for spec, node in zip(sig.input_specs, placeholders):
-            kind = spec.kind.name
-            if kind in ("PARAMETER", "BUFFER"):
-                self.param_names.add(node.name)
-                self.env[node] = state_access(spec.target)
-            elif kind == "USER_INPUT":
-                user_inputs.append(node)
-            else:
-                raise Unsupported(f"unsupported: {kind.lower()} input {spec.target}")
+        n_state = len(self.traced.state_names)
+        for node, key in zip(placeholders, self.traced.state_names):
+            self.state_of[node] = key
+            self.env[node] = state_access(key)
+        user_inputs = placeholders[n_state:]
         self.user_inputs = user_inputs
         if len(self.forward_args) < len(user_inputs):
             raise Unsupported("unsupported: forward with *args")
@@ -91,7 +82,7 @@ class _Lowering:
             if node.op == "output":
                 for g in self.groups:
                     self.seal(g)
-                self.outputs = node.args[0]
+                self.outputs = node.args[0] if isinstance(node.args[0], (list, tuple)) else [node.args[0]]
                 continue
             if node.op != "call_function":
                 raise Unsupported(f"unsupported: {node.op} {node.target}")
