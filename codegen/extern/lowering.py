@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import torch
 
-from codegen import tunables as tn
 from codegen.extern import attention, conv_nhwc, elementwise, matmul
 from codegen.extern.groups import (AttentionGroup, ElementwiseGroup, MatmulGroup, _arg, _einsum_as_matmul,
                                    _generic_sizes, _is_tensor, _shape, _tensor_inputs, _val)
-from codegen.extern.epilogue import Operand, var
+from codegen.extern.epilogue import var
 from codegen.extern.ops import (ATTENTION_OPS, CONV_OPS, MATMUL_OPS, TRIANGLE_OPS, is_pointwise,
                                 VIEW_ATTRIBUTES, VIEW_METHODS, aten, packet)
 from codegen.ir import Unsupported
@@ -348,7 +347,8 @@ class _Lowering:
             self.env[g.anchor] = name
             return
         if isinstance(g, ElementwiseGroup) and g.conv is not None:
-            self._conv_epilogue(g)
+            if conv_nhwc.fuse_epilogue(g, self.arg_name, self.tunables, self.target):
+                self.helpers.add("conv")
         # Name the launcher after what it computes: linear_add_gelu_mul_add.
         ops = [packet(m).__name__ for m in g.epilogue.members if m not in g.epilogue.custom]
         base = g.name.removeprefix("fused_")
@@ -370,36 +370,3 @@ class _Lowering:
         self.stmts.append(f"{', '.join(outs)} = {call}")
         for o, name in zip(g.outputs, outs):
             self.env[o] = name
-
-    def _conv_epilogue(self, g):
-        """The convolution runs in torch without its bias; the bias joins the fused epilogue."""
-        fn, extra, x, w, bias = g.conv
-        conv_name = var(g.anchor.name)
-        xn, wn = self.arg_name(x), self.arg_name(w)
-        g.launcher_prologue.append(
-            f"{conv_name} = {fn}({xn}, {wn}, None, {', '.join(extra)})  # cuDNN, bias fused below")
-        # The conv output is the first operand, read flat; the bias varies along channels only.
-        ep = g.epilogue
-        rank = len(g.shape)
-        members_ops = dict(ep.operands)
-        ep.operands = {"conv": Operand(None, conv_name, [True] * rank, flat=True)}
-        ep.operands.update(members_ops)
-        if bias is not None:
-            bname = self.arg_name(bias)
-            g.add_input(bias)
-            g.launcher_prologue.append(
-                f"{bname} = {bname}.view(-1, *([1] * ({conv_name}.dim() - 2)))  # per channel")
-            used = [False] * rank
-            used[1] = True
-            ep.operands["conv_bias"] = Operand(None, bname, used, flat=False)
-            ep.pre_lines.append(f"{conv_name} = {var(conv_name)} + {var(bname)}  # conv bias")
-        ep.anchor_var = var(conv_name)
-        layout = tn.conv_defaults(self.target)
-        layout = tn.apply_overrides("conv", layout, self.tunables)
-        if fn == "F.conv2d" and layout["channels_last"] and conv_nhwc.eligible(g):
-            # cuDNN's channels-last kernels are much faster; the epilogue writes NCHW back.
-            g.kind = "conv"
-            self.helpers.add("conv")
-            g.launcher_prologue[0] = (
-                f"{conv_name} = {fn}(to_channels_last({xn}, {conv_nhwc.CONFIG_TOKEN}), {wn}, None, "
-                f"{', '.join(extra)}).contiguous(memory_format=torch.channels_last)  # cuDNN, NHWC")
