@@ -192,11 +192,17 @@ class Kernel(IndexViews, RowReductions, RowScans, Skeletons):
         raise Unsupported(f"unsupported: aten.{node.op}")
 
     def reads_strided(self, node: Node) -> bool:
-        """Row kernels (layer/RMS norm, softmax, reductions) read forward()'s inputs through their
-        strides: a transposed or sliced input needs no copy. Pointwise kernels index flat."""
+        """Row kernels over rows x columns (layer/RMS norm, softmax, reductions of the last dim)
+        read forward()'s inputs through their strides: a transposed or sliced input needs no copy.
+        Kernels whose rows or columns span several dims (an offset would need a division per
+        element) and pointwise kernels index flat, on contiguous inputs."""
         plan = self.plan
-        return (node.kind == ir.INPUT and not node.attrs["state"] and plan.family == ROW
-                and plan.strategy in ("persistent", "looped") and not plan.strided)
+        if node.kind != ir.INPUT or node.attrs["state"] or plan.family != ROW:
+            return False
+        if plan.strategy not in ("persistent", "looped") or plan.strided:
+            return False
+        big = [d for d, s in enumerate(self.F) if s != "1"]
+        return sum(d in self.A for d in big) <= 1 and sum(d not in self.A for d in big) <= 1
 
     def strided(self, idx, node: Node) -> tuple[str, str]:
         """The offset of input `node`'s element at `idx`, through its strides (`x_stride0`...)."""
