@@ -24,6 +24,7 @@ Anything the IR has no place for raises `Unsupported("unsupported: aten.<op>")`.
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 import operator
 from dataclasses import dataclass
@@ -150,14 +151,12 @@ def _symbolic(mode, t: torch.Tensor, index: int) -> torch.Tensor:
 
 
 def _traceable(model, state: dict, recorder=None):
+    """forward() as a function of (state..., inputs...): parameters and buffers are graph inputs."""
     names = list(state)
 
     def run(*flat):
-        sd = dict(zip(names, flat[: len(names)]))
-        if recorder is None:
-            return torch.func.functional_call(model, sd, tuple(flat[len(names):]))
-        with recorder:
-            return torch.func.functional_call(model, sd, tuple(flat[len(names):]))
+        with recorder if recorder is not None else contextlib.nullcontext():
+            return torch.func.functional_call(model, dict(zip(names, flat[: len(names)])), tuple(flat[len(names):]))
     return run
 
 
