@@ -20,6 +20,9 @@ import torch
 
 # Probes are run on the CPU at the traced core sizes: skip cores too large to probe quickly.
 MAX_PROBE_ELEMENTS = 1 << 20
+# Probing runs the reference itself, with its parameters and buffers real: a model whose state is
+# larger than this is not probed (it serves its traced rank only) rather than allocated.
+MAX_PROBE_STATE_BYTES = 256 << 20
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,19 @@ def _example_inputs(ns: dict) -> list | None:
     except Exception:
         return None
     return xs if xs and all(isinstance(x, torch.Tensor) for x in xs) else None
+
+
+def _state_bytes(ns: dict) -> int | None:
+    """The reference's parameter and buffer bytes, from a model built on fake tensors."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    try:
+        with FakeTensorMode(allow_non_fake_inputs=True):
+            model = ns["Model"](*ns["get_init_inputs"]())
+    except Exception:
+        return None
+    tensors = list(model.parameters()) + list(model.buffers())
+    return sum(t.numel() * t.element_size() for t in tensors)
 
 
 def _random(shape, like: torch.Tensor) -> torch.Tensor:
@@ -99,6 +115,9 @@ def batch_rule(ns: dict, arg_names: list[str]) -> BatchRule | None:
     rank = xs[0].dim()
     names, ranks = tuple(arg_names), tuple(x.dim() for x in xs)
     if rank == 0 or any(r != rank for r in ranks):
+        return BatchRule(ranks, None, names)
+    state = _state_bytes(ns)
+    if state is not None and state > MAX_PROBE_STATE_BYTES:  # None: built for real below
         return BatchRule(ranks, None, names)
     try:
         torch.manual_seed(0)

@@ -1,26 +1,35 @@
-"""Capture a KernelBench task's `Model.forward` as an ATen-level `ir.Graph`.
+"""Capture a KernelBench task's `Model.forward` as an ATen-level graph, on fake tensors.
 
     cap = capture(task_source)
     cap.graph      # ir.Graph: nodes classified (pointwise / reduction / scan / view / pool / extern)
     cap.fx         # the traced torch.fx.GraphModule (ATen ops after decomposition)
-    cap.module     # the reference Model instance, cap.example_inputs the forward() inputs
 
-How: the task source is executed in a fresh namespace (the caller runs us in a sandboxed worker),
-`Model(*get_init_inputs())` is built, and `make_fx` traces `functional_call(model, state, inputs)`
-with symbolic sizes and a decomposition table that breaks composite ops (softmax, norms, losses,
-activations) down to pointwise math and plain reductions. Parameters and buffers are graph inputs,
-so the generated ModelNew passes `self.weight` etc. and keeps the reference's state_dict keys.
+    tpl = trace_templates(namespace)   # the same model, template ops whole (codegen.extern's input)
+
+How: the task source is executed in a fresh namespace (the caller runs us in a sandboxed worker)
+and `Model(*get_init_inputs())` and `get_inputs()` run under a FakeTensorMode: every tensor has
+its shape, dtype and device but no storage, so a task with 8 GB inputs captures in a few hundred
+MB. (A task whose constructor or get_inputs reads tensor values is built for real, once.) Codegen
+needs only shapes and dtypes: the generated ModelNew keeps the reference's own constructor.
+
+`capture` traces `functional_call(model, state, inputs)` with `make_fx` over symbolic sizes and a
+decomposition table that breaks composite ops (softmax, norms, losses, activations) down to
+pointwise math and plain reductions. Parameters and buffers are graph inputs, so the generated
+ModelNew passes `self.weight` etc. and keeps the reference's state_dict keys.
+`trace_templates` traces the same call before autograd's decompositions (pre-dispatch, sizes as
+traced), so `linear`, `matmul`, `conv2d` and `scaled_dot_product_attention` stay whole: the graph
+the matmul / attention / convolution templates plan their groups on.
 
 Anything the IR has no place for raises `Unsupported("unsupported: aten.<op>")`.
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 import operator
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from . import ir
 from .classify import DECOMPOSED_EXTERN, EXTERN_OPS, POINTWISE_OPS, _convert, _hint, _ident, _size_str, _sym
@@ -68,12 +77,20 @@ def _packet_name(target) -> str:
 class Capture:
     graph: ir.Graph
     fx: torch.fx.GraphModule
-    module: nn.Module
-    example_inputs: list
     namespace: dict  # the task module's globals (Model, get_inputs, get_init_inputs, constants)
-    init_inputs: list
     forward_params: list[str]
     calls: list[str]  # the outermost torch functions forward() called, in order (names kernels)
+
+
+@dataclass
+class Traced:
+    """A traced forward: its placeholders are the model's state (in `state_names` order), then
+    forward()'s inputs (named `arg_names`)."""
+
+    fx: torch.fx.GraphModule
+    state_names: list[str]
+    arg_names: list[str]
+    returns_tuple: bool  # forward() returns a tuple (or list) rather than one tensor
 
 
 def load_task(task_source: str) -> dict:
@@ -86,44 +103,110 @@ def load_task(task_source: str) -> dict:
     return ns
 
 
-def capture(task_source: str, *, namespace: dict | None = None) -> Capture:
-    ns = namespace or load_task(task_source)
-    torch.manual_seed(0)
-    init_inputs = list(ns["get_init_inputs"]())
-    # eval mode, as the harness runs both models (a task wanting batch statistics says training=True)
-    model = ns["Model"](*init_inputs).eval()
-    inputs = list(ns["get_inputs"]())
-    fwd_params = [p for p in inspect.signature(model.forward).parameters]
+def _build(ns: dict, make_mode):
+    """Model(*get_init_inputs()) in eval mode (as the harness runs both models) and get_inputs(),
+    under a fake mode from `make_mode()` (no storage is allocated), or for real when the task
+    reads tensor values while it builds (an `.item()`, a data-dependent size).
+    Returns (model, state, inputs, the fake mode to trace in)."""
+    def build():
+        torch.manual_seed(0)
+        model = ns["Model"](*list(ns["get_init_inputs"]())).eval()
+        return model, list(ns["get_inputs"]())
+
+    mode = make_mode()
+    try:
+        with mode:
+            model, inputs = build()
+        # with symbolic sizes a value read becomes an unbacked symbol rather than an error
+        if mode.shape_env is not None and mode.shape_env.pending_fresh_unbacked_symbols:
+            raise ValueError("the task reads tensor values while it builds")
+    except Unsupported:
+        raise
+    except Exception:
+        mode = make_mode()
+        model, inputs = build()
     state = dict(model.named_parameters())
     state.update(dict(model.named_buffers()))
-    state_names = list(state)
-    n_state = len(state_names)
+    if not all(isinstance(t, torch.Tensor) for t in list(state.values()) + inputs):
+        raise Unsupported("unsupported: non-tensor forward() input")
+    return model, state, inputs, mode
 
-    recorder = CallRecorder()
+
+def _arg_names(model, inputs) -> tuple[list[str], list[str]]:
+    fwd_params = [p for p in inspect.signature(model.forward).parameters]
+    names = fwd_params[: len(inputs)] if len(fwd_params) >= len(inputs) else [f"x{i}" for i in range(len(inputs))]
+    return fwd_params, names
+
+
+def _symbolic(mode, t: torch.Tensor, index: int) -> torch.Tensor:
+    """A fake tensor like `t` (shape, strides, dtype, device) with symbolic sizes, made from its
+    metadata alone: the sizes symbols are those make_fx gives input `index`."""
+    from torch._dynamo.source import ConstantSource
+
+    example = torch.empty_strided(tuple(t.shape), tuple(t.stride()), dtype=t.dtype, device="meta")
+    sizes, strides, _ = mode.shape_env.create_symbolic_sizes_strides_storage_offset(
+        example, ConstantSource(f"input{index}"))
+    with mode:
+        return torch.empty_strided(sizes, strides, dtype=t.dtype, device=t.device)
+
+
+def _traceable(model, state: dict, recorder=None):
+    """forward() as a function of (state..., inputs...): parameters and buffers are graph inputs."""
+    names = list(state)
 
     def run(*flat):
-        sd = dict(zip(state_names, flat[:n_state]))
-        with recorder:
-            return torch.func.functional_call(model, sd, tuple(flat[n_state:]))
+        with recorder if recorder is not None else contextlib.nullcontext():
+            return torch.func.functional_call(model, dict(zip(names, flat[: len(names)])), tuple(flat[len(names):]))
+    return run
 
-    flat = list(state.values()) + inputs
-    if not all(isinstance(t, torch.Tensor) for t in flat):
-        raise Unsupported("unsupported: non-tensor forward() input")
+
+def _trace_failed(e: Exception) -> Unsupported:
+    # data-dependent control flow and the like
+    return Unsupported(f"unsupported: could not trace Model.forward ({type(e).__name__}: {str(e).splitlines()[0][:160]})")
+
+
+def capture(task_source: str, *, namespace: dict | None = None) -> Capture:
+    from torch._subclasses.fake_tensor import FakeTensorMode
     from torch.fx.experimental.proxy_tensor import make_fx
+    from torch.fx.experimental.symbolic_shapes import ShapeEnv
 
     import torch.fx.experimental._config as fx_config
 
+    ns = namespace or load_task(task_source)
+    # no duck shaping: two dims equal at these sizes (HEIGHT == WIDTH) may differ at others
+    with fx_config.patch(use_duck_shape=False):
+        model, state, inputs, mode = _build(
+            ns, lambda: FakeTensorMode(shape_env=ShapeEnv(), allow_non_fake_inputs=True))
+        flat = [_symbolic(mode, t, i) for i, t in enumerate(list(state.values()) + inputs)]
+        recorder = CallRecorder()
+        try:
+            gm = make_fx(_traceable(model, state, recorder), decomposition_table=decomposition_table(),
+                         tracing_mode="symbolic")(*flat)
+        except Unsupported:
+            raise
+        except Exception as e:
+            raise _trace_failed(e) from None
+    fwd_params, arg_names = _arg_names(model, inputs)
+    graph = _to_ir(gm, list(state), arg_names)
+    return Capture(graph, gm, ns, fwd_params, recorder.calls)
+
+
+def trace_templates(ns: dict) -> Traced:
+    """The forward traced before autograd's decompositions, on fake tensors at the task's sizes:
+    composite ops stay whole (linear, matmul, conv2d, scaled_dot_product_attention, gelu)."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    model, state, inputs, _ = _build(ns, lambda: FakeTensorMode(allow_non_fake_inputs=True))
+    flat = [t.detach() for t in list(state.values()) + inputs]
     try:
-        # no duck shaping: two dims equal at these sizes (HEIGHT == WIDTH) may differ at others
-        with fx_config.patch(use_duck_shape=False):
-            gm = make_fx(run, decomposition_table=decomposition_table(), tracing_mode="symbolic")(*flat)
+        gm = make_fx(_traceable(model, state), pre_dispatch=True, tracing_mode="fake")(*flat)
     except Unsupported:
         raise
-    except Exception as e:  # data-dependent control flow and the like
-        raise Unsupported(f"unsupported: could not trace Model.forward ({type(e).__name__}: {str(e).splitlines()[0][:160]})")
-    arg_names = fwd_params[: len(inputs)] if len(fwd_params) >= len(inputs) else [f"x{i}" for i in range(len(inputs))]
-    graph = _to_ir(gm, state_names, arg_names)
-    return Capture(graph, gm, model, inputs, ns, init_inputs, fwd_params, recorder.calls)
+    except Exception as e:
+        raise _trace_failed(e) from None
+    out = next(n for n in gm.graph.nodes if n.op == "output")
+    return Traced(gm, list(state), _arg_names(model, inputs)[1], isinstance(out.args[0], (list, tuple)))
 
 
 # ---------------------------------------------------------------------------------------------

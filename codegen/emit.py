@@ -25,6 +25,7 @@ from . import ir
 from .ir import Node, Sym, Unsupported
 from .pointwise import NotPointwise, compute_type, expression, literal
 from .reductions import RowReductions
+from .scans import RowScans
 from .scope import TL_DTYPE, Scope, _balanced, _deps, _prod, index_of
 from .kernels import Skeletons
 from .plans import ROW, KernelPlan
@@ -34,7 +35,7 @@ from .views import IndexViews
 
 
 
-class Kernel(IndexViews, RowReductions, Skeletons):
+class Kernel(IndexViews, RowReductions, RowScans, Skeletons):
     """Builds one kernel. `materialized` is the set of nodes readable from memory."""
 
     def __init__(self, plan: KernelPlan, materialized: set, tun: dict, large: bool, groups: dict):
@@ -45,6 +46,8 @@ class Kernel(IndexViews, RowReductions, Skeletons):
         self.tun = tun
         self.large = large
         self.ptrs: dict[Node, str] = {}
+        self.stride_reads: dict[Node, set] = {}  # inputs read through their strides -> the dims read
+        self.flat_reads: set = set()  # inputs read at contiguous offsets (the forward makes them so)
         self.counter = 0
         self.helpers: set[str] = set()  # jit helpers (reduction combines) the kernel calls
         self.root = Scope()
@@ -188,8 +191,32 @@ class Kernel(IndexViews, RowReductions, Skeletons):
             return self.pool(node, idx)
         raise Unsupported(f"unsupported: aten.{node.op}")
 
+    def reads_strided(self, node: Node) -> bool:
+        """Row kernels over rows x columns (layer/RMS norm, softmax, reductions of the last dim)
+        read forward()'s inputs through their strides: a transposed or sliced input needs no copy.
+        Kernels whose rows or columns span several dims (an offset would need a division per
+        element) and pointwise kernels index flat, on contiguous inputs."""
+        plan = self.plan
+        if node.kind != ir.INPUT or node.attrs["state"] or plan.family != ROW:
+            return False
+        if plan.strategy not in ("persistent", "looped") or plan.strided:
+            return False
+        big = [d for d, s in enumerate(self.F) if s != "1"]
+        return sum(d in self.A for d in big) <= 1 and sum(d not in self.A for d in big) <= 1
+
+    def strided(self, idx, node: Node) -> tuple[str, str]:
+        """The offset of input `node`'s element at `idx`, through its strides (`x_stride0`...)."""
+        dims = [d for d, (e, _) in enumerate(idx) if e != "0" and node.shape[d] != "1"]
+        self.stride_reads.setdefault(node, set()).update(dims)
+        terms = [f"{idx[d][0]} * {node.name}_stride{d}" for d in dims]
+        return (" + ".join(terms) or "0"), _deps(*[d for _, d in idx])
+
     def load(self, node: Node, idx):
-        off, deps = self.linear(idx, node.shape)
+        if self.reads_strided(node):
+            off, deps = self.strided(idx, node)
+        else:
+            off, deps = self.linear(idx, node.shape)
+            self.flat_reads.add(node)
         ptr = self.ptr(node)
         mask = self.mask(deps)
         if mask is None:

@@ -130,7 +130,8 @@ def render_file(graph: ir.Graph, kernels: list[Kernel], task_source: str, tun: d
         outs = k.outputs
         in_nodes = [n for n in ptr_nodes if n not in outs]
         helpers |= k.helpers
-        params = [ptrs[n] for n in in_nodes] + [ptrs[o] for o in outs] + syms
+        strides = [(n, d) for n in in_nodes for d in sorted(k.stride_reads.get(n, ()))]
+        params = [ptrs[n] for n in in_nodes] + [ptrs[o] for o in outs] + syms + [f"{n.name}_stride{d}" for n, d in strides]
         if k.large:
             casts = [f"    {s} = {s}.to(tl.int64)" for s in syms]
         else:
@@ -158,7 +159,8 @@ def render_file(graph: ir.Graph, kernels: list[Kernel], task_source: str, tun: d
         for o in outs:
             out_shape = "(" + ", ".join(o.shape) + ("," if len(o.shape) == 1 else "") + ")"
             lsrc.append(f"    {o.name} = torch.empty({out_shape}, dtype={DTYPE_NAME[o.dtype]}, device=device)")
-        call_args = ", ".join([n.name for n in in_nodes] + [o.name for o in outs] + syms)
+        call_args = ", ".join([n.name for n in in_nodes] + [o.name for o in outs] + syms
+                              + [f"{n.name}.stride({d})" for n, d in strides])
         if plan.launch[0] == "pointwise":
             lsrc += [f"    n_elements = {_prod(node.shape)}",
                      "    grid = (cdiv(n_elements, POINTWISE_BLOCK),)",
@@ -186,10 +188,13 @@ def render_file(graph: ir.Graph, kernels: list[Kernel], task_source: str, tun: d
 
     # forward
     fwd = [f"    def forward(self, {', '.join(graph.arg_names)}):"]
+    # inputs every kernel reads through their strides are passed as they are (no copy)
+    flat = set().union(*[k.flat_reads for k in kernels]) if kernels else set()
+    strided = set().union(*[k.stride_reads for k in kernels]) if kernels else set()
     for n in graph.inputs:
         if n.attrs["state"]:
             fwd.append(f"        {n.name} = {state_access(graph.state_names[n.attrs['position']])}")
-        else:
+        elif n in flat or n not in strided:
             fwd.append(f"        {n.name} = {n.name}.contiguous()")
     bound = set()
     for sym, (pos, dim) in symbols.items():

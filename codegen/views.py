@@ -109,6 +109,7 @@ class IndexViews:
         raise Unsupported(f"unsupported: aten.{op}")
 
     def load_linear(self, node, lin, deps):
+        self.flat_reads.add(node)
         ptr = self.ptr(node)
         mask = self.mask(deps)
         expr = f"tl.load({ptr} + {lin})" if mask is None else f"tl.load({ptr} + {lin}, mask={mask}, other=0)"

@@ -223,10 +223,12 @@ def test_unsupported_is_reported_not_fallen_back():
 
 
 def test_has_extern():
-    from codegen.extern.file import export_task
+    from codegen.capture import load_task, trace_templates
     src = task(NO_INIT + "    def forward(self, a, b):\n        return a @ b\n",
                "[torch.randn(4, 4), torch.randn(4, 4)]")
-    assert has_extern(export_task(src).graph_module)
+    assert has_extern(trace_templates(load_task(src)).fx)
+    relu = task(NO_INIT + "    def forward(self, a):\n        return torch.relu(a)\n", "[torch.randn(4, 4)]")
+    assert not has_extern(trace_templates(load_task(relu)).fx)
 
 
 @pytest.mark.parametrize("name", [

@@ -2,13 +2,13 @@
 
 Contract (called by `codegen/lower.py` when the captured graph contains an extern op)
 -----------------------------------------------------------------------------------------
-    lower_extern(task_source, program=None, *, tunables=None, target="cuda") -> ExternLowering
+    lower_extern(task_source, traced=None, *, tunables=None, target="cuda") -> ExternLowering
 
 - `task_source`: the KernelBench task file's source (`class Model`, `get_inputs`,
-  `get_init_inputs`). It is executed to build the model and example inputs.
-- `program`: optional `torch.export.ExportedProgram` of `Model(*get_init_inputs())` on
-  `get_inputs()`, exported WITHOUT running decompositions, so `aten.linear`, `aten.matmul`,
-  `aten.conv2d` and `aten.scaled_dot_product_attention` are still whole. When None, it is exported
+  `get_init_inputs`).
+- `traced`: optional `codegen.capture.Traced`, the forward as `codegen.capture.trace_templates`
+  traces it (on fake tensors, before autograd's decompositions), so `aten.linear`, `aten.matmul`,
+  `aten.conv2d` and `aten.scaled_dot_product_attention` are still whole. When None, it is traced
   here. (The decomposed forms `aten.mm/bmm/addmm/mv/convolution` are accepted too.)
 - `tunables`: flat dict overriding defaults; keys are those of `ExternLowering.space`
   (e.g. ``{"mm.BLOCK_M": 64, "mm.num_warps": 4, "attn.BLOCK_N": 32, "ew.BLOCK_SIZE": 2048}``).

@@ -10,7 +10,8 @@ the transpose through shared memory.
 """
 from __future__ import annotations
 
-from codegen.extern.epilogue import (TileSpace, allocate_outputs, jit_source, launch_lines,
+from codegen import tunables as tn
+from codegen.extern.epilogue import (Operand, TileSpace, allocate_outputs, jit_source, launch_lines,
                                       store_lines, var)
 
 SPACE = TileSpace(
@@ -121,3 +122,39 @@ def emit(g) -> tuple[str, str]:
     L.append(f'    grid = (cdiv(H * W, {cfg}["BLOCK_HW"]), cdiv(C, {cfg}["BLOCK_C"]), N)')
     L += launch_lines(kname, args + [f"**{cfg}"], outs)
     return kernel, "\n".join(L) + "\n"
+
+
+def fuse_epilogue(g, arg_name, tunables: dict, target: str) -> bool:
+    """The convolution of group `g` runs in torch without its bias; the bias joins the fused
+    epilogue. True when it runs channels-last (the file then needs the `to_channels_last` helper)."""
+    fn, extra, x, w, bias = g.conv
+    conv_name = var(g.anchor.name)
+    xn, wn = arg_name(x), arg_name(w)
+    g.launcher_prologue.append(
+        f"{conv_name} = {fn}({xn}, {wn}, None, {', '.join(extra)})  # cuDNN, bias fused below")
+    # The conv output is the first operand, read flat; the bias varies along channels only.
+    ep = g.epilogue
+    rank = len(g.shape)
+    members_ops = dict(ep.operands)
+    ep.operands = {"conv": Operand(None, conv_name, [True] * rank, flat=True)}
+    ep.operands.update(members_ops)
+    if bias is not None:
+        bname = arg_name(bias)
+        g.add_input(bias)
+        g.launcher_prologue.append(
+            f"{bname} = {bname}.view(-1, *([1] * ({conv_name}.dim() - 2)))  # per channel")
+        used = [False] * rank
+        used[1] = True
+        ep.operands["conv_bias"] = Operand(None, bname, used, flat=False)
+        ep.pre_lines.append(f"{conv_name} = {var(conv_name)} + {var(bname)}  # conv bias")
+    ep.anchor_var = var(conv_name)
+    layout = tn.conv_defaults(target)
+    layout = tn.apply_overrides("conv", layout, tunables)
+    if fn == "F.conv2d" and layout["channels_last"] and eligible(g):
+        # cuDNN's channels-last kernels are much faster; the epilogue writes NCHW back.
+        g.kind = "conv"
+        g.launcher_prologue[0] = (
+            f"{conv_name} = {fn}(to_channels_last({xn}, {CONFIG_TOKEN}), {wn}, None, "
+            f"{', '.join(extra)}).contiguous(memory_format=torch.channels_last)  # cuDNN, NHWC")
+        return True
+    return False

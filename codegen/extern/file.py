@@ -1,11 +1,10 @@
-"""The extern lowering's entry point and file: export the task, plan groups, assemble the file."""
+"""The extern lowering's entry point and file: trace the task (codegen.capture), plan groups, assemble the file."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import torch
-
 from codegen import tunables as tn
+from codegen.capture import Traced, load_task, trace_templates
 from codegen.extern import attention, conv_nhwc, matmul
 from codegen.extern.lowering import _Lowering
 from codegen.ir import Unsupported
@@ -29,9 +28,8 @@ def _config_src(name, cfg):
 
 def assemble(task_source, low: _Lowering) -> str:
     fwd_args, _ = forward_signature(task_source)
-    out_spec = low.program.call_spec.out_spec
     rets = [low.env[o] if hasattr(o, "op") else repr(o) for o in low.outputs]
-    single = out_spec is not None and out_spec.is_leaf()
+    single = not low.traced.returns_tuple
     ret = rets[0] if single and len(rets) == 1 else "(" + ", ".join(rets) + ("," if len(rets) == 1 else "") + ")"
     forward = [f"    def forward({fwd_args}):"] + ["        " + s for s in low.stmts] + [f"        return {ret}"]
     preamble, model_src = reference_parts(task_source, "\n".join(forward))
@@ -56,24 +54,15 @@ def assemble(task_source, low: _Lowering) -> str:
     return render_assemble(doc, sections, model_src, preamble)
 
 
-def export_task(task_source: str):
-    ns: dict = {"__name__": "akg_task"}
-    exec(compile(task_source, "<task>", "exec"), ns)
-    model = ns["Model"](*ns["get_init_inputs"]())
-    inputs = ns["get_inputs"]()
-    model.eval()
-    return torch.export.export(model, tuple(inputs))
-
-
-def lower_extern(task_source: str, program=None, *, tunables=None, target="cuda") -> ExternLowering:
+def lower_extern(task_source: str, traced: Traced | None = None, *, tunables=None, target="cuda") -> ExternLowering:
     """See the package docstring for the contract."""
     problem = tn.check_keys(tunables)
     if problem:
         return ExternLowering(ok=False, reason=problem, space=tn.space_of("matmul", "attention", "conv", "elementwise"))
     try:
-        if program is None:
-            program = export_task(task_source)
-        low = _Lowering(program, tunables, target,
+        if traced is None:
+            traced = trace_templates(load_task(task_source))
+        low = _Lowering(traced, tunables, target,
                         forward_signature(task_source)[1])
         low.run()
         code = assemble(task_source, low)
@@ -81,7 +70,7 @@ def lower_extern(task_source: str, program=None, *, tunables=None, target="cuda"
         return ExternLowering(ok=False, reason=str(e), space=tn.space_of("matmul", "attention", "conv", "elementwise"))
     except ValueError as e:  # an epilogue op with no Triton formula
         return ExternLowering(ok=False, reason=f"unsupported: {e}", space=tn.space_of("matmul", "attention", "conv", "elementwise"))
-    except Exception as e:  # export failures and the like: say what happened
+    except Exception as e:  # the task fails to build and the like: say what happened
         return ExternLowering(ok=False, reason=f"error: {type(e).__name__}: {e}",
                               space=tn.space_of("matmul", "attention", "conv", "elementwise"))
     families = {kind for kind, _ in low.configs.values()}

@@ -1,19 +1,18 @@
 """Lowering a task whose forward contains extern ops: plan groups over the fx graph, emit the file.
 
-Walk the exported graph in order. Each extern op opens a group; a pointwise node joins the open
-group that produced one of its inputs when it keeps that group's output shape (its other inputs
-become broadcast epilogue operands). A group is sealed, and its launch emitted into forward, as
+Walk the traced graph (codegen.capture.trace_templates) in order. Each extern op opens a group; a
+pointwise node joins the open group that produced one of its inputs when it keeps that group's
+output shape (its other inputs become broadcast epilogue operands). A group is sealed, and its launch emitted into forward, as
 soon as one of its values is needed outside it. Views stay torch views in forward.
 """
 from __future__ import annotations
 
 import torch
 
-from codegen import tunables as tn
 from codegen.extern import attention, conv_nhwc, elementwise, matmul
 from codegen.extern.groups import (AttentionGroup, ElementwiseGroup, MatmulGroup, _arg, _einsum_as_matmul,
                                    _generic_sizes, _is_tensor, _shape, _tensor_inputs, _val)
-from codegen.extern.epilogue import Operand, var
+from codegen.extern.epilogue import var
 from codegen.extern.ops import (ATTENTION_OPS, CONV_OPS, MATMUL_OPS, TRIANGLE_OPS, is_pointwise,
                                 VIEW_ATTRIBUTES, VIEW_METHODS, aten, packet)
 from codegen.ir import Unsupported
@@ -27,10 +26,10 @@ FORWARD_RESERVED = {"self", "torch", "triton", "tl", "F", "nn", "math"}
 
 
 class _Lowering:
-    def __init__(self, program, tunables, target, forward_args):
+    def __init__(self, traced, tunables, target, forward_args):
         self.forward_args = forward_args
-        self.program = program
-        self.gm = program.graph_module
+        self.traced = traced
+        self.gm = traced.fx
         self.tunables = tunables or {}
         self.target = target
         self.env = {}          # node -> expression in forward
@@ -43,14 +42,12 @@ class _Lowering:
         self.absorbed = set()  # nodes folded into a template (tril operands, diag matrices)
         self.helpers = set()
         self.configs = {}
+        self.state_of = {}     # placeholder -> the state_dict key it carries
 
     # names --------------------------------------------------------------------------------
     def arg_name(self, node):
         if node not in self.names:
-            base = node.name
-            if node.op == "placeholder" and node.name.startswith(("p_", "b_")) and \
-                    node.name in self.param_names:
-                base = node.name[2:]
+            base = self.state_of[node].replace(".", "_") if node in self.state_of else node.name
             base = base if base not in FORWARD_RESERVED else base + "_"
             name, i = base, 1
             while name in self.used_names:
@@ -64,19 +61,12 @@ class _Lowering:
 
     # main walk --------------------------------------------------------------------------------
     def run(self):
-        sig = self.program.graph_signature
-        self.param_names = set()
-        user_inputs = []
         placeholders = [n for n in self.gm.graph.nodes if n.op == "placeholder"]
-        for spec, node in zip(sig.input_specs, placeholders):
-            kind = spec.kind.name
-            if kind in ("PARAMETER", "BUFFER"):
-                self.param_names.add(node.name)
-                self.env[node] = state_access(spec.target)
-            elif kind == "USER_INPUT":
-                user_inputs.append(node)
-            else:
-                raise Unsupported(f"unsupported: {kind.lower()} input {spec.target}")
+        n_state = len(self.traced.state_names)
+        for node, key in zip(placeholders, self.traced.state_names):
+            self.state_of[node] = key
+            self.env[node] = state_access(key)
+        user_inputs = placeholders[n_state:]
         self.user_inputs = user_inputs
         if len(self.forward_args) < len(user_inputs):
             raise Unsupported("unsupported: forward with *args")
@@ -91,7 +81,7 @@ class _Lowering:
             if node.op == "output":
                 for g in self.groups:
                     self.seal(g)
-                self.outputs = node.args[0]
+                self.outputs = node.args[0] if isinstance(node.args[0], (list, tuple)) else [node.args[0]]
                 continue
             if node.op != "call_function":
                 raise Unsupported(f"unsupported: {node.op} {node.target}")
@@ -357,7 +347,8 @@ class _Lowering:
             self.env[g.anchor] = name
             return
         if isinstance(g, ElementwiseGroup) and g.conv is not None:
-            self._conv_epilogue(g)
+            if conv_nhwc.fuse_epilogue(g, self.arg_name, self.tunables, self.target):
+                self.helpers.add("conv")
         # Name the launcher after what it computes: linear_add_gelu_mul_add.
         ops = [packet(m).__name__ for m in g.epilogue.members if m not in g.epilogue.custom]
         base = g.name.removeprefix("fused_")
@@ -379,36 +370,3 @@ class _Lowering:
         self.stmts.append(f"{', '.join(outs)} = {call}")
         for o, name in zip(g.outputs, outs):
             self.env[o] = name
-
-    def _conv_epilogue(self, g):
-        """The convolution runs in torch without its bias; the bias joins the fused epilogue."""
-        fn, extra, x, w, bias = g.conv
-        conv_name = var(g.anchor.name)
-        xn, wn = self.arg_name(x), self.arg_name(w)
-        g.launcher_prologue.append(
-            f"{conv_name} = {fn}({xn}, {wn}, None, {', '.join(extra)})  # cuDNN, bias fused below")
-        # The conv output is the first operand, read flat; the bias varies along channels only.
-        ep = g.epilogue
-        rank = len(g.shape)
-        members_ops = dict(ep.operands)
-        ep.operands = {"conv": Operand(None, conv_name, [True] * rank, flat=True)}
-        ep.operands.update(members_ops)
-        if bias is not None:
-            bname = self.arg_name(bias)
-            g.add_input(bias)
-            g.launcher_prologue.append(
-                f"{bname} = {bname}.view(-1, *([1] * ({conv_name}.dim() - 2)))  # per channel")
-            used = [False] * rank
-            used[1] = True
-            ep.operands["conv_bias"] = Operand(None, bname, used, flat=False)
-            ep.pre_lines.append(f"{conv_name} = {var(conv_name)} + {var(bname)}  # conv bias")
-        ep.anchor_var = var(conv_name)
-        layout = tn.conv_defaults(self.target)
-        layout = tn.apply_overrides("conv", layout, self.tunables)
-        if fn == "F.conv2d" and layout["channels_last"] and conv_nhwc.eligible(g):
-            # cuDNN's channels-last kernels are much faster; the epilogue writes NCHW back.
-            g.kind = "conv"
-            self.helpers.add("conv")
-            g.launcher_prologue[0] = (
-                f"{conv_name} = {fn}(to_channels_last({xn}, {conv_nhwc.CONFIG_TOKEN}), {wn}, None, "
-                f"{', '.join(extra)}).contiguous(memory_format=torch.channels_last)  # cuDNN, NHWC")

@@ -49,7 +49,7 @@ def row_blocks(n_rows, n_cols, persistent, strided=False):
 
 
 @triton.jit
-def layer_norm_kernel(x_ptr, norm_weight_ptr, norm_bias_ptr, out_ptr, x_size0, x_size1, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+def layer_norm_kernel(x_ptr, norm_weight_ptr, norm_bias_ptr, out_ptr, x_size0, x_size1, x_stride0, x_stride1, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
     """BLOCK_M whole rows per program, held in registers: sum, div, sub, var, add, rsqrt, mul."""
     n_rows = x_size0
     n_cols = x_size1
@@ -58,7 +58,7 @@ def layer_norm_kernel(x_ptr, norm_weight_ptr, norm_bias_ptr, out_ptr, x_size0, x
     cols = tl.arange(0, BLOCK_N)[None, :]
     col_mask = cols < n_cols
     mask = row_mask & col_mask
-    x = tl.load(x_ptr + rows * n_cols + cols, mask=mask, other=0).to(tl.float32)
+    x = tl.load(x_ptr + rows * x_stride0 + cols * x_stride1, mask=mask, other=0).to(tl.float32)
     row_sum = tl.sum(tl.where(mask, x, 0), axis=1)[:, None]
     mean = row_sum / n_cols
     centered = x - mean
@@ -75,7 +75,7 @@ def layer_norm(x, norm_weight, norm_bias, x_size0, x_size1, device):
     n_rows, n_cols = x_size0, x_size1
     block_m, block_n, warps = row_blocks(n_rows, n_cols, persistent=True)
     grid = (cdiv(n_rows, block_m),)
-    layer_norm_kernel[grid](x, norm_weight, norm_bias, out, x_size0, x_size1, BLOCK_M=block_m, BLOCK_N=block_n, num_warps=warps, num_stages=NUM_STAGES)
+    layer_norm_kernel[grid](x, norm_weight, norm_bias, out, x_size0, x_size1, x.stride(0), x.stride(1), BLOCK_M=block_m, BLOCK_N=block_n, num_warps=warps, num_stages=NUM_STAGES)
     return out
 
 
@@ -88,7 +88,6 @@ class ModelNew(nn.Module):
     def run_kernels(self, x):
         norm_weight = self.norm.weight
         norm_bias = self.norm.bias
-        x = x.contiguous()
         x_size0 = x.shape[0]
         x_size1 = x.shape[1]
         device = x.device
