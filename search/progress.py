@@ -102,8 +102,9 @@ def workers_of(state: SearchState) -> list[dict]:
 def format_worker(worker: dict) -> str:
     """`ray vm cuda:0 actor 33cf6007 pid 2550: 12 candidates`."""
     name = f"actor {worker['actor'][:8]}" if worker.get("actor") else worker.get("worker") or "?"
+    count = worker.get("candidates", 0)
     return (f"{worker.get('executor', '?')} {worker.get('host', '?')} {worker.get('device', '?')} {name} "
-            f"pid {worker.get('pid')}: {worker.get('candidates', 0)} candidates")
+            f"pid {worker.get('pid')}: {count} candidate{'' if count == 1 else 's'}")
 
 
 def write_progress(state: SearchState, run_dir: str | Path | None = None) -> Path:
