@@ -33,6 +33,9 @@ def shared_ray_pool():
         if "ray" not in _shared:
             try:
                 _shared["ray"] = RayPool()
+                # Registered after Ray's own exit handler, so it runs first: the pool shuts down the
+                # instance it started while Ray still works (Ray's handler leaves agents behind).
+                atexit.register(_close_shared)
             except HarnessInputError:
                 raise
             except Exception as error:  # no cluster at RAY_ADDRESS, no resources, ...
@@ -51,7 +54,6 @@ def evaluation_pool(executor: str = "local") -> Iterator:
         yield pool
 
 
-@atexit.register
 def _close_shared() -> None:
     for pool in _shared.values():
         try:

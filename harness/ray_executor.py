@@ -81,18 +81,20 @@ def _lost_verdict(job: _Job) -> Verdict:
                                            f"{len(job.lost_on)} times ({where}).")
 
 
-def _ray_init(address: str | None, num_cpus: int | None) -> bool:
-    """Connect (RAY_ADDRESS or `address`) or start a local instance; True when it is a local one."""
+def _ray_init(address: str | None, num_cpus: int | None) -> tuple[bool, bool]:
+    """Connect (RAY_ADDRESS or `address`) or start a local instance, unless this process already did.
+    Returns (local: the instance runs on this machine, owned: this call started or joined it)."""
     import ray
     address = address or os.environ.get("RAY_ADDRESS") or "local"
     local = address == "local"
-    if not ray.is_initialized():
-        if local:
-            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
-                     log_to_driver=False)
-        else:
-            ray.init(address=address, log_to_driver=False)
-    return local
+    if ray.is_initialized():
+        return local, False
+    if local:
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
+                 log_to_driver=False)
+    else:
+        ray.init(address=address, log_to_driver=False)
+    return local, True
 
 
 class RayPool:
@@ -109,7 +111,7 @@ class RayPool:
         except ImportError:
             raise HarnessInputError("the ray executor needs Ray: pip install 'akg-op[ray]'") from None
         self._ray = ray
-        local = _ray_init(address, num_cpus)
+        local, self._owns_ray = _ray_init(address, num_cpus)
         gpus = int(ray.cluster_resources().get("GPU", 0))
         self.device = "cuda:0" if gpus else "cpu"  # inside an actor its one GPU is always cuda:0
         count = workers or (gpus or min(cpu_workers, int(ray.cluster_resources().get("CPU", 1))))
@@ -126,7 +128,14 @@ class RayPool:
         self._live = count
         self._closed = False
         started = [self._actor_class.remote(self.device) for _ in range(count)]
-        identities = ray.get([actor.identity.remote() for actor in started], timeout=ACTOR_START_TIMEOUT_S)
+        try:
+            identities = ray.get([actor.identity.remote() for actor in started], timeout=ACTOR_START_TIMEOUT_S)
+        except BaseException:
+            for actor in started:
+                ray.kill(actor, no_restart=True)
+            if self._owns_ray:
+                ray.shutdown()
+            raise
         self._slots = list(zip(started, identities))
         self._threads = [threading.Thread(target=self._serve, args=(slot,), daemon=True) for slot in range(count)]
         for thread in self._threads:
@@ -231,18 +240,25 @@ class RayPool:
         return False
 
     def close(self) -> None:
+        """Stop the actors (their fork servers with them); shut Ray down if this pool started it."""
+        if self._closed:
+            return
         self._closed = True
         for _ in self._threads:
             self._jobs.put(None)
         for thread in self._threads:
             thread.join()
         ray = self._ray
+        if not ray.is_initialized():  # any call now would start a fresh instance
+            return
         for actor in self.actors():
             try:
                 ray.get(actor.close.remote(), timeout=30)
             except ray.exceptions.RayError:
                 pass
             ray.kill(actor, no_restart=True)
+        if self._owns_ray:
+            ray.shutdown()
 
     def __enter__(self) -> "RayPool":
         return self

@@ -45,7 +45,7 @@ def test_evolve_on_ray_actors_gives_the_local_pools_verdicts(ray_pool, tmp_path)
     generator = EmbeddedGenerator()
     first = generator.generate(ctx)
     assert first.ok, first.error
-    options = search.parse_options("evolve", ["islands=2", "max_candidates=5", "max_concurrent=2", "proposal_retries=0",
+    options = search.parse_options("evolve", ["islands=2", "max_candidates=5", "max_concurrent=2", "proposal_retries=1",
                                               "require_timings=false", "executor=ray"])
     run_dir = tmp_path / "evolve_1"
     state = search.start_search("evolve", first.code, run_dir, options, seed_meta=first.meta)
