@@ -90,11 +90,38 @@ def _ray_init(address: str | None, num_cpus: int | None) -> tuple[bool, bool]:
     if ray.is_initialized():
         return local, False
     if local:
-        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
-                 log_to_driver=False)
+        _init_in_owner_thread(address="local", num_cpus=num_cpus, include_dashboard=False,
+                              _node_ip_address="127.0.0.1", log_to_driver=False)
     else:
         ray.init(address=address, log_to_driver=False)
     return local, True
+
+
+_owner_release = threading.Event()
+
+
+def _init_in_owner_thread(**init_kwargs) -> None:
+    """ray.init a local instance from a thread that lives until the instance is shut down.
+
+    Ray ties the processes of a local instance to the thread that started them: shut down after that
+    thread ended (a search round's thread, say), it leaves agent processes behind."""
+    import ray
+    started, failures = threading.Event(), []
+
+    def own() -> None:
+        try:
+            ray.init(**init_kwargs)
+        except BaseException as error:
+            failures.append(error)
+        started.set()
+        if not failures:
+            _owner_release.wait()
+
+    _owner_release.clear()
+    threading.Thread(target=own, name="ray-owner", daemon=True).start()
+    started.wait()
+    if failures:
+        raise failures[0]
 
 
 class RayPool:
@@ -135,6 +162,7 @@ class RayPool:
                 ray.kill(actor, no_restart=True)
             if self._owns_ray:
                 ray.shutdown()
+                _owner_release.set()
             raise
         self._slots = list(zip(started, identities))
         self._threads = [threading.Thread(target=self._serve, args=(slot,), daemon=True) for slot in range(count)]
@@ -259,6 +287,7 @@ class RayPool:
             ray.kill(actor, no_restart=True)
         if self._owns_ray:
             ray.shutdown()
+            _owner_release.set()
 
     def __enter__(self) -> "RayPool":
         return self
