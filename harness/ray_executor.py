@@ -207,7 +207,10 @@ class RayPool:
             deadline = float(job.kwargs.get("timeout_s", 120.0)) + JUDGE_GRACE_S + DEADLINE_MARGIN_S
             try:
                 result = ray.get(actor.verify.remote(files, task_name, candidate_name, job.kwargs), timeout=deadline)
-            except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+            except ray.exceptions.RayTaskError as error:  # the harness itself raised: as locally, say so
+                job.future.set_exception(error)
+                continue
+            except ray.exceptions.RayError:  # the actor died, its node was lost, or it is stuck
                 job.lost_on.append(identity)
                 ray.kill(actor, no_restart=True)
                 self._requeue_or_fail(job)

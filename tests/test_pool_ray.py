@@ -75,6 +75,9 @@ def test_evolve_on_ray_actors_gives_the_local_pools_verdicts(ray_pool, tmp_path)
     assert sum(w["candidates"] for w in summary["workers"]) == len(judged)
     assert all(row["worker"]["actor"] in actors for row in summary["candidates"] if row["status"] != "duplicate")
 
+    with pytest.raises(harness.HarnessInputError, match="defines no ModelNew"):  # bad input, as locally
+        ray_pool.submit(str(RELU), str(HERE / "candidates" / "no_model_new.py")).result()
+
 
 SLOW_RELU = '''
 import time
