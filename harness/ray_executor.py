@@ -9,7 +9,9 @@ stuck past the job's deadline) costs only its in-flight candidate: that one is r
 another actor or the lost actor's replacement.
 
 `RAY_ADDRESS` names an existing cluster, whose nodes need torch and triton (harness/ itself is
-shipped to them as a py_module); without it a local Ray instance is started on 127.0.0.1.
+shipped to them as a py_module of the job, when this pool connects; a caller that connected itself
+passes `runtime_env={"py_modules": [harness dir]}` to ray.init); without it a local Ray instance is
+started on 127.0.0.1.
 """
 from __future__ import annotations
 
@@ -24,11 +26,12 @@ from pathlib import Path
 
 from harness.api import JUDGE_GRACE_S, check_candidate_file, check_task_file, verify_on
 from harness.pool import Evaluation
-from harness.sandbox import Worker
+from harness.sandbox import REPLY_GRACE_S, STARTUP_TIMEOUT_S, Worker
 from harness.verdict import HarnessInputError, Verdict
 
 RETRIES_AFTER_LOSS = 1
-DEADLINE_MARGIN_S = 120.0  # past the judge's own limit (and a fork server's start) an actor counts as stuck
+# Past the judge's own limit, a fork server's start and the reply's grace, an actor counts as stuck.
+DEADLINE_MARGIN_S = STARTUP_TIMEOUT_S + REPLY_GRACE_S
 ACTOR_START_TIMEOUT_S = 300.0
 _HARNESS_DIR = Path(__file__).resolve().parent
 
@@ -93,7 +96,8 @@ def _ray_init(address: str | None, num_cpus: int | None) -> tuple[bool, bool]:
         _init_in_owner_thread(address="local", num_cpus=num_cpus, include_dashboard=False,
                               _node_ip_address="127.0.0.1", log_to_driver=False)
     else:
-        ray.init(address=address, log_to_driver=False)
+        # harness/ travels to the cluster's nodes with the job (Ray uploads directories only at this level).
+        ray.init(address=address, runtime_env={"py_modules": [str(_HARNESS_DIR)]}, log_to_driver=False)
     return local, True
 
 
@@ -142,13 +146,11 @@ class RayPool:
         gpus = int(ray.cluster_resources().get("GPU", 0))
         self.device = "cuda:0" if gpus else "cpu"  # inside an actor its one GPU is always cuda:0
         count = workers or (gpus or min(cpu_workers, int(ray.cluster_resources().get("CPU", 1))))
-        # On this machine the actors import harness/ from where it is; elsewhere it travels with them.
-        runtime_env = ({"env_vars": {"PYTHONPATH": os.pathsep.join(
-                            filter(None, [str(_HARNESS_DIR.parent), os.environ.get("PYTHONPATH")]))}}
-                       if local else {"py_modules": [str(_HARNESS_DIR)]})
         resources = {"num_gpus": 1} if gpus else {"num_cpus": 1}
-        self._actor_class = ray.remote(EvaluationActor).options(runtime_env=runtime_env, max_restarts=0,
-                                                                **resources)
+        if local:  # on this machine the actors import harness/ from where it is
+            resources["runtime_env"] = {"env_vars": {"PYTHONPATH": os.pathsep.join(
+                filter(None, [str(_HARNESS_DIR.parent), os.environ.get("PYTHONPATH")]))}}
+        self._actor_class = ray.remote(EvaluationActor).options(max_restarts=0, **resources)
         self._jobs: queue.Queue = queue.Queue()
         self._lock = threading.Lock()
         self._slots: list[tuple | None] = [None] * count
