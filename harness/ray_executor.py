@@ -47,7 +47,8 @@ class EvaluationActor:
     def identity(self) -> dict:
         import ray
         context = ray.get_runtime_context()
-        return {"executor": "ray", "host": socket.gethostname(), "node": context.get_node_id(), "device": self.device, "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
+        return {"executor": "ray", "host": socket.gethostname(), "node": context.get_node_id(),
+                "device": self.device, "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
                 "actor": context.get_actor_id(), "pid": os.getpid()}
 
     def verify(self, files: dict[str, str], task_name: str, candidate_name: str, kwargs: dict) -> dict:

@@ -172,7 +172,6 @@ def summary_of(state: SearchState) -> dict:
     }
 
 
-
 def _fmt(value: float | None, suffix: str = "x") -> str:
     return "n/a" if value is None else f"{value:.2f}{suffix}"
 
