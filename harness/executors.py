@@ -40,7 +40,8 @@ def shared_ray_pool():
                 raise
             except Exception as error:  # no cluster at RAY_ADDRESS, no resources, ...
                 message = str(error).strip().splitlines()[0] if str(error).strip() else ""
-                raise HarnessInputError(f"the Ray executor could not start: {type(error).__name__}: {message}") from None
+                raise HarnessInputError(
+                    f"the Ray executor could not start: {type(error).__name__}: {message}") from None
         return _shared["ray"]
 
 
