@@ -97,9 +97,21 @@ def _ray_init(address: str | None, num_cpus: int | None) -> tuple[bool, bool]:
         _init_in_owner_thread(address="local", num_cpus=num_cpus, include_dashboard=False,
                               _node_ip_address="127.0.0.1", log_to_driver=False)
     else:
+        _check_reachable(address)
         # harness/ travels to the cluster's nodes with the job (Ray uploads directories only at this level).
         ray.init(address=address, runtime_env={"py_modules": [str(_HARNESS_DIR)]}, log_to_driver=False)
     return local, True
+
+
+def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
+    """A host:port address that does not answer is a clear error now: Ray itself would retry for minutes."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto" and other forms: Ray resolves them itself
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as error:
+        raise HarnessInputError(f"no Ray cluster answers at {address} (RAY_ADDRESS): {error}") from None
 
 
 _owner_release = threading.Event()

@@ -7,6 +7,8 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 import harness
 
 HERE = Path(__file__).parent
@@ -48,3 +50,12 @@ def test_pool_spreads_jobs_and_survives_crashes_hangs_and_a_lost_server():
         after = {w["worker"]: w["pid"] for w in pool.workers()}
         assert after["local-0"] not in (None, before["local-0"])
         assert after["local-1"] == before["local-1"]  # the other worker was never disturbed
+
+
+def test_an_unreachable_ray_cluster_is_a_one_line_error(monkeypatch):
+    pytest.importorskip("ray", reason="the ray extra is not installed")
+    from harness.ray_executor import RayPool
+
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")  # nothing listens there: no minutes of retries
+    with pytest.raises(harness.HarnessInputError, match="no Ray cluster answers at 127.0.0.1:1"):
+        RayPool()
