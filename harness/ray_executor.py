@@ -135,8 +135,18 @@ def _init_in_owner_thread(**init_kwargs) -> None:
             _owner_release.wait()
 
     _owner_release.clear()
-    threading.Thread(target=own, name="ray-owner", daemon=True).start()
-    started.wait()
+    # The instance's processes inherit this environment: its workers import harness/ from where it is
+    # (no runtime_env, which would need Ray's runtime-env agent). Restored once they are started.
+    saved = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_HARNESS_DIR.parent), saved]))
+    try:
+        threading.Thread(target=own, name="ray-owner", daemon=True).start()
+        started.wait()
+    finally:
+        if saved is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved
     if failures:
         raise failures[0]
 
@@ -160,9 +170,6 @@ class RayPool:
         self.device = "cuda:0" if gpus else "cpu"  # inside an actor its one GPU is always cuda:0
         count = workers or (gpus or min(cpu_workers, int(ray.cluster_resources().get("CPU", 1))))
         resources = {"num_gpus": 1} if gpus else {"num_cpus": 1}
-        if local:  # on this machine the actors import harness/ from where it is
-            resources["runtime_env"] = {"env_vars": {"PYTHONPATH": os.pathsep.join(
-                filter(None, [str(_HARNESS_DIR.parent), os.environ.get("PYTHONPATH")]))}}
         self._actor_class = ray.remote(EvaluationActor).options(max_restarts=0, **resources)
         self._jobs: queue.Queue = queue.Queue()
         self._lock = threading.Lock()
