@@ -29,7 +29,9 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) ; } || \
 	  echo "no Chromium: the playground browser test will be skipped"
 
+# The Ray executor's tests need the optional ray extra; torch is already pinned by then.
 test: install browser
+	$(PY) -c "import ray" 2>/dev/null || $(PY) -m pip install -q -e ".[ray]"
 	$(PY) -m pytest -q -ra
 
 # On a CUDA machine: the embedded suite, side by side with eager and torch.compile. The table goes

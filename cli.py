@@ -336,6 +336,8 @@ def _status_line(info: dict) -> str:
     line = f"{info['id']}: {where}, phase {info['phase']}{worker}"
     if info["text"]:
         line += f"\n  {info['text']}"
+    for worker in info.get("workers") or []:
+        line += f"\n  worker {worker}"
     if info["error"]:
         line += f"\n  last error: {info['error']}"
     return line

@@ -28,3 +28,14 @@ def run_progress(state: SessionState) -> tuple[str, float | None]:
     if progress is None:
         return f"{run.workflow} run {run.index}: preparing the seed kernel", None
     return format_progress(progress), progress.fraction
+
+
+def run_workers(state: SessionState) -> list[str]:
+    """One line per worker that evaluated the current search run's candidates (none for kernelgen)."""
+    run = state.current_run
+    if run is None or run.workflow == "kernelgen" or not Path(run.dir).exists():
+        return []
+    from search import format_worker, read_progress
+
+    progress = read_progress(run.dir)
+    return [format_worker(w) for w in progress.workers] if progress is not None else []

@@ -7,6 +7,7 @@ results store also serves any verdict already computed for the same code.
 """
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 
 from langchain_core.runnables import RunnableConfig
@@ -73,7 +74,7 @@ def prepare(state: SessionState, config: RunnableConfig) -> dict:
 
 
 def search_round(state: SessionState, config: RunnableConfig) -> dict:
-    """One round: propose children, evaluate them in parallel through the device pool."""
+    """One round: propose children, evaluate them in parallel through the device pool or on Ray."""
     run = state.current_run.model_copy(deep=True)
     population = search.load_search(run.dir)
     device = state.env.verify_device if state.env else "cpu"
@@ -82,7 +83,11 @@ def search_round(state: SessionState, config: RunnableConfig) -> dict:
     generator = generator_for(state, config)
     propose = search.proposer_from_generator(generator, gen_context(state))
     store = ResultsStore()
-    with harness.DevicePool() as pool:
+    with ExitStack() as stack:
+        try:
+            pool = stack.enter_context(harness.evaluation_pool(population.opts.executor))
+        except harness.HarnessInputError as exc:  # Ray missing or its cluster unreachable
+            raise UserError(str(exc)) from None
         evaluate = search.with_cache(
             search.pool_evaluator(pool, state.task_path, Path(run.dir) / "scratch", dsl=state.params.dsl,
                                   timeout_s=state.settings.harness_timeout_s, trials=state.settings.trials,

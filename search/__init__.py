@@ -25,12 +25,12 @@ from search.options import (
     SearchOptions,
     parse_options,
 )
-from search.progress import Progress, format_progress, latest_run_progress, read_progress
+from search.progress import Progress, format_progress, format_worker, latest_run_progress, read_progress
 from search.state import Candidate, SearchState
 
 __all__ = [
     "AdaptiveSearchOptions", "Candidate", "EvolveOptions", "OptionError", "Progress",
-    "SearchOptions", "SearchState", "VerdictFile", "format_progress", "latest_run_progress",
+    "SearchOptions", "SearchState", "VerdictFile", "format_progress", "format_worker", "latest_run_progress",
     "load_search", "next_run_dir", "open_search", "parse_options", "pool_evaluator", "proposer_from_generator",
     "read_progress", "report_markdown", "results_store_cache", "run", "run_round", "start_search", "stop_reason",
     "with_cache", "write_run_artefacts",

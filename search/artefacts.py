@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 from search.plots import write_speedup_plot
-from search.progress import _clock, write_progress
+from search.progress import _clock, workers_of, write_progress
 from search.state import Candidate, SearchState, write_json_atomic
 
 MAX_EMBEDDED_LINEAGE = 40  # larger graphs stay in lineage.mmd; the report shows the best's line
@@ -163,7 +163,12 @@ def summary_of(state: SearchState) -> dict:
         },
         "history": [point.model_dump(mode="json") for point in state.history],
         "migrations": [move.model_dump(mode="json") for move in state.migrations],
-        "candidates": [c.model_dump(mode="json", include=set(brief)) for c in state.candidates],
+        "executor": state.options.get("executor", "local"),
+        "workers": workers_of(state),
+        "candidates": [
+            {**c.model_dump(mode="json", include=set(brief)), "worker": (c.verdict or {}).get("worker")}
+            for c in state.candidates
+        ],
     }
 
 

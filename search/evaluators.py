@@ -1,7 +1,7 @@
 """Adapters from the project's parts to the two callables the search loop takes.
 
     propose(parent, inspirations, seed) -> Proposal      from a Generator's optimize()
-    evaluate(codes) -> [verdict dict]                    through the harness's DevicePool
+    evaluate(codes) -> [verdict dict]                    through a harness pool (local or Ray)
 
 plus a verdict cache (any lookup/store pair, e.g. the results store, or a JSONL file in the run dir)
 so a resumed run never pays twice for a candidate that finished before the crash.
@@ -49,7 +49,8 @@ def pool_evaluator(
 
     The search hands it at most `max_concurrent` codes per call, so that bounds what is in flight.
     `on_verdict(code, verdict)` fires as each one finishes (a crash mid-batch keeps the finished).
-    A worker that raises becomes a rejected verdict, never an exception in the search.
+    A worker that raises becomes a rejected verdict, never an exception in the search. A verdict
+    says under "worker" which worker made it, when the pool tells (harness.Evaluation.worker).
     """
     scratch = Path(scratch_dir)
     scratch.mkdir(parents=True, exist_ok=True)
@@ -65,6 +66,9 @@ def pool_evaluator(
             index = futures[future]
             try:
                 verdict = _as_dict(future.result())
+                worker = getattr(future, "worker", None)
+                if worker:
+                    verdict["worker"] = worker
             except Exception as error:
                 verdict = {
                     "status": "error",
@@ -85,6 +89,10 @@ def with_cache(evaluate: Evaluate, lookup: Lookup, store: Store | None = None) -
     def cached(codes: list[str]) -> list[dict]:
         results = [lookup(code) for code in codes]
         missing = [i for i, verdict in enumerate(results) if verdict is None]
+        for verdict in results:
+            if verdict is not None and verdict.get("worker"):
+                # Judged earlier by that worker, served from the cache now.
+                verdict["worker"] = {**verdict["worker"], "cached": True}
         if missing:
             fresh = evaluate([codes[i] for i in missing])
             for i, verdict in zip(missing, fresh):

@@ -7,6 +7,7 @@ is the hard ceiling that keeps a run inside its advertised duration (30 min / 60
 """
 from __future__ import annotations
 
+import os
 import re
 from typing import Literal
 
@@ -39,6 +40,10 @@ class SearchOptions(BaseModel):
     seed: int = Field(0, description="seeds every random choice of the search")
     require_timings: bool = Field(
         True, description="stop after the seed when nothing was timed (CPU): there is nothing to rank"
+    )
+    executor: Literal["local", "ray"] = Field(
+        "local", description="where candidates are evaluated: local (one worker per GPU) or ray "
+        "(RAY_ADDRESS's cluster, else a local instance); default $AKG_OP_EXECUTOR or local"
     )
 
     @field_validator("time_budget_s", mode="before")
@@ -125,6 +130,8 @@ def parse_options(workflow: str, pairs: list[str] | None = None, **overrides) ->
             raise OptionError(f"unknown option {key!r} for {workflow} (known: {', '.join(known)})")
         given[key] = value
     values: dict = {k: (None if v.lower() in ("none", "null") else v) for k, v in given.items()}
+    if "executor" not in values and os.environ.get("AKG_OP_EXECUTOR"):
+        given["executor"] = values["executor"] = os.environ["AKG_OP_EXECUTOR"]
     values.update(overrides)
     try:
         return cls(**values)

@@ -8,14 +8,12 @@ that no speed was measured instead of showing an empty plot.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import matplotlib
+from search.state import SearchState
 
-matplotlib.use("Agg")  # no display: sessions run in terminals, workers and servers
-
-from matplotlib.figure import Figure  # noqa: E402  (after the backend is chosen)
-
-from search.state import SearchState  # noqa: E402
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 PLOT_FILE = "best_speedup.png"
 
@@ -48,6 +46,12 @@ def speedup_figure(state: SearchState) -> Figure | None:
     if not timed:
         return None
     total = state.evaluated_count
+    # Imported here: a search without artefacts (a device benchmark) runs without matplotlib.
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: sessions run in terminals, workers and servers
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(8, 5), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     islands = sorted({c.island for _, c in timed if c.island is not None})

@@ -33,6 +33,8 @@ class Progress(BaseModel):
     eta_s: float | None = None
     time_budget_s: float
     updated_at: float  # unix time of the write: a stale value means the worker is gone
+    executor: str = "local"
+    workers: list[dict] = []  # who evaluated the candidates so far (workers_of)
 
     @property
     def fraction(self) -> float:
@@ -76,7 +78,33 @@ def progress_of(state: SearchState) -> Progress:
         eta_s=None if (eta := estimate_eta(state)) is None else round(eta, 1),
         time_budget_s=opts.time_budget_s,
         updated_at=time.time(),
+        executor=opts.executor,
+        workers=workers_of(state),
     )
+
+
+def _worker_key(worker: dict) -> tuple:
+    return tuple(str(worker.get(k)) for k in ("executor", "host", "device", "worker", "actor", "pid"))
+
+
+def workers_of(state: SearchState) -> list[dict]:
+    """The workers that evaluated this run's candidates (cache hits aside), each with its count."""
+    seen: dict[tuple, dict] = {}
+    for cand in state.candidates:
+        worker = (cand.verdict or {}).get("worker")
+        if not worker or worker.get("cached") or "lost" in worker:
+            continue
+        entry = {k: v for k, v in worker.items() if k != "retried_after"}
+        seen.setdefault(_worker_key(entry), {**entry, "candidates": 0})["candidates"] += 1
+    return list(seen.values())
+
+
+def format_worker(worker: dict) -> str:
+    """`ray vm cuda:0 actor 33cf6007 pid 2550: 12 candidates`."""
+    name = f"actor {worker['actor'][:8]}" if worker.get("actor") else worker.get("worker") or "?"
+    count = worker.get("candidates", 0)
+    return (f"{worker.get('executor', '?')} {worker.get('host', '?')} {worker.get('device', '?')} {name} "
+            f"pid {worker.get('pid')}: {count} candidate{'' if count == 1 else 's'}")
 
 
 def write_progress(state: SearchState, run_dir: str | Path | None = None) -> Path:

@@ -16,7 +16,7 @@ from graph.builder import GATES, STATE_MODELS, compile_graph
 from session_state import SessionState, Settings, now_iso
 from nodes.answers import check_answer
 from nodes.errors import UserError
-from nodes.progress import run_progress
+from nodes.progress import run_progress, run_workers
 from service.lock import holder, session_lock
 
 class UnknownSession(UserError):
@@ -93,6 +93,7 @@ class Sessions:
                 "text": "", "fraction": None, "gate": self.waiting_at(session_id)}
         if state is not None:
             info["text"], info["fraction"] = run_progress(state)
+            info["workers"] = run_workers(state)
         return info
 
     def record_rollback(self, session_id: str, changes: list[dict]) -> None:

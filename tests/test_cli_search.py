@@ -28,6 +28,13 @@ def test_adaptive_search_writes_its_artefacts_and_report(tmp_path, cli_env):
     assert "adaptive_search run 1: success" in report and "```mermaid" in report
     assert "No speed was measured" in report  # on CPU; with timings the plot is embedded instead
     assert (tmp_path / "o" / "softmax_generated.py").exists()
+    # Where each candidate was judged: the local pool's workers, listed by `status` too.
+    assert summary["executor"] == "local" and summary["workers"]
+    # (the seed was judged before the search, by the kernel it came from: no pool worker)
+    judged = [c for c in summary["candidates"] if c["status"] in ("accepted", "failed") and c["parent_id"]]
+    assert judged and all(c["worker"]["executor"] == "local" and c["worker"]["device"] == "cpu" for c in judged)
+    status = akg(["status", session_id_of(result)], cli_env, tmp_path)
+    assert "worker local" in status.stdout, status.stdout
 
 
 def test_bad_search_option_is_a_one_line_error(tmp_path, cli_env):

@@ -55,3 +55,15 @@ def test_options_round_trip_through_a_state_dict():
     opts = parse_options("evolve", ["islands=2", "seed=7"])
     saved = opts.model_dump(mode="json", exclude={"workflow"})
     assert options_from_dict("evolve", saved) == opts
+
+
+def test_executor_from_option_or_environment(monkeypatch):
+    monkeypatch.delenv("AKG_OP_EXECUTOR", raising=False)
+    assert parse_options("evolve").executor == "local"
+    assert parse_options("evolve", ["executor=ray"]).executor == "ray"
+    monkeypatch.setenv("AKG_OP_EXECUTOR", "ray")
+    assert parse_options("adaptive_search").executor == "ray"
+    assert parse_options("evolve", ["executor=local"]).executor == "local"  # the option wins
+    monkeypatch.setenv("AKG_OP_EXECUTOR", "dask")
+    with pytest.raises(OptionError, match="bad value for executor: 'dask'"):
+        parse_options("evolve")
