@@ -106,7 +106,10 @@ def capture(task_source: str, *, namespace: dict | None = None) -> Capture:
         with recorder:
             return torch.func.functional_call(model, sd, tuple(flat[n_state:]))
 
-    flat = list(state.values()) + inputs
+    # A Python number among forward()'s inputs (forward(x, scale: float)) is traced as a 0-d tensor;
+    # ModelNew turns the number it is called with into one (see launchers.render_file).
+    scalars = {i: type(v) for i, v in enumerate(inputs) if type(v) in (bool, int, float)}
+    flat = list(state.values()) + [torch.tensor(v) if i in scalars else v for i, v in enumerate(inputs)]
     if not all(isinstance(t, torch.Tensor) for t in flat):
         raise Unsupported("unsupported: non-tensor forward() input")
     from torch.fx.experimental.proxy_tensor import make_fx
@@ -123,6 +126,8 @@ def capture(task_source: str, *, namespace: dict | None = None) -> Capture:
         raise Unsupported(f"unsupported: could not trace Model.forward ({type(e).__name__}: {str(e).splitlines()[0][:160]})")
     arg_names = fwd_params[: len(inputs)] if len(fwd_params) >= len(inputs) else [f"x{i}" for i in range(len(inputs))]
     graph = _to_ir(gm, state_names, arg_names)
+    for i, kind in scalars.items():
+        graph.inputs[n_state + i].attrs["scalar"] = kind.__name__
     return Capture(graph, gm, model, inputs, ns, init_inputs, fwd_params, recorder.calls)
 
 

@@ -134,7 +134,8 @@ def generalize(g1: ir.Graph, g2: ir.Graph) -> int:
             if "shape" in n1.attrs:
                 n1.attrs["shape"] = n1.shape
         for s_, h1, h2 in zip(n1.shape, n1.hint, n2.hint):
-            if not _has_literal(s_) and isinstance(h1, int) and isinstance(h2, int) and h1 != h2:
+            # a size read from the inputs (pooling's output length: (L - 8) // 2 + 1 holds literals)
+            if (not _has_literal(s_) or n1.kind == ir.POOL) and isinstance(h1, int) and isinstance(h2, int) and h1 != h2:
                 dims.known.setdefault((h1, h2), s_)
         for key, v1 in list(n1.attrs.items()):
             v2 = n2.attrs.get(key)

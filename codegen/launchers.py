@@ -189,14 +189,18 @@ def render_file(graph: ir.Graph, kernels: list[Kernel], task_source: str, tun: d
     for n in graph.inputs:
         if n.attrs["state"]:
             fwd.append(f"        {n.name} = {state_access(graph.state_names[n.attrs['position']])}")
-        else:
+        elif not n.attrs.get("scalar"):
             fwd.append(f"        {n.name} = {n.name}.contiguous()")
     bound = set()
     for sym, (pos, dim) in symbols.items():
         fwd.append(f"        {sym} = {graph.inputs[pos].name}.shape[{dim}]")
         bound.add(sym)
-    first = next((n for n in graph.inputs if not n.attrs["state"]), graph.inputs[0] if graph.inputs else None)
+    tensors = [n for n in graph.inputs if not n.attrs.get("scalar")]
+    first = next((n for n in tensors if not n.attrs["state"]), tensors[0] if tensors else None)
     fwd.append(f"        device = {first.name}.device" if first is not None else "        device = torch.device('cuda')")
+    for n in graph.inputs:  # a Python number argument: the 0-d tensor the kernels were traced with
+        if n.attrs.get("scalar"):
+            fwd.append(f"        {n.name} = torch.full((), {n.name}, dtype={DTYPE_NAME[n.dtype]}, device=device)")
     for launcher, outs, largs in launchers:
         fwd.append(f"        {', '.join(o.name for o in outs)} = {launcher}({', '.join(largs + ['device'])})")
     outs = [o.name if isinstance(o, Node) else repr(o) for o in graph.outputs]
