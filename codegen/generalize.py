@@ -89,6 +89,18 @@ class _Dims:
             self.g1.symbols[sym] = (pos, d)
         return self.names[(pos, d)]
 
+    def holds(self, expr: str, v2) -> bool:
+        """Whether a size expression over input dims already gives trace 2's value (a convolution's
+        output height `3 + s2 - s7` holds a literal but follows the sizes)."""
+        values = {self.names[(pos, d)]: b for pos, d, _, b in self.dims if (pos, d) in self.names}
+        syms = set(re.findall(r"\b[A-Za-z_]\w*\b", expr))
+        if not syms or not syms <= set(values):
+            return False
+        try:
+            return eval(expr, {"__builtins__": {}}, values) == v2
+        except Exception:
+            return False
+
     def find(self, v1, v2):
         """An expression over input dims equal to v1 on trace 1 and v2 on trace 2 (or None)."""
         if v1 == v2:
@@ -117,7 +129,7 @@ def generalize(g1: ir.Graph, g2: ir.Graph) -> int:
     for n1, n2 in zip(g1.nodes, g2.nodes):
         shape = list(n1.shape)
         for i, (s, h1, h2) in enumerate(zip(n1.shape, n1.hint, n2.hint)):
-            if _has_literal(s) and isinstance(h2, int) and h1 != h2:
+            if _has_literal(s) and isinstance(h2, int) and h1 != h2 and not dims.holds(s, h2):
                 found = dims.find(h1, h2)
                 if found:
                     shape[i] = found[0]
@@ -127,7 +139,8 @@ def generalize(g1: ir.Graph, g2: ir.Graph) -> int:
 
             shape = list(pool_out_shape(n1.inputs[0].shape, n1.attrs) or shape)
         for i, (s_, h1, h2) in enumerate(zip(shape, n1.hint, n2.hint)):
-            if _has_literal(s_) and isinstance(h2, int) and h1 != h2 and (h1, h2) in dims.known:
+            if (_has_literal(s_) and isinstance(h2, int) and h1 != h2 and (h1, h2) in dims.known
+                    and not dims.holds(s_, h2)):
                 shape[i] = dims.known[(h1, h2)]  # the same size as an earlier node's dim
         if shape != list(n1.shape):
             n1.shape = tuple(shape)
@@ -135,7 +148,7 @@ def generalize(g1: ir.Graph, g2: ir.Graph) -> int:
                 n1.attrs["shape"] = n1.shape
         for s_, h1, h2 in zip(n1.shape, n1.hint, n2.hint):
             # a size read from the inputs (pooling's output length: (L - 8) // 2 + 1 holds literals)
-            if (not _has_literal(s_) or n1.kind == ir.POOL) and isinstance(h1, int) and isinstance(h2, int) and h1 != h2:
+            if (not _has_literal(s_) or n1.kind == ir.POOL or dims.holds(s_, h2)) and isinstance(h1, int) and isinstance(h2, int) and h1 != h2:
                 dims.known.setdefault((h1, h2), s_)
         for key, v1 in list(n1.attrs.items()):
             v2 = n2.attrs.get(key)

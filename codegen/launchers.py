@@ -107,12 +107,15 @@ def _name_buffers(graph: ir.Graph, kernels: list[Kernel], taken: set) -> list[st
     return bodies, pointers
 
 
-def render_file(graph: ir.Graph, kernels: list[Kernel], task_source: str, tun: dict, calls: list[str]):
-    """(the file's source, one summary line per kernel)."""
+def render_file(graph: ir.Graph, kernels: list[Kernel], task_source: str, tun: dict, calls: list[str],
+                vendor_calls=None):
+    """(the file's source, one summary line per kernel). `vendor_calls(kernels)`: forward's
+    matmul/convolution statements keyed by the launch they precede (codegen.hybrid)."""
     reserved = set(HELPERS) | {"cdiv", "row_blocks", "tile_blocks", "math", "torch", "nn", "triton", "tl", "F"}
     reserved |= module_names(task_source)  # the reference's definitions stay in the file
-    names = kernel_names(kernels, calls, [_fused_ops(k) for k in kernels], reserved)
-    bodies, pointers = _name_buffers(graph, kernels, set(names))
+    vendor_results = {n.name for n in graph.of_kind(ir.EXTERN)}
+    names = kernel_names(kernels, calls, [_fused_ops(k) for k in kernels], reserved | vendor_results)
+    bodies, pointers = _name_buffers(graph, kernels, set(names) | vendor_results)
     symbols = graph.symbols
     parts = []
     launchers = []
@@ -201,8 +204,11 @@ def render_file(graph: ir.Graph, kernels: list[Kernel], task_source: str, tun: d
     for n in graph.inputs:  # a Python number argument: the 0-d tensor the kernels were traced with
         if n.attrs.get("scalar"):
             fwd.append(f"        {n.name} = torch.full((), {n.name}, dtype={DTYPE_NAME[n.dtype]}, device=device)")
-    for launcher, outs, largs in launchers:
+    vendor = vendor_calls(kernels) if vendor_calls else {}
+    for i, (launcher, outs, largs) in enumerate(launchers):
+        fwd += ["        " + line for line in vendor.get(i, [])]
         fwd.append(f"        {', '.join(o.name for o in outs)} = {launcher}({', '.join(largs + ['device'])})")
+    fwd += ["        " + line for line in vendor.get(len(launchers), [])]
     outs = [o.name if isinstance(o, Node) else repr(o) for o in graph.outputs]
     if graph.returns_tuple:
         fwd.append(f"        return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from . import ir, tunables as tunables_mod
+from . import hybrid, ir, tunables as tunables_mod
 from .batching import batch_rule, wrap_forward
 from .launchers import render_file
 from .capture import capture, load_task
@@ -61,15 +61,22 @@ def lower(task_source: str, *, tunables: dict | None = None, target: str = "cuda
 
 
 def _lower_captured(cap, ns: dict, task_source: str, tunables: dict | None, target: str) -> Lowering:
+    vendor = None
     if cap.graph.of_kind(ir.EXTERN):  # the extern templates declare (and check) their own tunables
-        return _lower_extern(task_source, tunables, target)
+        scalar_args = any(n.attrs.get("scalar") for n in cap.graph.inputs)
+        res = None if scalar_args else _lower_extern(task_source, tunables, target)
+        if (res is not None and res.ok) or not hybrid.eligible(cap.graph):
+            return res if res is not None else Lowering(False, reason="unsupported: a number argument beside a matmul or convolution")
+        # a norm, reduction or pooling after the product: vendor product, the rest scheduled here
+        vendor = hybrid.prepare(cap.graph)
     try:
         tun = tunables_mod.resolve(tunables, target)
     except KeyError as e:
         return Lowering(False, reason=str(e.args[0]), space=tunables_mod.space_of("pointwise"))
     _generalize_sizes(cap, task_source, ns)
     try:
-        code, kernels = render_file(cap.graph, _schedule(cap.graph, tun), task_source, tun, cap.calls)
+        code, kernels = render_file(cap.graph, _schedule(cap.graph, tun, vendor or ()), task_source, tun, cap.calls,
+                                    vendor_calls=(lambda ks: hybrid.statements(cap.graph, ks)) if vendor is not None else None)
     except Unsupported as e:
         return Lowering(False, reason=str(e), space=tunables_mod.space_of("pointwise"), tunables=tun)
     return Lowering(True, code=code, kernels=kernels, space=tunables_mod.space_of("pointwise"), tunables=tun)
@@ -128,7 +135,8 @@ def _dedupe(graph: ir.Graph) -> None:
             seen[key] = n
 
 
-def _schedule(graph: ir.Graph, tun: dict):
+def _schedule(graph: ir.Graph, tun: dict, operands=()):
+    """operands: nodes a vendor call in forward reads (codegen.hybrid): each gets a kernel."""
     online_softmax(graph)
     split_reductions(graph, tun)
     _dedupe(graph)
@@ -137,7 +145,7 @@ def _schedule(graph: ir.Graph, tun: dict):
         if n.kind == ir.REDUCTION:
             groups.setdefault(id(n.inputs[0]), []).append(n)
     outputs = [o for o in graph.outputs if isinstance(o, Node)]
-    materialized = set(graph.inputs) | set(graph.of_kind(ir.EXTERN))
+    materialized = set(graph.inputs) | set(graph.of_kind(ir.EXTERN)) | set(operands)
     large = max((n.numel_hint for n in graph.nodes if isinstance(n.numel_hint, int)), default=0) >= 2**31 - 1
     for _ in range(4 * len(graph.nodes) + 8):
         targets = [n for n in graph.nodes
