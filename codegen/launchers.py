@@ -168,9 +168,13 @@ def render_file(graph: ir.Graph, kernels: list[Kernel], task_source: str, tun: d
                      f"    {kname}[grid]({call_args}, BLOCK=POINTWISE_BLOCK{extra}, num_warps=POINTWISE_WARPS, num_stages=NUM_STAGES)"]
         elif plan.launch[1] == "split":
             lsrc += [f"    n_rows, n_cols = {k.n_rows}, {k.n_cols}",
-                     f"    grid = (n_rows * {plan.split},)  # {plan.split} programs share each row",
+                     "    block_m, block_n = 1, ROW_BLOCK_N",
+                     "    if INTERPRETED:  # the CPU interpreter runs programs one by one: few wide ones, same partials",
+                     f"        block_n = min(ROW_BLOCK_N, triton.next_power_of_2(cdiv(n_cols, {plan.split})))",
+                     f"        block_m = min({plan.split}, max(1, ROW_TILE // block_n))",
+                     f"    grid = (cdiv(n_rows * {plan.split}, block_m),)  # {plan.split} partials per row",
                      "    warps = ROW_WARPS or 8",
-                     f"    {kname}[grid]({call_args}, SPLIT={plan.split}, BLOCK_M=1, BLOCK_N=ROW_BLOCK_N{extra}, num_warps=warps, num_stages=NUM_STAGES)"]
+                     f"    {kname}[grid]({call_args}, SPLIT={plan.split}, BLOCK_M=block_m, BLOCK_N=block_n{extra}, num_warps=warps, num_stages=NUM_STAGES)"]
         elif plan.launch[1] == "tiled":
             lsrc += [f"    n_rows, n_cols = {k.n_rows}, {k.n_cols}",
                      "    block_m, block_n, warps = tile_blocks(n_rows, n_cols)",
@@ -219,6 +223,9 @@ def render_file(graph: ir.Graph, kernels: list[Kernel], task_source: str, tun: d
     text = "\n".join(parts)
     used = [block for name, block in (("row_blocks", ROW_BLOCKS), ("tile_blocks", TILE_BLOCKS))
             if re.search(rf"\b{name}\(", text)]
+    if "INTERPRETED" in text:
+        used.insert(0, '# Under TRITON_INTERPRET=1 the kernels run on the CPU (correctness only).\n'
+                       'INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") == "1"')
     jit_helpers = ["@triton.jit\n" + HELPERS[name] for name in sorted(helpers)]
     sections = [tunables_block(tun, text + "\n".join(used))] + used + jit_helpers + parts
     doc = (f"Triton lowering of the task's Model ({len(kernels)} kernel{'s' if len(kernels) != 1 else ''}), "
