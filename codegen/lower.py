@@ -93,7 +93,13 @@ def _generalize_sizes(cap, task_source: str, ns: dict) -> None:
         other = capture(task_source, namespace=perturbed(task_source, consts))
     except Exception:  # the halved task does not build: keep the traced sizes
         return
-    generalize(cap.graph, other.graph)
+    extras = []  # one constant halved at a time: tells apart sizes equal in value (HEIGHT == WIDTH)
+    for name, value in consts.items() if len(consts) > 1 else ():
+        try:
+            extras.append(capture(task_source, namespace=perturbed(task_source, {name: value})).graph)
+        except Exception:  # the task needs its constants changed together: not this one alone
+            continue
+    generalize(cap.graph, other.graph, extras)
 
 
 def _lower_extern(task_source, tunables, target) -> Lowering:
