@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from . import hybrid, ir, tunables as tunables_mod
+from . import conv_direct, hybrid, ir, tunables as tunables_mod
 from .batching import batch_rule, wrap_forward
 from .launchers import render_file
 from .capture import capture, load_task
@@ -62,6 +62,13 @@ def lower(task_source: str, *, tunables: dict | None = None, target: str = "cuda
 
 def _lower_captured(cap, ns: dict, task_source: str, tunables: dict | None, target: str) -> Lowering:
     vendor = None
+    lone = conv_direct.lone_convolution(cap.graph)
+    if lone is not None:  # cuDNN alone would be rejected: a direct Triton convolution
+        try:
+            code, kernels = conv_direct.lower_lone_convolution(cap.graph, lone, task_source)
+        except Unsupported as e:
+            return Lowering(False, reason=str(e))
+        return Lowering(True, code=code, kernels=kernels, space={}, tunables={})
     if cap.graph.of_kind(ir.EXTERN):  # the extern templates declare (and check) their own tunables
         scalar_args = any(n.attrs.get("scalar") for n in cap.graph.inputs)
         res = None if scalar_args else _lower_extern(task_source, tunables, target)
