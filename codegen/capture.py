@@ -127,7 +127,7 @@ def _build(ns: dict, make_mode):
         model, inputs = build()
     state = dict(model.named_parameters())
     state.update(dict(model.named_buffers()))
-    if not all(isinstance(t, torch.Tensor) for t in list(state.values()) + inputs):
+    if not all(isinstance(t, torch.Tensor) or type(t) in (bool, int, float) for t in list(state.values()) + inputs):
         raise Unsupported("unsupported: non-tensor forward() input")
     return model, state, inputs, mode
 
@@ -177,7 +177,11 @@ def capture(task_source: str, *, namespace: dict | None = None) -> Capture:
     with fx_config.patch(use_duck_shape=False):
         model, state, inputs, mode = _build(
             ns, lambda: FakeTensorMode(shape_env=ShapeEnv(), allow_non_fake_inputs=True))
-        flat = [_symbolic(mode, t, i) for i, t in enumerate(list(state.values()) + inputs)]
+        # A Python number among forward()'s inputs (forward(x, scale: float)) is traced as a 0-d
+        # tensor; ModelNew turns the number it is called with into one (see launchers.render_file).
+        scalars = {i: type(v) for i, v in enumerate(inputs) if type(v) in (bool, int, float)}
+        tensors = [torch.tensor(v) if i in scalars else v for i, v in enumerate(inputs)]
+        flat = [_symbolic(mode, t, i) for i, t in enumerate(list(state.values()) + tensors)]
         recorder = CallRecorder()
         try:
             gm = make_fx(_traceable(model, state, recorder), decomposition_table=decomposition_table(),
@@ -188,6 +192,8 @@ def capture(task_source: str, *, namespace: dict | None = None) -> Capture:
             raise _trace_failed(e) from None
     fwd_params, arg_names = _arg_names(model, inputs)
     graph = _to_ir(gm, list(state), arg_names)
+    for i, kind in scalars.items():
+        graph.inputs[len(state) + i].attrs["scalar"] = kind.__name__
     return Capture(graph, gm, ns, fwd_params, recorder.calls)
 
 
@@ -198,7 +204,7 @@ def trace_templates(ns: dict) -> Traced:
     from torch.fx.experimental.proxy_tensor import make_fx
 
     model, state, inputs, _ = _build(ns, lambda: FakeTensorMode(allow_non_fake_inputs=True))
-    flat = [t.detach() for t in list(state.values()) + inputs]
+    flat = [t.detach() if isinstance(t, torch.Tensor) else t for t in list(state.values()) + inputs]
     try:
         gm = make_fx(_traceable(model, state), pre_dispatch=True, tracing_mode="fake")(*flat)
     except Unsupported:

@@ -28,9 +28,15 @@ def size_constants(ns: dict) -> dict[str, int]:
     def shapes():
         try:
             with torch.device("meta"):
-                xs = ns["get_inputs"]()
+                xs = list(ns["get_inputs"]())
         except Exception:
             return None
+        try:  # a parameter's size too (a Linear's out_features): the harness shrinks those as well
+            with torch.device("meta"):
+                model = ns["Model"](*ns["get_init_inputs"]())
+            xs += list(model.state_dict().values())
+        except Exception:
+            pass
         return [tuple(x.shape) for x in xs if isinstance(x, torch.Tensor)]
 
     base = shapes()
@@ -73,7 +79,7 @@ class _Dims:
         pairs = sorted(zip(g1.inputs, g2.inputs), key=lambda p: bool(p[0].attrs["state"]))
         for n1, n2 in pairs:
             for d, (h1, h2) in enumerate(zip(n1.hint, n2.hint)):
-                if isinstance(h1, int) and isinstance(h2, int):
+                if isinstance(h1, int) and _ints(h2):
                     self.dims.append((n1.attrs["position"], d, h1, h2))
         self.next_id = 9000
         self.known: dict[tuple[int, int], str] = {}  # (size on trace 1, on trace 2) -> expression
@@ -89,36 +95,156 @@ class _Dims:
             self.g1.symbols[sym] = (pos, d)
         return self.names[(pos, d)]
 
-    def find(self, v1, v2):
-        """An expression over input dims equal to v1 on trace 1 and v2 on trace 2 (or None)."""
-        if v1 == v2:
+    def holds(self, expr: str, v2) -> bool:
+        """Whether a size expression over input dims already gives trace 2's value (a convolution's
+        output height `3 + s2 - s7` holds a literal but follows the sizes)."""
+        syms = set(re.findall(r"\b[A-Za-z_]\w*\b", expr))
+        names = {self.names[(pos, d)]: b for pos, d, _, b in self.dims if (pos, d) in self.names}
+        if not syms or not syms <= set(names) or not isinstance(v2, tuple):
+            return False
+        try:
+            return all(eval(expr, {"__builtins__": {}}, {k: b[t] for k, b in names.items()}) == v
+                       for t, v in enumerate(v2))
+        except Exception:
+            return False
+
+    def find(self, v1, v2, avoid=(), prefer=()):
+        """An expression over input dims equal to v1 on trace 1 and v2 on trace 2 (or None); of
+        several dims that fit, one not named in `avoid` (a mean's divisor is not a dim it keeps)."""
+        if not _differs(v1, v2):
             return None
-        singles = [(pos, d, a, b) for pos, d, a, b in self.dims if a != b]
-        for pos, d, a, b in singles:
-            if a == v1 and b == v2:
-                return self.name(pos, d), "int"
+        singles = [(pos, d, a, b) for pos, d, a, b in self.dims if _differs(a, b)]
+        fits = [self.name(pos, d) for pos, d, a, b in singles if a == v1 and b == v2]
+        if fits:
+            return next((f for f in fits if f in prefer), next((f for f in fits if f not in avoid), fits[0])), "int"
         for (p1, d1, a1, b1), (p2, d2, a2, b2) in itertools.combinations_with_replacement(self.dims, 2):
-            if a1 * a2 == v1 and b1 * b2 == v2 and (a1 != b1 or a2 != b2):
+            if a1 * a2 == v1 and tuple(x * y for x, y in zip(b1, b2)) == v2 and (_differs(a1, b1) or _differs(a2, b2)):
                 return f"{self.name(p1, d1)}*{self.name(p2, d2)}", "int"
-        if isinstance(v1, float) and v1 != 0 and v2 != 0:
-            r1, r2 = 1.0 / v1, 1.0 / v2
+        for pos, d, a, b in singles:  # a size divided by a fixed count (channels per group)
+            if isinstance(v1, int) and v1 > 0 and a % v1 == 0 and a // v1 > 1 and all(
+                    isinstance(v, int) and x % (a // v1) == 0 and x // (a // v1) == v for x, v in zip(b, v2)):
+                return f"{self.name(pos, d)} // {a // v1}", "int"
+        if isinstance(v1, float) and v1 != 0 and all(v != 0 for v in v2):
+            r1 = 1.0 / v1
             for pos, d, a, b in singles:
-                if abs(a - r1) < 1e-6 * a and abs(b - r2) < 1e-6 * b:
+                if abs(a - r1) < 1e-6 * a and all(abs(x - 1.0 / v) < 1e-6 * x for x, v in zip(b, v2)):
                     return f"1.0 / {self.name(pos, d)}", "float"
         return None
 
 
-def generalize(g1: ir.Graph, g2: ir.Graph) -> int:
-    """Re-express in g1 the literals that differ from g2; returns how many were changed."""
-    if len(g1.nodes) != len(g2.nodes) or any(a.op != b.op for a, b in zip(g1.nodes, g2.nodes)):
+_MATMULS = {"mm", "addmm", "bmm", "baddbmm"}
+
+
+def _same_dim_of_source(n1, n2, i: int, rank: int):
+    """Dim i of n1 read off the operand it comes from, when that operand's dim has the same sizes
+    in both traces (sizes equal by value, HEIGHT == WIDTH or IN == OUT features, stay apart):
+    a permute's source dim, a reduction's kept dim, a matmul's rows (mat1) or columns (mat2),
+    else the operands' dims as broadcasting aligns them (from the end)."""
+    want = (n1.hint[i], n2.hint[i])
+    pairs = list(zip(n1.inputs, n2.inputs))
+    if not pairs:
+        return None
+
+    def dim_of(k, j):
+        a, b = pairs[k]
+        if 0 <= j < len(a.shape) and (a.hint[j], b.hint[j]) == want and re.search(r"[A-Za-z_]", a.shape[j]):
+            return (a.shape[j],)
+        return None
+
+    if n1.kind == ir.VIEW and n1.op == "permute":
+        return dim_of(0, n1.attrs["dims"][i])
+    if n1.kind == ir.REDUCTION:
+        kept = [d for d in range(len(pairs[0][0].shape)) if d not in n1.attrs["dims"]]
+        j = i if n1.attrs.get("keepdim") else (kept[i] if i < len(kept) else -1)
+        return dim_of(0, j)
+    if n1.kind == ir.EXTERN and n1.op in _MATMULS:
+        a, b = n1.attrs.get("mat1", n1.attrs.get("self")), n1.attrs.get("mat2")
+        k = [x for x, _ in pairs].index(b if i == rank - 1 else a) if (a in n1.inputs and b in n1.inputs) else None
+        if k is None:
+            return None
+        src = pairs[k][0]
+        return dim_of(k, len(src.shape) - 1 if i == rank - 1 else len(src.shape) - (rank - i))
+    if n1.kind == ir.EXTERN and n1.op in ("convolution", "_convolution") and i < 2:
+        # (batch, channels): the input's batch, the weight's output channels (transposed: in x groups)
+        x, w = n1.attrs.get("input"), n1.attrs.get("weight")
+        if i == 1 and n1.attrs.get("transposed"):
+            return None
+        src = x if i == 0 else w
+        return dim_of([a for a, _ in pairs].index(src), 0) if src in n1.inputs else None
+    if n1.kind == ir.EXTERN:
+        return None
+    for k, (a, _) in enumerate(pairs):
+        found = dim_of(k, len(a.shape) - (rank - i))
+        if found:
+            return found
+    return None
+
+
+def _reduced_extents(node, depth: int = 4) -> set:
+    """The dims reduced by the reductions just upstream of node (a mean's divisor is one)."""
+    out, stack = set(), [(node, 0)]
+    while stack:
+        n, k = stack.pop()
+        if n.kind == ir.REDUCTION:
+            src = n.inputs[0]
+            out |= {src.shape[d] for d in n.attrs["dims"] if d < len(src.shape)}
+            continue
+        if k < depth and n.kind in (ir.VIEW, ir.POINTWISE):
+            stack.extend((a, k + 1) for a in n.inputs)
+    return out
+
+
+def _names_in(shape) -> set:
+    return {name for s in shape for name in re.findall(r"[A-Za-z_]\w*", s)}
+
+
+def _same_structure(a: ir.Graph, b: ir.Graph) -> bool:
+    return len(a.nodes) == len(b.nodes) and all(x.op == y.op for x, y in zip(a.nodes, b.nodes))
+
+
+def _fold(g2: ir.Graph, extras) -> None:
+    """g2's sizes and numbers become signatures: the tuple of their values over g2 and each extra
+    trace (one size constant halved in each), so two dims equal in value on every trace but
+    following different constants (BATCH == OUT_CHANNELS) are told apart."""
+    graphs = [g2] + list(extras)
+    for k, n in enumerate(g2.nodes):
+        n.hint = tuple(tuple(g.nodes[k].hint[i] if i < len(g.nodes[k].hint) else None for g in graphs)
+                       for i in range(len(n.hint)))
+        for key, v in list(n.attrs.items()):
+            vals = [g.nodes[k].attrs.get(key) for g in graphs]
+            if isinstance(v, Sym) and all(isinstance(x, Sym) for x in vals):
+                n.attrs[key] = Sym(v.expr, tuple(x.hint for x in vals))
+            elif isinstance(v, (int, float)) and not isinstance(v, bool) and all(
+                    isinstance(x, (int, float)) and not isinstance(x, bool) for x in vals):
+                n.attrs[key] = tuple(vals)
+
+
+def _ints(sig) -> bool:
+    return isinstance(sig, tuple) and all(isinstance(v, int) for v in sig)
+
+
+def _differs(v1, sig) -> bool:
+    return isinstance(sig, tuple) and any(v != v1 for v in sig)
+
+
+def generalize(g1: ir.Graph, g2: ir.Graph, extras=()) -> int:
+    """Re-express in g1 the literals that differ from g2 (and from the `extras`, traces with one
+    size constant changed each); returns how many were changed."""
+    if not _same_structure(g1, g2):
         return 0
+    _fold(g2, [g for g in extras if _same_structure(g1, g)])
     dims = _Dims(g1, g2)
     changed = 0
     for n1, n2 in zip(g1.nodes, g2.nodes):
         shape = list(n1.shape)
         for i, (s, h1, h2) in enumerate(zip(n1.shape, n1.hint, n2.hint)):
-            if _has_literal(s) and isinstance(h2, int) and h1 != h2:
-                found = dims.find(h1, h2)
+            if _has_literal(s) and _ints(h2) and _differs(h1, h2) and not dims.holds(s, h2):
+                # an input's own dim is its size, whichever other dim has the same values
+                if n1.kind == ir.INPUT:
+                    found = (dims.name(n1.attrs["position"], i),)
+                else:
+                    # two dims of one value rarely have the same size: prefer another dim
+                    found = _same_dim_of_source(n1, n2, i, len(n1.shape)) or dims.find(h1, h2, avoid=_names_in(shape))
                 if found:
                     shape[i] = found[0]
                     changed += 1
@@ -127,19 +253,21 @@ def generalize(g1: ir.Graph, g2: ir.Graph) -> int:
 
             shape = list(pool_out_shape(n1.inputs[0].shape, n1.attrs) or shape)
         for i, (s_, h1, h2) in enumerate(zip(shape, n1.hint, n2.hint)):
-            if _has_literal(s_) and isinstance(h2, int) and h1 != h2 and (h1, h2) in dims.known:
+            if (_has_literal(s_) and _ints(h2) and _differs(h1, h2) and (h1, h2) in dims.known
+                    and not dims.holds(s_, h2)):
                 shape[i] = dims.known[(h1, h2)]  # the same size as an earlier node's dim
         if shape != list(n1.shape):
             n1.shape = tuple(shape)
             if "shape" in n1.attrs:
                 n1.attrs["shape"] = n1.shape
         for s_, h1, h2 in zip(n1.shape, n1.hint, n2.hint):
-            if not _has_literal(s_) and isinstance(h1, int) and isinstance(h2, int) and h1 != h2:
+            # a size read from the inputs (pooling's output length: (L - 8) // 2 + 1 holds literals)
+            if (not _has_literal(s_) or n1.kind == ir.POOL or dims.holds(s_, h2)) and isinstance(h1, int) and _ints(h2) and _differs(h1, h2):
                 dims.known.setdefault((h1, h2), s_)
         for key, v1 in list(n1.attrs.items()):
             v2 = n2.attrs.get(key)
-            if isinstance(v1, Sym) and isinstance(v2, Sym) and _has_literal(v1.expr) and v1.hint != v2.hint:
-                found = dims.find(v1.hint, v2.hint)
+            if isinstance(v1, Sym) and isinstance(v2, Sym) and _has_literal(v1.expr) and _differs(v1.hint, v2.hint):
+                found = dims.find(v1.hint, v2.hint, avoid=_names_in(n1.shape), prefer=_reduced_extents(n1))
                 if found:
                     expr = found[0] if found[1] == "int" and isinstance(v1.hint, int) else f"float({found[0]})"
                     sym = Sym(expr, v1.hint)
@@ -147,8 +275,8 @@ def generalize(g1: ir.Graph, g2: ir.Graph) -> int:
                     n1.args = [sym if a is v1 else a for a in n1.args]
                     changed += 1
                 continue
-            if isinstance(v1, (int, float)) and not isinstance(v1, bool) and isinstance(v2, (int, float)) and v1 != v2:
-                found = dims.find(v1, v2)
+            if isinstance(v1, (int, float)) and not isinstance(v1, bool) and isinstance(v2, tuple) and _differs(v1, v2):
+                found = dims.find(v1, v2, avoid=_names_in(n1.shape), prefer=_reduced_extents(n1))
                 if found:
                     expr = found[0] if found[1] == "int" or isinstance(v1, int) else f"float({found[0]})"
                     sym = Sym(expr, v1)

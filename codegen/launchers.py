@@ -107,12 +107,15 @@ def _name_buffers(graph: ir.Graph, kernels: list[Kernel], taken: set) -> list[st
     return bodies, pointers
 
 
-def render_file(graph: ir.Graph, kernels: list[Kernel], task_source: str, tun: dict, calls: list[str]):
-    """(the file's source, one summary line per kernel)."""
+def render_file(graph: ir.Graph, kernels: list[Kernel], task_source: str, tun: dict, calls: list[str],
+                vendor_calls=None):
+    """(the file's source, one summary line per kernel). `vendor_calls(kernels)`: forward's
+    matmul/convolution statements keyed by the launch they precede (codegen.hybrid)."""
     reserved = set(HELPERS) | {"cdiv", "row_blocks", "tile_blocks", "math", "torch", "nn", "triton", "tl", "F"}
     reserved |= module_names(task_source)  # the reference's definitions stay in the file
-    names = kernel_names(kernels, calls, [_fused_ops(k) for k in kernels], reserved)
-    bodies, pointers = _name_buffers(graph, kernels, set(names))
+    vendor_results = {n.name for n in graph.of_kind(ir.EXTERN)}
+    names = kernel_names(kernels, calls, [_fused_ops(k) for k in kernels], reserved | vendor_results)
+    bodies, pointers = _name_buffers(graph, kernels, set(names) | vendor_results)
     symbols = graph.symbols
     parts = []
     launchers = []
@@ -167,9 +170,13 @@ def render_file(graph: ir.Graph, kernels: list[Kernel], task_source: str, tun: d
                      f"    {kname}[grid]({call_args}, BLOCK=POINTWISE_BLOCK{extra}, num_warps=POINTWISE_WARPS, num_stages=NUM_STAGES)"]
         elif plan.launch[1] == "split":
             lsrc += [f"    n_rows, n_cols = {k.n_rows}, {k.n_cols}",
-                     f"    grid = (n_rows * {plan.split},)  # {plan.split} programs share each row",
+                     "    block_m, block_n = 1, ROW_BLOCK_N",
+                     "    if INTERPRETED:  # the CPU interpreter runs programs one by one: few wide ones, same partials",
+                     f"        block_n = min(ROW_BLOCK_N, triton.next_power_of_2(cdiv(n_cols, {plan.split})))",
+                     f"        block_m = min({plan.split}, max(1, ROW_TILE // block_n))",
+                     f"    grid = (cdiv(n_rows * {plan.split}, block_m),)  # {plan.split} partials per row",
                      "    warps = ROW_WARPS or 8",
-                     f"    {kname}[grid]({call_args}, SPLIT={plan.split}, BLOCK_M=1, BLOCK_N=ROW_BLOCK_N{extra}, num_warps=warps, num_stages=NUM_STAGES)"]
+                     f"    {kname}[grid]({call_args}, SPLIT={plan.split}, BLOCK_M=block_m, BLOCK_N=block_n{extra}, num_warps=warps, num_stages=NUM_STAGES)"]
         elif plan.launch[1] == "tiled":
             lsrc += [f"    n_rows, n_cols = {k.n_rows}, {k.n_cols}",
                      "    block_m, block_n, warps = tile_blocks(n_rows, n_cols)",
@@ -194,16 +201,23 @@ def render_file(graph: ir.Graph, kernels: list[Kernel], task_source: str, tun: d
     for n in graph.inputs:
         if n.attrs["state"]:
             fwd.append(f"        {n.name} = {state_access(graph.state_names[n.attrs['position']])}")
-        elif n in flat or n not in strided:
+        elif not n.attrs.get("scalar") and (n in flat or n not in strided):
             fwd.append(f"        {n.name} = {n.name}.contiguous()")
     bound = set()
     for sym, (pos, dim) in symbols.items():
         fwd.append(f"        {sym} = {graph.inputs[pos].name}.shape[{dim}]")
         bound.add(sym)
-    first = next((n for n in graph.inputs if not n.attrs["state"]), graph.inputs[0] if graph.inputs else None)
+    tensors = [n for n in graph.inputs if not n.attrs.get("scalar")]
+    first = next((n for n in tensors if not n.attrs["state"]), tensors[0] if tensors else None)
     fwd.append(f"        device = {first.name}.device" if first is not None else "        device = torch.device('cuda')")
-    for launcher, outs, largs in launchers:
+    for n in graph.inputs:  # a Python number argument: the 0-d tensor the kernels were traced with
+        if n.attrs.get("scalar"):
+            fwd.append(f"        {n.name} = torch.full((), {n.name}, dtype={DTYPE_NAME[n.dtype]}, device=device)")
+    vendor = vendor_calls(kernels) if vendor_calls else {}
+    for i, (launcher, outs, largs) in enumerate(launchers):
+        fwd += ["        " + line for line in vendor.get(i, [])]
         fwd.append(f"        {', '.join(o.name for o in outs)} = {launcher}({', '.join(largs + ['device'])})")
+    fwd += ["        " + line for line in vendor.get(len(launchers), [])]
     outs = [o.name if isinstance(o, Node) else repr(o) for o in graph.outputs]
     if graph.returns_tuple:
         fwd.append(f"        return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
@@ -214,6 +228,9 @@ def render_file(graph: ir.Graph, kernels: list[Kernel], task_source: str, tun: d
     text = "\n".join(parts)
     used = [block for name, block in (("row_blocks", ROW_BLOCKS), ("tile_blocks", TILE_BLOCKS))
             if re.search(rf"\b{name}\(", text)]
+    if "INTERPRETED" in text:
+        used.insert(0, '# Under TRITON_INTERPRET=1 the kernels run on the CPU (correctness only).\n'
+                       'INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") == "1"')
     jit_helpers = ["@triton.jit\n" + HELPERS[name] for name in sorted(helpers)]
     sections = [tunables_block(tun, text + "\n".join(used))] + used + jit_helpers + parts
     doc = (f"Triton lowering of the task's Model ({len(kernels)} kernel{'s' if len(kernels) != 1 else ''}), "

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from . import ir, tunables as tunables_mod
+from . import conv_direct, hybrid, ir, tunables as tunables_mod
 from .batching import batch_rule, wrap_forward
 from .launchers import render_file
 from .capture import capture, load_task
@@ -61,15 +61,29 @@ def lower(task_source: str, *, tunables: dict | None = None, target: str = "cuda
 
 
 def _lower_captured(cap, ns: dict, task_source: str, tunables: dict | None, target: str) -> Lowering:
+    vendor = None
+    lone = conv_direct.lone_convolution(cap.graph)
+    if lone is not None:  # cuDNN alone would be rejected: a direct Triton convolution
+        try:
+            code, kernels = conv_direct.lower_lone_convolution(cap.graph, lone, task_source)
+        except Unsupported as e:
+            return Lowering(False, reason=str(e))
+        return Lowering(True, code=code, kernels=kernels, space={}, tunables={})
     if cap.graph.of_kind(ir.EXTERN):  # the extern templates declare (and check) their own tunables
-        return _lower_extern(task_source, tunables, target)
+        scalar_args = any(n.attrs.get("scalar") for n in cap.graph.inputs)
+        res = None if scalar_args else _lower_extern(task_source, tunables, target)
+        if (res is not None and res.ok) or not hybrid.eligible(cap.graph):
+            return res if res is not None else Lowering(False, reason="unsupported: a number argument beside a matmul or convolution")
+        # a norm, reduction or pooling after the product: vendor product, the rest scheduled here
+        vendor = hybrid.prepare(cap.graph)
     try:
         tun = tunables_mod.resolve(tunables, target)
     except KeyError as e:
         return Lowering(False, reason=str(e.args[0]), space=tunables_mod.space_of("pointwise"))
     _generalize_sizes(cap, task_source, ns)
     try:
-        code, kernels = render_file(cap.graph, _schedule(cap.graph, tun), task_source, tun, cap.calls)
+        code, kernels = render_file(cap.graph, _schedule(cap.graph, tun, vendor or ()), task_source, tun, cap.calls,
+                                    vendor_calls=(lambda ks: hybrid.statements(cap.graph, ks)) if vendor is not None else None)
     except Unsupported as e:
         return Lowering(False, reason=str(e), space=tunables_mod.space_of("pointwise"), tunables=tun)
     return Lowering(True, code=code, kernels=kernels, space=tunables_mod.space_of("pointwise"), tunables=tun)
@@ -86,7 +100,13 @@ def _generalize_sizes(cap, task_source: str, ns: dict) -> None:
         other = capture(task_source, namespace=perturbed(task_source, consts))
     except Exception:  # the halved task does not build: keep the traced sizes
         return
-    generalize(cap.graph, other.graph)
+    extras = []  # one constant halved at a time: tells apart sizes equal in value (HEIGHT == WIDTH)
+    for name, value in consts.items() if len(consts) > 1 else ():
+        try:
+            extras.append(capture(task_source, namespace=perturbed(task_source, {name: value})).graph)
+        except Exception:  # the task needs its constants changed together: not this one alone
+            continue
+    generalize(cap.graph, other.graph, extras)
 
 
 def _lower_extern(task_source, tunables, target) -> Lowering:
@@ -128,7 +148,8 @@ def _dedupe(graph: ir.Graph) -> None:
             seen[key] = n
 
 
-def _schedule(graph: ir.Graph, tun: dict):
+def _schedule(graph: ir.Graph, tun: dict, operands=()):
+    """operands: nodes a vendor call in forward reads (codegen.hybrid): each gets a kernel."""
     online_softmax(graph)
     split_reductions(graph, tun)
     _dedupe(graph)
@@ -137,7 +158,7 @@ def _schedule(graph: ir.Graph, tun: dict):
         if n.kind == ir.REDUCTION:
             groups.setdefault(id(n.inputs[0]), []).append(n)
     outputs = [o for o in graph.outputs if isinstance(o, Node)]
-    materialized = set(graph.inputs) | set(graph.of_kind(ir.EXTERN))
+    materialized = set(graph.inputs) | set(graph.of_kind(ir.EXTERN)) | set(operands)
     large = max((n.numel_hint for n in graph.nodes if isinstance(n.numel_hint, int)), default=0) >= 2**31 - 1
     for _ in range(4 * len(graph.nodes) + 8):
         targets = [n for n in graph.nodes

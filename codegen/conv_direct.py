@@ -1,0 +1,144 @@
+"""A convolution with nothing to fuse around it (depthwise, grouped, transposed, 1-D/2-D/3-D) as
+one direct Triton kernel.
+
+cuDNN alone would leave the whole task in a vendor library, which the judge rejects (vendor
+convolutions are allowed only with Triton work fused around them), so such a graph gets its own
+kernel: each program computes BLOCK output elements, looping over the input channels of the
+element's group and (unrolled) over the kernel taps. Transposed convolutions gather too: output
+position o reads input position i = (o + padding - k * dilation) / stride where that division is
+exact. 1-D and 2-D convolutions run as 3-D ones with unit leading spatial dims (views, no copies).
+Sizes, strides, paddings and groups are read at run time; kernel sizes are compile-time constants.
+"""
+from __future__ import annotations
+
+from . import hybrid, ir
+from .ir import Node, Unsupported
+from .render import assemble, forward_signature, reference_parts, state_access
+
+_CONV = {"convolution", "_convolution"}
+
+KERNEL = '''@triton.jit
+def conv_direct_kernel(x_ptr, w_ptr, b_ptr, out_ptr, n_elements, C_IN, D, H, W, C_OUT, OD, OH, OW,
+                       SD, SH, SW, PD, PH, PW, DD, DH, DW, CIN_PER_GROUP, COUT_PER_GROUP,
+                       KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, TRANSPOSED: tl.constexpr,
+                       HAS_BIAS: tl.constexpr, BLOCK: tl.constexpr):
+    """BLOCK output elements per program: sum over the group's input channels and the kernel taps."""
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < n_elements
+    ow = offs % OW
+    rest = offs // OW
+    oh = rest % OH
+    rest = rest // OH
+    od = rest % OD
+    rest = rest // OD
+    co = rest % C_OUT
+    n = rest // C_OUT
+    group = co // COUT_PER_GROUP
+    acc = tl.zeros([BLOCK], dtype=tl.float32)
+    for ci in range(0, CIN_PER_GROUP):
+        c = group * CIN_PER_GROUP + ci
+        for kd in tl.static_range(KD):
+            for kh in tl.static_range(KH):
+                for kw in tl.static_range(KW):
+                    if TRANSPOSED:
+                        # output o gathers input i where i * stride - padding + k * dilation == o
+                        td = od + PD - kd * DD
+                        th = oh + PH - kh * DH
+                        tw = ow + PW - kw * DW
+                        idd = td // SD
+                        ih = th // SH
+                        iw = tw // SW
+                        valid = ((td >= 0) & (td % SD == 0) & (idd < D) & (th >= 0) & (th % SH == 0) & (ih < H)
+                                 & (tw >= 0) & (tw % SW == 0) & (iw < W))
+                        w_off = (((c * COUT_PER_GROUP + co % COUT_PER_GROUP) * KD + kd) * KH + kh) * KW + kw
+                    else:
+                        idd = od * SD - PD + kd * DD
+                        ih = oh * SH - PH + kh * DH
+                        iw = ow * SW - PW + kw * DW
+                        valid = (idd >= 0) & (idd < D) & (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
+                        w_off = (((co * CIN_PER_GROUP + ci) * KD + kd) * KH + kh) * KW + kw
+                    x_off = (((n * C_IN + c) * D + idd) * H + ih) * W + iw
+                    xv = tl.load(x_ptr + x_off, mask=mask & valid, other=0).to(tl.float32)
+                    wv = tl.load(w_ptr + w_off, mask=mask, other=0).to(tl.float32)
+                    acc += xv * wv
+    if HAS_BIAS:
+        acc += tl.load(b_ptr + co, mask=mask, other=0).to(tl.float32)
+    tl.store(out_ptr + offs, acc.to(out_ptr.dtype.element_ty), mask=mask)'''
+
+LAUNCHER = '''def conv_direct(x, weight, bias, stride, padding, dilation, transposed, output_padding, groups):
+    """A direct convolution (transposed when asked) of any rank 1-3, in one Triton kernel."""
+    nd = weight.dim() - 2
+    lead = 3 - nd  # 1-D and 2-D run as 3-D with unit leading spatial dims
+    x = x.contiguous()
+    weight = weight.contiguous()
+    sizes = list(x.shape[2:])
+    ksize = list(weight.shape[2:])
+    if transposed:
+        c_out = weight.shape[1] * groups
+        out_sizes = [(sizes[i] - 1) * stride[i] - 2 * padding[i] + dilation[i] * (ksize[i] - 1) + output_padding[i] + 1
+                     for i in range(nd)]
+    else:
+        c_out = weight.shape[0]
+        out_sizes = [(sizes[i] + 2 * padding[i] - dilation[i] * (ksize[i] - 1) - 1) // stride[i] + 1 for i in range(nd)]
+    out = torch.empty((x.shape[0], c_out, *out_sizes), dtype=x.dtype, device=x.device)
+    pad3 = lambda v, fill: [fill] * lead + list(v)  # noqa: E731
+    D, H, W = pad3(sizes, 1)
+    OD, OH, OW = pad3(out_sizes, 1)
+    KD, KH, KW = pad3(ksize, 1)
+    SD, SH, SW = pad3(stride, 1)
+    PD, PH, PW = pad3(padding, 0)
+    DD, DH, DW = pad3(dilation, 1)
+    c_in = x.shape[1]
+    n_elements = out.numel()
+    # the CPU interpreter runs programs one by one: few wide ones there
+    block = min(16384, triton.next_power_of_2(n_elements)) if INTERPRETED else CONV_BLOCK
+    grid = (cdiv(n_elements, block),)
+    conv_direct_kernel[grid](x, weight, bias if bias is not None else weight, out, n_elements, c_in, D, H, W, c_out,
+                             OD, OH, OW, SD, SH, SW, PD, PH, PW, DD, DH, DW, c_in // groups, c_out // groups,
+                             KD=KD, KH=KH, KW=KW, TRANSPOSED=bool(transposed), HAS_BIAS=bias is not None,
+                             BLOCK=block, num_warps=CONV_WARPS)
+    return out'''
+
+
+def lone_convolution(graph: ir.Graph) -> Node | None:
+    """The convolution, when it is the graph's only compute and its output what forward returns."""
+    externs = graph.of_kind(ir.EXTERN)
+    if len(externs) != 1 or externs[0].op not in _CONV:
+        return None
+    conv = externs[0]
+    others = [n for n in graph.nodes if n.kind not in (ir.INPUT, ir.VIEW) and n is not conv]
+    if others or graph.outputs != [conv]:
+        return None
+    return conv
+
+
+def lower_lone_convolution(graph: ir.Graph, conv: Node, task_source: str) -> tuple[str, list[str]]:
+    a = conv.attrs
+    operands = [a.get("input"), a.get("weight"), a.get("bias")]
+    if any(isinstance(o, Node) and o.dtype.is_complex for o in operands if o is not None):
+        raise Unsupported("unsupported: complex convolution")
+    for o in operands:
+        if isinstance(o, Node):
+            hybrid._operand(o, needed := set())
+            if needed:
+                raise Unsupported("unsupported: a computed operand of a lone convolution")
+    x, w, b = (hybrid._expr(o, set()) if isinstance(o, Node) else "None" for o in operands)
+    fwd_args, _ = forward_signature(task_source)
+    lines = [f"    def forward({fwd_args}):"]
+    for n in graph.inputs:
+        if n.attrs["state"]:
+            lines.append(f"        {n.name} = {state_access(graph.state_names[n.attrs['position']])}")
+    args = ", ".join(repr(list(a[k])) if isinstance(a[k], (list, tuple)) else repr(a[k])
+                     for k in ("stride", "padding", "dilation", "transposed", "output_padding", "groups"))
+    lines.append(f"        return conv_direct({x}, {w}, {b}, {args})")
+    preamble, model_src = reference_parts(task_source, "\n".join(lines))
+    tunables = ("# Tunables: output elements per program and warps of the direct convolution.\nCONV_BLOCK = 128\nCONV_WARPS = 4\n\n"
+                "# Under TRITON_INTERPRET=1 the kernels run on the CPU (correctness only).\n"
+                'INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") == "1"')
+    kind = "transposed convolution" if a.get("transposed") else "convolution"
+    doc = (f"Triton lowering of the task's Model (1 kernel), generated by akg-op's embedded generator.\n\n"
+           f"conv_direct_kernel: direct {len(conv.shape) - 2}-D {kind} (groups={a.get('groups')}), "
+           "every output element summed over its group's input channels and the kernel taps.\n\n"
+           "Sizes are read from the inputs at run time, so the file serves any size of the task's shapes.")
+    return assemble(doc, [tunables, KERNEL, LAUNCHER], model_src, preamble), [
+        f"conv_direct_kernel: direct {kind}"]
