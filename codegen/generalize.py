@@ -117,9 +117,9 @@ class _Dims:
         fits = [self.name(pos, d) for pos, d, a, b in singles if a == v1 and b == v2]
         if fits:
             return next((f for f in fits if f in prefer), next((f for f in fits if f not in avoid), fits[0])), "int"
-        for (p1, d1, a1, b1), (p2, d2, a2, b2) in itertools.combinations_with_replacement(self.dims, 2):
-            if a1 * a2 == v1 and tuple(x * y for x, y in zip(b1, b2)) == v2 and (_differs(a1, b1) or _differs(a2, b2)):
-                return f"{self.name(p1, d1)}*{self.name(p2, d2)}", "int"
+        for combo, a, b in self._products():
+            if a == v1 and b == v2:
+                return self._product_name(combo), "int"
         for pos, d, a, b in singles:  # a size divided by a fixed count (channels per group)
             if isinstance(v1, int) and v1 > 0 and a % v1 == 0 and a // v1 > 1 and all(
                     isinstance(v, int) and x % (a // v1) == 0 and x // (a // v1) == v for x, v in zip(b, v2)):
@@ -129,7 +129,26 @@ class _Dims:
             for pos, d, a, b in singles:
                 if abs(a - r1) < 1e-6 * a and all(abs(x - 1.0 / v) < 1e-6 * x for x, v in zip(b, v2)):
                     return f"1.0 / {self.name(pos, d)}", "float"
+            for combo, a, b in self._products():
+                if abs(a - r1) < 1e-6 * a and all(abs(x - 1.0 / v) < 1e-6 * x for x, v in zip(b, v2)):
+                    return f"1.0 / ({self._product_name(combo)})", "float"
         return None
+
+    def _products(self):
+        """Products of two or three input dims (a norm over the last three dims divides by their
+        product), as (the dims, value on trace 1, values on the other traces)."""
+        for count in (2, 3):
+            for combo in itertools.combinations_with_replacement(self.dims, count):
+                if not any(_differs(a, b) for _, _, a, b in combo):
+                    continue
+                value = 1
+                values = tuple(1 for _ in combo[0][3])
+                for _, _, a, b in combo:
+                    value, values = value * a, tuple(x * y for x, y in zip(values, b))
+                yield combo, value, values
+
+    def _product_name(self, combo) -> str:
+        return "*".join(self.name(pos, d) for pos, d, _, _ in combo)
 
 
 _MATMULS = {"mm", "addmm", "bmm", "baddbmm"}
