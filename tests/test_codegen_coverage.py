@@ -3,8 +3,9 @@
 Each bench task is lowered at one size and judged by the harness, in the Triton interpreter, at a
 smaller one (so sizes the trace baked in would show): a Python number argument, in-place
 activations, cat/stack, batch norm in eval mode, pooling after a convolution or a matmul, dilated
-max-pooling 1-D, KL divergence, a large matrix-vector product, and norms / reductions after a
-matmul, bmm or convolution.
+max-pooling 1-D, KL divergence, a large matrix-vector product, norms / reductions after a
+matmul, bmm or convolution, and convolutions (depthwise, grouped, transposed 1-D/2-D/3-D) alone
+(a direct Triton kernel) or with an epilogue.
 """
 from __future__ import annotations
 
@@ -59,6 +60,13 @@ def judge(tmp_path, source: str, lower_cap: int, run_cap: int, keep=()):
     # channels per group is baked into group norm's divisor: the channels keep their size
     ("fused_conv2d_groupnorm_instancenorm", 16, 8, ("OUT_CHANNELS",)),
     ("fused_linear_bmm_reductions", 32, 16, ()),
+    ("conv_depthwise2d", 16, 8, ()),
+    ("conv_grouped1d_dilated", 32, 16, ("GROUPS",)),
+    ("conv_transpose1d_grouped_dilated", 32, 16, ("GROUPS",)),
+    ("conv_transpose2d_strided", 16, 8, ()),
+    ("conv_transpose3d_grouped", 8, 4, ("GROUPS",)),
+    ("fused_conv_transpose2d_relu_scale", 16, 8, ()),
+    ("fused_conv_transpose3d_sigmoid_add", 8, 4, ()),
 ])
 def test_task_is_lowered_and_accepted_by_the_harness(tmp_path, name, lower_cap, run_cap, keep):
     source = (TASKS / f"{name}.py").read_text()
@@ -67,6 +75,9 @@ def test_task_is_lowered_and_accepted_by_the_harness(tmp_path, name, lower_cap, 
     if name.startswith("fused_") and ("conv" in name or "linear" in name):
         # the product stays a vendor call only because Triton work is fused after it
         assert verdict.allowed_leftovers and res.kernels
+    if name.startswith("conv_"):  # nothing to fuse around it: no vendor convolution at all
+        assert not verdict.allowed_leftovers and res.kernels == ["conv_direct_kernel: direct " + (
+            "transposed convolution" if "transpose" in name else "convolution")]
 
 
 def _load(tmp_path, code: str, name: str):
