@@ -64,6 +64,7 @@ def _lower_captured(cap, ns: dict, task_source: str, tunables: dict | None, targ
     vendor = None
     lone = conv_direct.lone_convolution(cap.graph)
     if lone is not None:  # cuDNN alone would be rejected: a direct Triton convolution
+        _generalize_sizes(cap, task_source, ns)
         try:
             code, kernels = conv_direct.lower_lone_convolution(cap.graph, lone, task_source)
         except Unsupported as e:

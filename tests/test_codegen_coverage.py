@@ -3,8 +3,9 @@
 Each bench task is lowered at one size and judged by the harness, in the Triton interpreter, at a
 smaller one (so sizes the trace baked in would show): a Python number argument, in-place
 activations, cat/stack, batch norm in eval mode, pooling after a convolution or a matmul, dilated
-max-pooling 1-D, KL divergence, a large matrix-vector product, and norms / reductions after a
-matmul, bmm or convolution.
+max-pooling 1-D, KL divergence, a large matrix-vector product, norms / reductions after a
+matmul, bmm or convolution, and convolutions (depthwise, grouped, transposed 1-D/2-D/3-D) alone
+(a direct Triton kernel) or with an epilogue.
 """
 from __future__ import annotations
 
@@ -59,6 +60,13 @@ def judge(tmp_path, source: str, lower_cap: int, run_cap: int, keep=()):
     # channels per group is baked into group norm's divisor: the channels keep their size
     ("fused_conv2d_groupnorm_instancenorm", 16, 8, ("OUT_CHANNELS",)),
     ("fused_linear_bmm_reductions", 32, 16, ()),
+    ("conv_depthwise2d", 16, 8, ()),
+    ("conv_grouped1d_dilated", 32, 16, ("GROUPS",)),
+    ("conv_transpose1d_grouped_dilated", 32, 16, ("GROUPS",)),
+    ("conv_transpose2d_strided", 16, 8, ()),
+    ("conv_transpose3d_grouped", 8, 4, ("GROUPS",)),
+    ("fused_conv_transpose2d_relu_scale", 16, 8, ()),
+    ("fused_conv_transpose3d_sigmoid_add", 8, 4, ()),
 ])
 def test_task_is_lowered_and_accepted_by_the_harness(tmp_path, name, lower_cap, run_cap, keep):
     source = (TASKS / f"{name}.py").read_text()
@@ -67,6 +75,9 @@ def test_task_is_lowered_and_accepted_by_the_harness(tmp_path, name, lower_cap, 
     if name.startswith("fused_") and ("conv" in name or "linear" in name):
         # the product stays a vendor call only because Triton work is fused after it
         assert verdict.allowed_leftovers and res.kernels
+    if name.startswith("conv_"):  # nothing to fuse around it: no vendor convolution at all
+        assert not verdict.allowed_leftovers and res.kernels == ["conv_direct_kernel: direct " + (
+            "transposed convolution" if "transpose" in name else "convolution")]
 
 
 def _load(tmp_path, code: str, name: str):
@@ -94,7 +105,7 @@ def test_a_number_argument_is_read_at_each_call_not_baked(tmp_path):
 
 def test_a_lone_convolution_is_not_handed_to_the_vendor_library_alone():
     """With nothing to fuse around it, a conv left to cuDNN is rejected by the judge: the hybrid
-    lowering (vendor product + Triton rest) does not take such a graph."""
+    lowering (vendor product + Triton rest) does not take such a graph; the direct kernel does."""
     from codegen import hybrid
     from codegen.capture import capture
 
@@ -103,5 +114,7 @@ def test_a_lone_convolution_is_not_handed_to_the_vendor_library_alone():
               "    def forward(self, x):\n        return self.conv(x)\n\n\n"
               "def get_inputs():\n    return [torch.randn(2, 4, 8, 8)]\n\n\ndef get_init_inputs():\n    return []\n")
     assert not hybrid.eligible(capture(source).graph)
+    res = codegen.lower(source)  # a direct Triton convolution instead
+    assert res.ok and res.kernels == ["conv_direct_kernel: direct convolution"] and "F.conv" not in res.code
     bn = source.replace("return self.conv(x)", "return torch.nn.functional.max_pool2d(self.conv(x), 2)")
     assert hybrid.eligible(capture(bn).graph)
