@@ -93,10 +93,22 @@ class CandidateWorker:
         return {"ok": True}
 
     def stage(self, name: str, specs) -> dict:
-        """Allocate GPU buffers for inputs the judge will copy in (see Judge._stage)."""
+        """Allocate GPU buffers for inputs the judge will copy in (see Judge._stage). The buffers
+        they replace are given back to the device first: the judge, a process of its own, cannot
+        use memory this process's allocator keeps cached."""
+        if self.staged.pop(name, None) is not None and name == "call":
+            self.inputs = None  # the last call's inputs were these buffers
+        torch.cuda.empty_cache()
         self.staged[name] = [torch.empty(shape, dtype=getattr(torch, dtype), device=self.device)
                              for shape, dtype in specs]
         return {"ok": True, "buffers": self.staged[name]}
+
+    def forget(self) -> dict:
+        """Drop the outputs held for the persistence checks (they are done) and give the memory back."""
+        self.kept, self.named = [], {}
+        if self.on_gpu:
+            torch.cuda.empty_cache()
+        return {"ok": True}
 
     def _resolve(self, value):
         if isinstance(value, dict) and set(value) == {"__staged__"}:
@@ -201,7 +213,7 @@ class CandidateWorker:
 
     def serve(self) -> None:
         handlers = {"load": self.load, "stage": self.stage, "call": self.call, "kept": self.kept_outputs,
-                    "time": self.time}
+                    "forget": self.forget, "time": self.time}
         while True:
             try:
                 message = self.channel.recv()

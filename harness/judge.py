@@ -48,6 +48,13 @@ def _describe(value) -> str:
     return f"{type(value).__name__}({value!r})"[:60]
 
 
+def _chunks(*tensors: torch.Tensor):
+    """The same flat slices of equally shaped tensors, COMPARE_CHUNK elements at a time."""
+    flat = [t.detach().reshape(-1) for t in tensors]
+    for begin in range(0, flat[0].numel(), compare.COMPARE_CHUNK):
+        yield tuple(f[begin:begin + compare.COMPARE_CHUNK] for f in flat)
+
+
 def _finite_or_none(value: float) -> float | None:
     return value if value == value and abs(value) != float("inf") else None
 
@@ -286,7 +293,8 @@ class Judge:
         time.sleep(max(0.0, PERSISTENCE_WAIT_S - (time.monotonic() - self.last_trial_seen)))
         self._check_kept("last_trial", self.last_trial_output,
                          f"at least {PERSISTENCE_WAIT_S:g} s and several calls after the last trial")
-        self.last_trial_output = None  # memory: timing needs the room
+        self.last_trial_output = None  # memory: timing needs the room, in both processes
+        self.candidate.request("releasing earlier outputs", cmd="forget")
 
     def _check_kept(self, which, copy, when: str):
         reply = self.candidate.request("re-reading earlier outputs", cmd="kept", index=which)
@@ -343,15 +351,21 @@ class Judge:
 
     def _float64_truth(self, inputs):
         """The reference evaluated in float64 (a copy of it, on float64 inputs); None when it
-        does not run in float64."""
+        does not run in float64. On a GPU without room for it (twice the inputs, plus outputs, at
+        benchmark sizes), it is evaluated on the host instead."""
         import copy
-        try:
-            reference64 = copy.deepcopy(self.reference).double()
-            inputs64 = map_tensors(inputs, lambda t: t.double() if t.is_floating_point() else t)
-            with torch.no_grad():
-                return reference64(*inputs64)
-        except Exception:
-            return None
+        for device in ([self.device, torch.device("cpu")] if self.on_gpu else [self.device]):
+            try:
+                reference64 = copy.deepcopy(self.reference).to(device).double()
+                inputs64 = map_tensors(inputs, lambda t: t.to(device).double() if t.is_floating_point() else t.to(device))
+                with torch.no_grad():
+                    return reference64(*inputs64)
+            except torch.OutOfMemoryError:
+                reference64 = inputs64 = None
+                torch.cuda.empty_cache()
+            except Exception:
+                return None
+        return None
 
     def _reference_resolves(self, expected, inputs) -> bool:
         """Whether the reference, in its own dtype, matches a float64 evaluation of itself on these
@@ -359,7 +373,7 @@ class Judge:
         truth = self._float64_truth(inputs)
         if truth is None:
             return True  # no second opinion: hold the candidate to the reference
-        cast = [t.to(e.dtype) if isinstance(t, torch.Tensor) and isinstance(e, torch.Tensor) else t
+        cast = [t.to(device=e.device, dtype=e.dtype) if isinstance(t, torch.Tensor) and isinstance(e, torch.Tensor) else t
                 for t, e in zip(compare.flatten(truth), compare.flatten(expected))]
         return compare.compare_outputs(expected, cast)[0].ok
 
@@ -381,27 +395,35 @@ class Judge:
         truth = _tensors(truth)
         for candidate, reference, exact in zip(got_tensors, expected_tensors, truth):
             tolerance = compare.tolerance_for(reference.dtype)
-            exact = exact.to(reference.device)
-            ref, cand = reference.double(), candidate.double()
-            exact_finite = torch.isfinite(exact)
-            says_what_reference_says = (torch.isnan(cand) & torch.isnan(ref)) | (cand == ref)
-            # Where the true value is not finite the candidate must say what the reference says (a
-            # NaN turned into 0 is wrong); where it is, the candidate is finite, or it overflowed
-            # exactly as the reference did.
-            if not bool(says_what_reference_says[~exact_finite].all()):
-                return False
-            measured = exact_finite & torch.isfinite(cand)
-            if not bool((measured | says_what_reference_says)[exact_finite].all()):
-                return False
-            finite = exact_finite & torch.isfinite(ref)
-            reference_error = float((ref - exact).abs().masked_fill(~finite, 0).max())
-            candidate_error = (cand - exact).abs().masked_fill(~measured, 0)
-            magnitude = exact.abs().masked_fill(~measured, 0)
-            bound = 2 * reference_error + tolerance.atol + tolerance.rtol * magnitude
-            if not bool((candidate_error <= bound).all()):
-                return False
-            if candidate_error.numel() and float(candidate_error.max()) > (
-                    2 * reference_error + tolerance.scale * float(magnitude.max())):
+            # chunk by chunk, on the device of the float64 evaluation: no full-size float64 copy
+            def chunks():
+                for c, r, e in _chunks(candidate, reference, exact):
+                    yield c.to(e.device).double(), r.to(e.device).double(), e
+            reference_error = 0.0
+            for cand, ref, exact_chunk in chunks():
+                finite = torch.isfinite(exact_chunk) & torch.isfinite(ref)
+                if finite.any():
+                    reference_error = max(reference_error, float((ref - exact_chunk).abs()[finite].max()))
+            worst, largest = 0.0, 0.0
+            for cand, ref, exact_chunk in chunks():
+                exact_finite = torch.isfinite(exact_chunk)
+                says_what_reference_says = (torch.isnan(cand) & torch.isnan(ref)) | (cand == ref)
+                # Where the true value is not finite the candidate must say what the reference says
+                # (a NaN turned into 0 is wrong); where it is, the candidate is finite, or it
+                # overflowed exactly as the reference did.
+                if not bool(says_what_reference_says[~exact_finite].all()):
+                    return False
+                measured = exact_finite & torch.isfinite(cand)
+                if not bool((measured | says_what_reference_says)[exact_finite].all()):
+                    return False
+                candidate_error = (cand - exact_chunk).abs().masked_fill(~measured, 0)
+                magnitude = exact_chunk.abs().masked_fill(~measured, 0)
+                if not bool((candidate_error <= 2 * reference_error + tolerance.atol
+                             + tolerance.rtol * magnitude).all()):
+                    return False
+                if candidate_error.numel():
+                    worst, largest = max(worst, float(candidate_error.max())), max(largest, float(magnitude.max()))
+            if worst > 2 * reference_error + tolerance.scale * largest:
                 return False
         return True
 
@@ -589,6 +611,9 @@ def verify_job(task_path: str, candidate_path: str, device: str, dsl: str = "tri
         began = time.monotonic()
         try:
             return step(*args)
+        except torch.OutOfMemoryError as error:  # the judge's own room, not the candidate's fault
+            raise Rejection("oom", f"the judge ran out of device memory during {name} (the task needs more than "
+                                   f"this device holds beside the candidate's process): {error_text(error)[:300]}") from None
         finally:
             phases[name] = round(time.monotonic() - began, 4)
             if judge.on_gpu:  # what the judge freed goes back to the device, for the candidate's process
