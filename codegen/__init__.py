@@ -14,7 +14,10 @@ One compiler in three stages:
 - schedule (lower.py, rewrites.py, plans.py): rewrites for fewer passes (online softmax
   statistics, split reductions), then the graph grouped into declared kernel plans (pointwise,
   row: persistent / looped / split / tiled). Graphs with matmul / convolution / attention go to
-  the templates of codegen.extern, which plan groups around each template op.
+  the templates of codegen.extern, which plan groups around each template op; where a norm,
+  reduction or pooling follows the product, the product stays a vendor call in forward and the
+  rest is scheduled here (hybrid.py); a convolution alone is one direct Triton kernel
+  (conv_direct.py).
 - render (emit.py over scope.py, views.py, reductions.py, scans.py, kernels.py; pointwise.py, the
   one formula table; tidy.py; launchers.py; render.py, the one file assembly; batching.py):
   kernels named after what they compute, temporaries after their meaning, row kernels reading

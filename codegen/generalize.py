@@ -6,9 +6,11 @@ holds (LayerNorm's normalized_shape, a Linear's in_features): then that size bec
 run at other sizes too (the harness shrinks a task's module-level constants on CPU), so:
 
 1. find the task's size constants: module-level ints whose halving changes an input's shape;
-2. trace again with all of them halved;
-3. walk both graphs side by side: a literal that changed with the sizes is re-expressed over
-   input dims (one dim, a product of two, or their reciprocal), matched on both traces' values.
+2. trace again with all of them halved, and once more per constant with only that one halved;
+3. walk the graphs side by side: a literal that changed with the sizes is re-expressed over
+   input dims (one dim, a product of two, a dim over a fixed count, or a reciprocal), matched on
+   its values over all traces (so HEIGHT == WIDTH or BATCH == CHANNELS stay apart), an operand's
+   own dim first (a permute's source, a matmul's rows and columns, a conv's channels).
 
 Graphs that differ in structure are left as traced (the sizes stay specialised).
 """
