@@ -25,6 +25,10 @@ def classify_exception(error: BaseException, what: str) -> Rejection:
     if isinstance(error, MemoryError) or "OutOfMemoryError" in name or "out of memory" in text.lower() \
             or "can't allocate memory" in text:
         return Rejection("oom", f"{what} ran out of memory: {text}")
+    if "nvmlInit" in text and "CUDACachingAllocator" in text:
+        # torch's allocator asks NVML who holds the memory only when an allocation fails; inside
+        # the sandbox that query itself fails, so this assertion is how an out-of-memory shows
+        return Rejection("oom", f"{what} ran out of device memory (torch's allocator failed: {text[:160]})")
     if "CompilationError" in name or module.startswith("triton.compiler") or isinstance(error, SyntaxError):
         return Rejection("compile_error", f"{what} failed to compile: {text}")
     if isinstance(error, SystemExit):

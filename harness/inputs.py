@@ -84,15 +84,16 @@ def nonfinite_count(output) -> int:
                if isinstance(t, torch.Tensor) and t.is_floating_point())
 
 
-def second_shapes(inputs, grow: bool) -> list:
+def second_shapes(inputs, grow: bool):
     """Inputs of another shape: the leading dim of every input that shares the first input's rank
     changed, else of the first input alone; then an extra leading dim of 2 on the first input.
-    (description, inputs) pairs; the reference decides which apply. grow: the new leading dim is
+    (description, inputs) pairs, each made only when asked for (the last doubles the first input:
+    gigabytes at benchmark sizes); the reference decides which apply. grow: the new leading dim is
     larger (on the CPU's shrunk sizes, where a grid capped at the shrunk size would pass),
     otherwise smaller (at full size on a GPU, where memory is the limit)."""
     tensors = [t for t in inputs if isinstance(t, torch.Tensor)]
     if not tensors or tensors[0].dim() == 0:
-        return []
+        return
     first = tensors[0]
     size = first.shape[0]
     other = size + size // 2 + 1 if grow or size == 1 else size // 2 + 1
@@ -101,11 +102,13 @@ def second_shapes(inputs, grow: bool) -> list:
         index = torch.arange(new, device=t.device) % t.shape[0]
         return t.index_select(0, index)
 
+    shape = lambda ins: str(tuple(next(t for t in ins if isinstance(t, torch.Tensor)).shape))  # noqa: E731
     same_rank = [relead(t, other) if isinstance(t, torch.Tensor) and t.dim() == first.dim() and t.shape[0] == size
                  else t for t in inputs]
+    yield f"leading dim {size} -> {other} {shape(same_rank)}", same_rank
+    del same_rank
     first_only = [relead(t, other) if t is first else t for t in inputs]
+    yield f"first input {shape(first_only)}", first_only
+    del first_only
     extra_dim = [torch.stack([t, t.flip(0) if t.dim() else t]) if t is first else t for t in inputs]
-    shape = lambda ins: str(tuple(next(t for t in ins if isinstance(t, torch.Tensor)).shape))  # noqa: E731
-    return [(f"leading dim {size} -> {other} {shape(same_rank)}", same_rank),
-            (f"first input {shape(first_only)}", first_only),
-            (f"an extra leading dim {shape(extra_dim)}", extra_dim)]
+    yield f"an extra leading dim {shape(extra_dim)}", extra_dim

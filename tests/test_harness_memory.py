@@ -312,3 +312,32 @@ def test_the_benchmark_size_suite_is_sized_like_public_benchmarks_and_fits_an_80
         assert max(footprint.input_bytes, footprint.output_bytes) < 13e9, path.name
         several_gb += footprint.input_bytes >= 2e9
     assert several_gb >= len(tasks) * 2 // 3
+
+
+def test_second_shapes_are_built_one_at_a_time(monkeypatch):
+    """The judge stops at the first second shape the reference answers differently; the later ones
+    (an extra leading dim doubles the input: 12 GB at benchmark sizes) must not be built before."""
+    import torch
+
+    from harness import inputs as judge_inputs
+
+    def no_stack(*args, **kwargs):
+        raise AssertionError("the doubled input was built before it was asked for")
+
+    monkeypatch.setattr(torch, "stack", no_stack)
+    shapes = judge_inputs.second_shapes([torch.randn(8, 4)], grow=False)
+    description, inputs = next(shapes)
+    assert inputs[0].shape == (5, 4) and "leading dim 8 -> 5" in description
+    assert next(shapes)[1][0].shape == (5, 4)
+
+
+def test_an_allocator_failure_inside_the_sandbox_is_reported_as_out_of_memory():
+    """In the sandbox torch's allocator cannot ask NVML who holds the memory after a failed
+    allocation and asserts instead: that is still an out-of-memory, said as such."""
+    from harness.errors import classify_exception
+
+    error = RuntimeError('NVML_SUCCESS == DriverAPI::get()->nvmlInit_v2_() INTERNAL ASSERT FAILED at '
+                         '"/pytorch/c10/cuda/CUDACachingAllocator.cpp":1135, please report a bug to PyTorch.')
+    rejection = classify_exception(error, "the candidate")
+    assert rejection.status == "oom" and "ran out of device memory" in rejection.reason
+    assert classify_exception(RuntimeError("index out of range"), "the candidate").status == "runtime_error"
