@@ -25,8 +25,11 @@ def test_a_multi_gb_task_is_judged_within_a_few_copies_of_its_footprint():
     assert verdict.accepted, verdict.summary
     footprint = verdict.memory["footprint"]["total_bytes"]
     assert footprint == 2 * 4096 * 393216 * 4
-    # the judge's own allocations (the candidate process holds its own copy besides)
-    assert 0 < verdict.memory["peak_device_bytes"] <= 3 * footprint, verdict.memory
+    # the judge's own allocations (the candidate process holds its own copy besides): about three
+    # copies of the footprint plus the reference's own result (measured on an H100: 40.3 GB for a
+    # 12.9 GB footprint)
+    reference_peak = verdict.memory["footprint"]["output_bytes"] + verdict.memory["footprint"]["intermediate_bytes"]
+    assert 0 < verdict.memory["peak_device_bytes"] <= 3 * footprint + reference_peak, verdict.memory
     assert isinstance(verdict.timings["contended"], bool), verdict.timings  # alone unless the GPU is shared
 
 
