@@ -134,7 +134,11 @@ def render_file(graph: ir.Graph, kernels: list[Kernel], task_source: str, tun: d
         in_nodes = [n for n in ptr_nodes if n not in outs]
         helpers |= k.helpers
         strides = [(n, d) for n in in_nodes for d in sorted(k.stride_reads.get(n, ()))]
-        params = [ptrs[n] for n in in_nodes] + [ptrs[o] for o in outs] + syms + [f"{n.name}_stride{d}" for n, d in strides]
+        # The last dim's stride is a constexpr: almost always 1, and known to be, the loads along it
+        # are contiguous and vectorised (a runtime stride hides that from the compiler; a tiled
+        # row kernel then loads column by column). Another value compiles once more.
+        params = [ptrs[n] for n in in_nodes] + [ptrs[o] for o in outs] + syms + [
+            f"{n.name}_stride{d}" + (": tl.constexpr" if d == len(n.shape) - 1 else "") for n, d in strides]
         if k.large:
             casts = [f"    {s} = {s}.to(tl.int64)" for s in syms]
         else:
@@ -224,6 +228,9 @@ def render_file(graph: ir.Graph, kernels: list[Kernel], task_source: str, tun: d
     else:
         fwd.append(f"        return {outs[0]}")
 
+    # a size read from the inputs that no launch or view uses is not written
+    fwd = [line for line in fwd if not (m := re.match(r"\s+(\w+) = \w+\.shape\[\d+\]$", line)) or
+           re.search(rf"\b{m.group(1)}\b", "\n".join(other for other in fwd if other is not line))]
     preamble, model_new = reference_parts(task_source, "\n".join(fwd))
     text = "\n".join(parts)
     used = [block for name, block in (("row_blocks", ROW_BLOCKS), ("tile_blocks", TILE_BLOCKS))

@@ -49,7 +49,7 @@ def row_blocks(n_rows, n_cols, persistent, strided=False):
 
 
 @triton.jit
-def layer_norm_kernel(x_ptr, norm_weight_ptr, norm_bias_ptr, out_ptr, x_size0, x_size1, x_stride0, x_stride1, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+def layer_norm_kernel(x_ptr, norm_weight_ptr, norm_bias_ptr, out_ptr, x_size0, x_size1, x_stride0, x_stride1: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
     """BLOCK_M whole rows per program, held in registers: sum, div, sub, var, add, rsqrt, mul."""
     n_rows = x_size0
     n_cols = x_size1

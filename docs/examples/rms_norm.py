@@ -49,7 +49,7 @@ def row_blocks(n_rows, n_cols, persistent, strided=False):
 
 
 @triton.jit
-def rms_norm_kernel(x_ptr, weight_ptr, out_ptr, x_size0, x_size1, x_stride0, x_stride1, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+def rms_norm_kernel(x_ptr, weight_ptr, out_ptr, x_size0, x_size1, x_stride0, x_stride1: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
     """BLOCK_M whole rows per program, held in registers: mul, sum, div, add, sqrt."""
     n_rows = x_size0
     n_cols = x_size1

@@ -54,7 +54,7 @@ def maximum_nan(a, b):
 
 
 @triton.jit
-def softmax_kernel(x_ptr, out_ptr, x_size0, x_size1, x_stride0, x_stride1, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+def softmax_kernel(x_ptr, out_ptr, x_size0, x_size1, x_stride0, x_stride1: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
     """BLOCK_M whole rows per program, held in registers: amax, sub, exp, sumexp, div."""
     n_rows = x_size0
     n_cols = x_size1
