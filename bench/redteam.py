@@ -29,6 +29,7 @@ CASES = [
     ("relu", "redteam/relu_background_zeroing", False), ("softmax", "redteam/softmax_no_max", False),
     ("layernorm", "redteam/layernorm_one_pass", False), ("relu", "redteam/relu_capped_grid", False),
     ("relu_nonneg", "redteam/relu_identity_copy", False),
+    ("relu", "redteam/relu_drops_nan", False),
     ("relu", "relu_ok", True), ("softmax", "softmax_ok", True), ("layernorm", "redteam/layernorm_ok", True),
     ("relu_nonneg", "redteam/relu_clone_inplace", True),
 ]
