@@ -28,6 +28,7 @@ from harness.task_loading import load_task
 SPEEDUP_SUSPICIOUS = 10.0
 ROOFLINE_IMPOSSIBLE = 0.8       # claimed time below 80 % of the bandwidth floor cannot be real
 PERSISTENCE_WAIT_S = 0.05       # earlier outputs must stay intact at least this long after their call
+ILL_CONDITIONED_SLACK = 10.0    # where the reference itself is off, how much further a candidate may be
 TIMED_CALLS = 100
 CHECKSUM_RTOL = 1e-5   # of the sum of magnitudes: room for atomics' reordering, none for another answer
 COPY_OPS = {"clone", "_to_copy", "copy_", "contiguous", "to", "cat", "stack"}
@@ -89,6 +90,7 @@ class Judge:
         self.reference_ops: set[str] = set()
         self.candidate_ops: set[str] = set()
         self.kernel_cache: str | None = None
+        self._truth = None  # (inputs, their float64 evaluation): the last one asked for
         self.report = {"device": device, "trials": 0, "flags": [], "torch_ops_left": [], "allowed_leftovers": [],
                        "seed": self.seed, "triton_launches": 0,
                        "versions": {"torch": torch.__version__, "triton": _triton_version(),
@@ -195,7 +197,10 @@ class Judge:
             if note not in self.report["flags"]:
                 self.report["flags"].append(note)
             result.ok = True
-        if not result.ok and variant in ("scaled", "shifted") and not self._reference_resolves(expected, inputs):
+        if not result.ok and variant in ("scaled", "shifted") and not self._reference_resolves(expected, inputs) \
+                and self._as_exact_as_reference(got, expected, inputs, slack=ILL_CONDITIONED_SLACK):
+            # The reference itself is off here; a candidate within an order of magnitude of its error
+            # is not judged on these inputs, one further off (a one-pass variance at +1000) still is.
             self.report["flags"].append(f"not judged on the {variant} inputs: there the reference itself is further "
                                         "from a float64 evaluation than its dtype's tolerance (ill-conditioned)")
             return
@@ -230,7 +235,10 @@ class Judge:
             raise Rejection("mismatch", f"ModelNew modified input {changed[0]} in place ({what}); inputs must be "
                                         "left unchanged: write results to a new tensor")
         self._check_aliases(reply.get("aliases") or [], inputs, expected, what)
-        self._check(got, expected, inputs, what, hint, special, variant)
+        try:
+            self._check(got, expected, inputs, what, hint, special, variant)
+        finally:
+            self._truth = None  # a float64 copy of the outputs: gigabytes at benchmark sizes
         if not launches and self.dsl.startswith("triton") and self.report["triton_launches"]:
             raise Rejection("cheat", f"{what} launched no Triton kernel though earlier calls did: the work "
                                      "must be done by your kernels on every call, observed or not")
@@ -361,7 +369,16 @@ class Judge:
     def _float64_truth(self, inputs):
         """The reference evaluated in float64 (a copy of it, on float64 inputs); None when it
         does not run in float64. On a GPU without room for it (twice the inputs, plus outputs, at
-        benchmark sizes), it is evaluated on the host instead."""
+        benchmark sizes), it is evaluated on the host instead. The last one is kept: one check asks
+        up to three times about the same inputs."""
+        if self._truth is not None and self._truth[0] is inputs:
+            return self._truth[1]
+        self._truth = None
+        truth = self._evaluate_in_float64(inputs)
+        self._truth = (inputs, truth)
+        return truth
+
+    def _evaluate_in_float64(self, inputs):
         import copy
         for device in ([self.device, torch.device("cpu")] if self.on_gpu else [self.device]):
             try:
@@ -386,12 +403,12 @@ class Judge:
                 for t, e in zip(compare.flatten(truth), compare.flatten(expected))]
         return compare.compare_outputs(expected, cast)[0].ok
 
-    def _as_exact_as_reference(self, got, expected, inputs) -> bool:
+    def _as_exact_as_reference(self, got, expected, inputs, slack: float = 2.0) -> bool:
         """A reference rounds too: long sums, scans and low-precision chains drift from the true
         result by more than the tolerance where values cancel. A candidate that is no further from
-        a float64 evaluation of the reference than twice the reference's own worst error (plus the
-        usual tolerance) is as correct as the reference. Reduced-precision cheats and fragile
-        algorithms (one-pass variances, unshifted exponentials) stay far outside."""
+        a float64 evaluation of the reference than `slack` times the reference's own worst error
+        (plus the usual tolerance) is as correct as the reference. Reduced-precision cheats and
+        fragile algorithms (one-pass variances, unshifted exponentials) stay far outside."""
         got_tensors, expected_tensors = _tensors(got), _tensors(expected)
         if not expected_tensors or len(got_tensors) != len(expected_tensors):
             return False
@@ -417,22 +434,22 @@ class Judge:
             for cand, ref, exact_chunk in chunks():
                 exact_finite = torch.isfinite(exact_chunk)
                 says_what_reference_says = (torch.isnan(cand) & torch.isnan(ref)) | (cand == ref)
-                # Where the true value is not finite the candidate must say what the reference says
-                # (a NaN turned into 0 is wrong); where it is, the candidate is finite, or it
-                # overflowed exactly as the reference did.
-                if not bool(says_what_reference_says[~exact_finite].all()):
+                # Where the true value is not finite the candidate's is not either (a NaN turned
+                # into 0 is wrong; +inf where torch's formula gives NaN, as GELU's at +inf, is not);
+                # where it is finite, the candidate is finite, or it overflowed as the reference did.
+                if bool(torch.isfinite(cand)[~exact_finite].any()):
                     return False
                 measured = exact_finite & torch.isfinite(cand)
                 if not bool((measured | says_what_reference_says)[exact_finite].all()):
                     return False
                 candidate_error = (cand - exact_chunk).abs().masked_fill(~measured, 0)
                 magnitude = exact_chunk.abs().masked_fill(~measured, 0)
-                if not bool((candidate_error <= 2 * reference_error + tolerance.atol
+                if not bool((candidate_error <= slack * reference_error + tolerance.atol
                              + tolerance.rtol * magnitude).all()):
                     return False
                 if candidate_error.numel():
                     worst, largest = max(worst, float(candidate_error.max())), max(largest, float(magnitude.max()))
-            if worst > 2 * reference_error + tolerance.scale * largest:
+            if worst > slack * reference_error + tolerance.scale * largest:
                 return False
         return True
 
