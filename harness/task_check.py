@@ -15,6 +15,7 @@ from harness import compare, degenerate, memory
 from harness import inputs as judge_inputs
 from harness.errors import error_text
 from harness.task_loading import load_task
+from harness.tensor_values import fingerprint
 
 
 def _describe(value) -> str:
@@ -24,8 +25,7 @@ def _describe(value) -> str:
 
 
 def _sample(value) -> list[torch.Tensor]:
-    from harness.judge import _fingerprint
-    return _fingerprint(value)
+    return fingerprint(value)
 
 
 def _same_samples(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:

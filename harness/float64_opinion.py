@@ -1,0 +1,114 @@
+"""A second opinion before a mismatch is called: the reference evaluated in float64.
+
+An output outside the reference's tolerance is not always wrong, because the reference rounds
+too. Two questions are asked of a float64 evaluation of the reference: is the candidate as close
+to it as the reference itself is (then the miss is the reference's rounding), and, on the scaled
+and shifted inputs, does the reference resolve those inputs at all (if not, they cannot tell a
+kernel's rounding from a bug, and the candidate gets more room there).
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from harness import compare
+from harness.inputs import map_tensors
+from harness.tensor_values import tensors
+
+
+def _chunks(*aligned: torch.Tensor):
+    """The same flat slices of equally shaped tensors, COMPARE_CHUNK elements at a time."""
+    flat = [t.detach().reshape(-1) for t in aligned]
+    for begin in range(0, flat[0].numel(), compare.COMPARE_CHUNK):
+        yield tuple(f[begin:begin + compare.COMPARE_CHUNK] for f in flat)
+
+
+def float64_truth(judge, inputs):
+    """The reference evaluated in float64 (a copy of it, on float64 inputs); None when it
+    does not run in float64. On a GPU without room for it (twice the inputs, plus outputs, at
+    benchmark sizes), it is evaluated on the host instead. The last one is kept: one check asks
+    up to three times about the same inputs."""
+    if judge.last_float64_truth is not None and judge.last_float64_truth[0] is inputs:
+        return judge.last_float64_truth[1]
+    judge.last_float64_truth = None
+    truth = _evaluate_in_float64(judge, inputs)
+    judge.last_float64_truth = (inputs, truth)
+    return truth
+
+
+def _evaluate_in_float64(judge, inputs):
+    for device in ([judge.device, torch.device("cpu")] if judge.on_gpu else [judge.device]):
+        try:
+            reference64 = copy.deepcopy(judge.reference).to(device).double()
+            inputs64 = map_tensors(inputs, lambda t: t.to(device).double() if t.is_floating_point() else t.to(device))
+            with torch.no_grad():
+                return reference64(*inputs64)
+        except torch.OutOfMemoryError:
+            reference64 = inputs64 = None
+            torch.cuda.empty_cache()
+        except Exception:
+            return None
+    return None
+
+
+def reference_resolves(judge, expected, inputs) -> bool:
+    """Whether the reference, in its own dtype, matches a float64 evaluation of itself on these
+    inputs within its tolerance (if not, these inputs cannot tell a kernel's rounding from a bug)."""
+    truth = float64_truth(judge, inputs)
+    if truth is None:
+        return True  # no second opinion: hold the candidate to the reference
+    cast = [t.to(device=e.device, dtype=e.dtype) if isinstance(t, torch.Tensor) and isinstance(e, torch.Tensor) else t
+            for t, e in zip(compare.flatten(truth), compare.flatten(expected))]
+    return compare.compare_outputs(expected, cast)[0].ok
+
+
+def as_exact_as_reference(judge, got, expected, inputs, slack: float = 2.0) -> bool:
+    """A reference rounds too: long sums, scans and low-precision chains drift from the true
+    result by more than the tolerance where values cancel. A candidate that is no further from
+    a float64 evaluation of the reference than `slack` times the reference's own worst error
+    (plus the usual tolerance) is as correct as the reference. Reduced-precision cheats and
+    fragile algorithms (one-pass variances, unshifted exponentials) stay far outside."""
+    got_tensors, expected_tensors = tensors(got), tensors(expected)
+    if not expected_tensors or len(got_tensors) != len(expected_tensors):
+        return False
+    if any(not t.is_floating_point() or g.shape != t.shape or g.dtype != t.dtype
+           for g, t in zip(got_tensors, expected_tensors)):
+        return False
+    truth = float64_truth(judge, inputs)
+    if truth is None:
+        return False
+    truth = tensors(truth)
+    for candidate, reference, exact in zip(got_tensors, expected_tensors, truth):
+        tolerance = compare.tolerance_for(reference.dtype)
+        # chunk by chunk, on the device of the float64 evaluation: no full-size float64 copy
+        def chunks():
+            for c, r, e in _chunks(candidate, reference, exact):
+                yield c.to(e.device).double(), r.to(e.device).double(), e
+        reference_error = 0.0
+        for cand, ref, exact_chunk in chunks():
+            finite = torch.isfinite(exact_chunk) & torch.isfinite(ref)
+            if finite.any():
+                reference_error = max(reference_error, float((ref - exact_chunk).abs()[finite].max()))
+        worst, largest = 0.0, 0.0
+        for cand, ref, exact_chunk in chunks():
+            exact_finite = torch.isfinite(exact_chunk)
+            says_what_reference_says = (torch.isnan(cand) & torch.isnan(ref)) | (cand == ref)
+            # Where the true value is not finite the candidate's is not either (a NaN turned
+            # into 0 is wrong; +inf where torch's formula gives NaN, as GELU's at +inf, is not);
+            # where it is finite, the candidate is finite, or it overflowed as the reference did.
+            if bool(torch.isfinite(cand)[~exact_finite].any()):
+                return False
+            measured = exact_finite & torch.isfinite(cand)
+            if not bool((measured | says_what_reference_says)[exact_finite].all()):
+                return False
+            candidate_error = (cand - exact_chunk).abs().masked_fill(~measured, 0)
+            magnitude = exact_chunk.abs().masked_fill(~measured, 0)
+            if not bool((candidate_error <= slack * reference_error + tolerance.atol
+                         + tolerance.rtol * magnitude).all()):
+                return False
+            if candidate_error.numel():
+                worst, largest = max(worst, float(candidate_error.max())), max(largest, float(magnitude.max()))
+        if worst > slack * reference_error + tolerance.scale * largest:
+            return False
+    return True
