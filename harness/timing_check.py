@@ -94,6 +94,11 @@ def time_all(judge):
         report["flags"].append(
             f"host-bound: issuing one call takes {launch_ms:.2f} ms of host time, more than the "
             f"{HEAD_START_MS:g} ms head start the timing gives it, so its time includes host time")
+    elif launch_ms > candidate_ms:
+        report["flags"].append(
+            f"launch-bound: issuing one call takes {launch_ms:.3f} ms of host time, more than its "
+            f"{candidate_ms:.3f} ms on the device; called back to back (a training loop, do_bench) it "
+            "runs at the host's pace unless captured in a CUDA graph")
     for baseline in ("eager", "compile"):
         speedup = report.get(f"speedup_vs_{baseline}") or 0
         if speedup > SPEEDUP_SUSPICIOUS:

@@ -195,8 +195,20 @@ def check_variants(judge):
     _check_second_shape(judge, judge_inputs.task_inputs(judge.task, judge.seed + 101, judge.device), base_shapes)
 
 
+def _room_to_grow(judge) -> bool:
+    """Whether the second shape is larger than the task's: always on the CPU's shrunk sizes, and on a
+    GPU wherever the device holds the judge's copies at 1.5x the size with room to spare (a grid capped
+    at the task's own size passes every smaller shape); smaller only at benchmark sizes, where it would
+    not fit."""
+    if not judge.on_gpu:
+        return True
+    recorded = judge.report.get("memory") or {}
+    needed, free = (recorded.get("footprint") or {}).get("needed_bytes"), recorded.get("free_bytes")
+    return bool(needed and free and 2 * needed < free)
+
+
 def _check_second_shape(judge, base, base_shapes):
-    shapes = judge_inputs.second_shapes(base, grow=not judge.on_gpu)
+    shapes = judge_inputs.second_shapes(base, grow=_room_to_grow(judge))
     while True:
         try:
             description, inputs = next(shapes)

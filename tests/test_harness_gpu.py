@@ -36,7 +36,10 @@ def test_timing_agrees_with_do_bench(task_name, candidate_name):
     model, inputs = _model_and_inputs(task_name, candidate_name)
     theirs = triton.testing.do_bench(lambda: model(*inputs), return_mode="median")
     print(f"{task_name}: harness {ours:.4f} ms, do_bench {theirs:.4f} ms; {verdict.summary}")
-    assert abs(ours - theirs) / theirs < 0.10
+    # do_bench launches back to back, so where the host's launch outlasts the kernel it measures the
+    # host; the verdict must then say so (the harness's figure is the device's)
+    launch_bound = any(flag.startswith("launch-bound") for flag in verdict.flags)
+    assert abs(ours - theirs) / theirs < 0.10 or (launch_bound and theirs > ours), verdict.flags
     assert verdict.timings["eager"]["median_ms"] > 0 and verdict.speedup_vs_eager > 0
     # The host's launch cost is reported beside the device time, for candidate and baselines.
     assert verdict.timings["candidate"]["launch_us"] > 0 and verdict.timings["eager"]["launch_us"] > 0
@@ -66,6 +69,13 @@ def test_cuda_fault_does_not_affect_the_next_job():
 
 
 REDTEAM = CANDIDATES / "redteam"
+
+
+def test_a_grid_capped_at_the_tasks_own_size_is_caught_on_a_gpu_too():
+    # 16 programs cover the small task exactly; only a larger second shape shows the cap
+    verdict = harness.verify(str(TASKS / "relu.py"), str(REDTEAM / "relu_capped_grid.py"), device="cuda",
+                             measure=False)
+    assert verdict.status == "mismatch" and "a second shape" in verdict.summary, verdict.summary
 
 
 @pytest.mark.parametrize("name,status,reason", [
