@@ -100,11 +100,12 @@ def run(tasks: list[Path], device: str, keep: Path, measure: bool, tunables: dic
                    tflops=roof.get("achieved_tflops"), compute_frac=roof.get("compute_fraction"),
                    max_abs_err=v.max_abs_err, device_name=v.device_name, launch_us=_launch_us(v),
                    footprint_gb=_memory_gb(v)[0], peak_gb=_memory_gb(v)[1],
-                   contended=(v.timings or {}).get("contended"))
+                   contended=(v.timings or {}).get("contended"), phase_s=v.phase_s)
         rows.append(row)
         log(f"{name:45s} {v.status:12s} ours={_fmt(row['ours_ms'])}ms eager={_fmt(row['eager_ms'])}ms "
             f"compile={_fmt(row['compile_ms'])}ms x{_fmt(row['vs_eager'], 2)} / x{_fmt(row['vs_compile'], 2)} "
-            f"({time.time() - t0:.0f}s)")
+            f"({time.time() - t0:.0f}s: " + ", ".join(f"{k} {t:.0f}" for k, t in (v.phase_s or {}).items() if t >= 1)
+            + ")")
     return rows
 
 

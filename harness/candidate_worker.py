@@ -61,6 +61,7 @@ class CandidateWorker:
         self.device = torch.device("cuda" if on_gpu else "cpu")
         self.model = None
         self.kept: list = []        # outputs of the last KEEP_CALLS calls, newest last
+        self.keeping = True         # until the judge has checked the trials' outputs stay intact
         self.named: dict = {}       # outputs the judge asked to hold by name
         self.staged: dict = {}      # GPU input buffers by name, filled by the judge
         self.inputs = None          # the inputs of the last call (timing reuses them)
@@ -103,9 +104,13 @@ class CandidateWorker:
                              for shape, dtype in specs]
         return {"ok": True, "buffers": self.staged[name]}
 
-    def forget(self) -> dict:
-        """Drop the outputs held for the persistence checks (they are done) and give the memory back."""
-        self.kept, self.named = [], {}
+    def forget(self, keep_named: bool = False) -> dict:
+        """Drop the outputs held for the persistence checks (they are done) and give the memory back.
+        keep_named: the trials' checks are done, the final one (of a named output) is still to come;
+        later calls are not held (at benchmark sizes each is gigabytes)."""
+        self.kept, self.keeping = [], False
+        if not keep_named:
+            self.named = {}
         if self.on_gpu:
             torch.cuda.empty_cache()
         return {"ok": True}
@@ -143,7 +148,7 @@ class CandidateWorker:
                  "aliases": _aliases(inputs, output)}
         if not self.on_gpu:  # CPU inputs arrived as copies: hand them back for the in-place check
             reply["inputs_after"] = inputs
-        if not ghost:
+        if not ghost and self.keeping:
             self.kept = (self.kept + [output])[-KEEP_CALLS:]
         if keep_as:
             self.named[keep_as] = output

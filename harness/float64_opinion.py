@@ -14,17 +14,10 @@ import torch
 
 from harness import compare
 from harness.inputs import map_tensors
-from harness.tensor_values import tensors
+from harness.tensor_values import aligned_chunks, tensors
 
 
-def _chunks(*aligned: torch.Tensor):
-    """The same flat slices of equally shaped tensors, COMPARE_CHUNK elements at a time."""
-    flat = [t.detach().reshape(-1) for t in aligned]
-    for begin in range(0, flat[0].numel(), compare.COMPARE_CHUNK):
-        yield tuple(f[begin:begin + compare.COMPARE_CHUNK] for f in flat)
-
-
-def float64_truth(judge, inputs):
+def float64_truth(judge, inputs, expected):
     """The reference evaluated in float64 (a copy of it, on float64 inputs); None when it
     does not run in float64. On a GPU without room for it (twice the inputs, plus outputs, at
     benchmark sizes), it is evaluated on the host instead. The last one is kept: one check asks
@@ -32,20 +25,64 @@ def float64_truth(judge, inputs):
     if judge.last_float64_truth is not None and judge.last_float64_truth[0] is inputs:
         return judge.last_float64_truth[1]
     judge.last_float64_truth = None
-    truth = _evaluate_in_float64(judge, inputs)
+    truth = _evaluate_in_float64(judge, inputs, expected)
     judge.last_float64_truth = (inputs, truth)
     return truth
 
 
-def _evaluate_in_float64(judge, inputs):
-    for device in ([judge.device, torch.device("cpu")] if judge.on_gpu else [judge.device]):
+def _as_float64(value, device):
+    return map_tensors(value, lambda t: t.to(device).double() if t.is_floating_point() else t.to(device))
+
+
+def _evaluate_in_float64(judge, inputs, expected):
+    try:
+        reference64 = copy.deepcopy(judge.reference).to(judge.device).double()
+        with torch.no_grad():
+            return reference64(*_as_float64(inputs, judge.device))
+    except torch.OutOfMemoryError:
+        reference64 = None
+        torch.cuda.empty_cache()
+    except Exception:
+        return None
+    # No room on the device (a float64 attention materialises its whole score matrix): slice by
+    # slice of the leading dim where the op allows it, else on the host (minutes at benchmark sizes).
+    truth = in_leading_slices(judge.reference, inputs, expected, judge.device)
+    if truth is not None:
+        return truth
+    try:
+        with torch.no_grad():
+            return copy.deepcopy(judge.reference).cpu().double()(*_as_float64(inputs, "cpu"))
+    except Exception:
+        return None
+
+
+def in_leading_slices(reference, inputs, expected, device, parts=(4, 16, 64)):
+    """The float64 evaluation of `reference`, slice by slice of the leading dim of every input and
+    output (all of one size n), or None. Only where slices are independent: checked by the reference
+    in its own dtype, whose output on the first slice must be that slice of its full output
+    (`expected`); a batch norm in training mode or a reduction over dim 0 fails it."""
+    leaves, outputs = tensors(inputs), tensors(expected)
+    n = leaves[0].shape[0] if leaves and leaves[0].dim() else 0
+    if n < 2 or not outputs or any(t.dim() == 0 or t.shape[0] != n for t in leaves + outputs):
+        return None
+    reference64 = copy.deepcopy(reference).to(device).double()
+    for count in parts:
+        step = -(-n // count)
         try:
-            reference64 = copy.deepcopy(judge.reference).to(device).double()
-            inputs64 = map_tensors(inputs, lambda t: t.to(device).double() if t.is_floating_point() else t.to(device))
             with torch.no_grad():
-                return reference64(*inputs64)
+                first = tensors(reference(*map_tensors(inputs, lambda t: t[:step])))
+                if len(first) != len(outputs) or not compare.compare_outputs(
+                        first, [t[:step] for t in outputs])[0].ok:
+                    return None
+                truth = [torch.empty(t.shape, dtype=torch.float64, device=device) for t in outputs]
+                for begin in range(0, n, step):
+                    part = tensors(reference64(*_as_float64(map_tensors(inputs, lambda t: t[begin:begin + step]),
+                                                            device)))
+                    for whole, piece in zip(truth, part):
+                        whole[begin:begin + step] = piece
+            return truth if isinstance(expected, (list, tuple)) else truth[0]
         except torch.OutOfMemoryError:
-            reference64 = inputs64 = None
+            first = truth = part = None
             torch.cuda.empty_cache()
         except Exception:
             return None
@@ -55,7 +92,7 @@ def _evaluate_in_float64(judge, inputs):
 def reference_resolves(judge, expected, inputs) -> bool:
     """Whether the reference, in its own dtype, matches a float64 evaluation of itself on these
     inputs within its tolerance (if not, these inputs cannot tell a kernel's rounding from a bug)."""
-    truth = float64_truth(judge, inputs)
+    truth = float64_truth(judge, inputs, expected)
     if truth is None:
         return True  # no second opinion: hold the candidate to the reference
     cast = [t.to(device=e.device, dtype=e.dtype) if isinstance(t, torch.Tensor) and isinstance(e, torch.Tensor) else t
@@ -75,7 +112,7 @@ def as_exact_as_reference(judge, got, expected, inputs, slack: float = 2.0) -> b
     if any(not t.is_floating_point() or g.shape != t.shape or g.dtype != t.dtype
            for g, t in zip(got_tensors, expected_tensors)):
         return False
-    truth = float64_truth(judge, inputs)
+    truth = float64_truth(judge, inputs, expected)
     if truth is None:
         return False
     truth = tensors(truth)
@@ -83,7 +120,7 @@ def as_exact_as_reference(judge, got, expected, inputs, slack: float = 2.0) -> b
         tolerance = compare.tolerance_for(reference.dtype)
         # chunk by chunk, on the device of the float64 evaluation: no full-size float64 copy
         def chunks():
-            for c, r, e in _chunks(candidate, reference, exact):
+            for c, r, e in aligned_chunks(candidate, reference, exact):
                 yield c.to(e.device).double(), r.to(e.device).double(), e
         reference_error = 0.0
         for cand, ref, exact_chunk in chunks():

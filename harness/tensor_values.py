@@ -24,6 +24,14 @@ def tensors(value) -> list[torch.Tensor]:
     return [t for t in compare.flatten(value) if isinstance(t, torch.Tensor)]
 
 
+def aligned_chunks(*aligned: torch.Tensor):
+    """The same flat slices of equally shaped tensors, COMPARE_CHUNK elements at a time (a whole-tensor
+    comparison allocates temporaries of the tensors' size: gigabytes at benchmark sizes)."""
+    flat = [t.detach().reshape(-1) for t in aligned]
+    for begin in range(0, flat[0].numel(), compare.COMPARE_CHUNK):
+        yield tuple(f[begin:begin + compare.COMPARE_CHUNK] for f in flat)
+
+
 def fingerprint(value) -> list[torch.Tensor]:
     """What the judge keeps of its inputs to notice in-place writes without a full copy: a strided
     sample of at most FINGERPRINT_SAMPLE elements per tensor (a kernel that writes into its inputs

@@ -132,6 +132,8 @@ def check_trials(judge):
         del inputs, expected, got  # (got lives on as previous) no stale copy into the next trial
     judge.last_trial_output = previous
     judge.last_trial_seen = time.monotonic()
+    # the trial-to-trial checks are done: only the last trial's outputs stay held (for the final one)
+    judge.candidate.request("releasing the trials' outputs", cmd="forget", keep_named=True)
 
 
 def _informative_reference(judge, inputs):
