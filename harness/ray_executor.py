@@ -47,8 +47,11 @@ class EvaluationActor:
     def identity(self) -> dict:
         import ray
         context = ray.get_runtime_context()
+        gpu_ids = [str(g) for g in ray.get_gpu_ids()]
+        # the host's numbering: inside the actor its one GPU is cuda:0, whichever it is
+        device = f"cuda:{gpu_ids[0]}" if gpu_ids and self.device != "cpu" else self.device
         return {"executor": "ray", "host": socket.gethostname(), "node": context.get_node_id(),
-                "device": self.device, "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
+                "device": device, "gpu_ids": gpu_ids,
                 "actor": context.get_actor_id(), "pid": os.getpid()}
 
     def verify(self, files: dict[str, str], task_name: str, candidate_name: str, kwargs: dict) -> dict:
