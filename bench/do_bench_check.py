@@ -24,6 +24,8 @@ from pathlib import Path
 import torch
 import triton.testing
 
+from bench.selection import matches
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -156,8 +158,9 @@ def main(argv=None) -> int:
     kernel_dirs = dict(item.split("=", 1) for item in args.kernels)
     labels = list(kernel_dirs)
     rows = []
-    for task_path in sorted(Path(args.tasks).glob("*.py")):
-        if args.only and not any(pattern in task_path.stem for pattern in args.only):
+    task_paths = sorted(Path(args.tasks).glob("*.py"))
+    for task_path in task_paths:
+        if args.only and not any(matches(task_path, pattern, task_paths) for pattern in args.only):
             continue
         kernels = {}
         for label, folder in kernel_dirs.items():  # `{task}.py`, or run_suite's `{task}_generated.py`

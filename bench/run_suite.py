@@ -3,7 +3,7 @@
     python -m bench.run_suite --device cpu  --out BENCH_CPU.md        # interpreter, shrunk shapes
     python -m bench.run_suite --device cuda --out BENCHMARKS.md       # full shapes, timed
     python -m bench.run_suite --device cuda --tasks bench/tasks_large   # benchmark sizes (GBs per tensor)
-    options: --only PATTERN (substring, repeatable)  --tasks DIR  --keep DIR (generated files)
+    options: --only PATTERN (a task's name, or a part of names; repeatable)  --tasks DIR  --keep DIR (generated files)
              --no-measure  --tunables JSON  --budget-s SECONDS  --json FILE
 
 The table: task, family, verdict, eager / torch.compile / ours (ms, median), speedups, achieved
@@ -25,6 +25,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 import codegen  # noqa: E402
+from bench.selection import matches  # noqa: E402
 
 
 def family(name: str) -> str:
@@ -173,8 +174,8 @@ def main(argv=None) -> int:
     tasks = sorted(Path(a.tasks).glob("*.py"))
     tasks = [t for t in tasks if not t.name.startswith("_")]
     if a.only:  # in the order the patterns were given
-        tasks = sorted((t for t in tasks if any(s in t.stem for s in a.only)),
-                       key=lambda t: (min(i for i, s in enumerate(a.only) if s in t.stem), t.stem))
+        tasks = sorted((t for t in tasks if any(matches(t, s, tasks) for s in a.only)),
+                       key=lambda t: (min(i for i, s in enumerate(a.only) if matches(t, s, tasks)), t.stem))
     if a.skip:
         tasks = [t for t in tasks if not any(s in t.stem for s in a.skip)]
     keep = Path(a.keep) if a.keep else Path(a.out or "bench_out.md").resolve().parent / "generated"

@@ -18,3 +18,12 @@ def test_a_launch_bound_kernel_is_named_as_such_not_just_disagreeing():
     text = agreement([{"task": "softmax", "do_bench": 0.136}], harness_rows, "do_bench")
     assert "NO: launch-bound, 130 µs of host time per call" in text
     assert "1 of the others are launch-bound" in text
+
+
+def test_only_selects_a_task_by_its_exact_name_and_others_by_part_of_theirs():
+    from pathlib import Path
+
+    from bench.selection import matches
+    tasks = [Path(f"{name}.py") for name in ("act_relu", "act_relu_inplace", "softmax_lastdim", "log_softmax_lastdim")]
+    assert [t.stem for t in tasks if matches(t, "act_relu", tasks)] == ["act_relu"]
+    assert [t.stem for t in tasks if matches(t, "softmax", tasks)] == ["softmax_lastdim", "log_softmax_lastdim"]
