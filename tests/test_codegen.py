@@ -239,6 +239,20 @@ def test_looped_softmax_is_online(tmp_path):
         assert _loads_of(res.code, "x") == 2
 
 
+def test_a_looped_row_kernel_run_on_short_rows_holds_several_rows_per_program(tmp_path):
+    """Planned at rows of 32768 (looped), run on rows of 100, as the CPU run of a benchmark-size task
+    does: the column block is no wider than the row and holds several rows (37 rows: the last block
+    partly masked), and softmax, the scan's carry and the variance stay right."""
+    src = make_task("(torch.softmax(x, dim=1), torch.cumprod(1.0 + 0.01 * x, dim=1), x.var(dim=1))",
+                    "[torch.randn(ROWS, COLS)]", consts="ROWS = 4\nCOLS = 32768")
+    res = run_both(tmp_path, src, shrink=lambda s: s.replace("ROWS = 4", "ROWS = 37").replace("COLS = 32768", "COLS = 100"))
+    assert any("looped" in k for k in res.kernels), res.kernels
+    cand_file = tmp_path / "looped_short_rows.py"
+    cand_file.write_text(res.code)
+    block_m, block_n, _ = load(cand_file, "cand").row_blocks(37, 100, persistent=False)
+    assert (block_m, block_n) == (16, 128)
+
+
 def test_strided_looped_softmax_and_variance(tmp_path):
     """Reduced dim not innermost and looped: online max/sum of exponentials, Welford variance."""
     src = make_task("(torch.softmax(x, dim=1), x.var(dim=1))", "[2.0 + torch.randn(3, 100, 33)]")
