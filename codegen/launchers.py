@@ -50,9 +50,11 @@ ROW_BLOCKS = '''def row_blocks(n_rows, n_cols, persistent, strided=False):
 
 TILE_BLOCKS = '''def tile_blocks(n_rows, n_cols):
     """Tile of a rows x columns elementwise kernel: as many elements as a pointwise program
-    (many small programs stream best), columns first."""
-    block_n = min(triton.next_power_of_2(max(n_cols, 1)), POINTWISE_BLOCK)
-    block_m = max(1, min(triton.next_power_of_2(max(n_rows, 1)), POINTWISE_BLOCK // block_n))
+    (many small programs stream best), columns first; 16 times as many under the CPU interpreter,
+    which runs programs one by one."""
+    budget = POINTWISE_BLOCK * (16 if INTERPRETED else 1)
+    block_n = min(triton.next_power_of_2(max(n_cols, 1)), budget)
+    block_m = max(1, min(triton.next_power_of_2(max(n_rows, 1)), budget // block_n))
     return block_m, block_n, POINTWISE_WARPS'''
 
 
@@ -236,7 +238,7 @@ def render_file(graph: ir.Graph, kernels: list[Kernel], task_source: str, tun: d
     text = "\n".join(parts)
     used = [block for name, block in (("row_blocks", ROW_BLOCKS), ("tile_blocks", TILE_BLOCKS))
             if re.search(rf"\b{name}\(", text)]
-    if "INTERPRETED" in text:
+    if "INTERPRETED" in text + "\n".join(used):
         used.insert(0, '# Under TRITON_INTERPRET=1 the kernels run on the CPU (correctness only).\n'
                        'INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") == "1"')
     jit_helpers = ["@triton.jit\n" + HELPERS[name] for name in sorted(helpers)]

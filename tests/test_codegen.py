@@ -253,6 +253,20 @@ def test_a_looped_row_kernel_run_on_short_rows_holds_several_rows_per_program(tm
     assert (block_m, block_n) == (16, 128)
 
 
+def test_a_tiled_kernel_takes_wide_tiles_under_the_interpreter_only(tmp_path):
+    """The interpreter runs programs one by one: a rows x columns tile there holds 16 pointwise
+    blocks, on the GPU one (many small programs stream best)."""
+    src = make_task("torch.softmax(x, dim=-1)", "[3 * torch.randn(2, 16384)]")
+    res = run_both(tmp_path, src)
+    assert any("tiled" in k for k in res.kernels), res.kernels
+    cand_file = tmp_path / "tiled.py"
+    cand_file.write_text(res.code)
+    cand = load(cand_file, "cand")
+    assert cand.INTERPRETED and cand.tile_blocks(1024, 196)[:2] == (16 * cand.POINTWISE_BLOCK // 256, 256)
+    cand.INTERPRETED = False
+    assert cand.tile_blocks(1024, 196)[:2] == (cand.POINTWISE_BLOCK // 256, 256)
+
+
 def test_strided_looped_softmax_and_variance(tmp_path):
     """Reduced dim not innermost and looped: online max/sum of exponentials, Welford variance."""
     src = make_task("(torch.softmax(x, dim=1), x.var(dim=1))", "[2.0 + torch.randn(3, 100, 33)]")
