@@ -173,8 +173,9 @@ def render_file(graph: ir.Graph, kernels: list[Kernel], task_source: str, tun: d
                               + [f"{n.name}.stride({d})" for n, d in strides])
         if plan.launch[0] == "pointwise":
             lsrc += [f"    n_elements = {_prod(node.shape)}",
-                     "    grid = (cdiv(n_elements, POINTWISE_BLOCK),)",
-                     f"    {kname}[grid]({call_args}, BLOCK=POINTWISE_BLOCK{extra}, num_warps=POINTWISE_WARPS, num_stages=NUM_STAGES)"]
+                     "    block = POINTWISE_BLOCK * (16 if INTERPRETED else 1)  # the CPU interpreter runs programs one by one",
+                     "    grid = (cdiv(n_elements, block),)",
+                     f"    {kname}[grid]({call_args}, BLOCK=block{extra}, num_warps=POINTWISE_WARPS, num_stages=NUM_STAGES)"]
         elif plan.launch[1] == "split":
             lsrc += [f"    n_rows, n_cols = {k.n_rows}, {k.n_cols}",
                      "    block_m, block_n = 1, ROW_BLOCK_N",

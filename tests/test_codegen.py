@@ -253,9 +253,11 @@ def test_a_looped_row_kernel_run_on_short_rows_holds_several_rows_per_program(tm
     assert (block_m, block_n) == (16, 128)
 
 
-def test_a_tiled_kernel_takes_wide_tiles_under_the_interpreter_only(tmp_path):
-    """The interpreter runs programs one by one: a rows x columns tile there holds 16 pointwise
-    blocks, on the GPU one (many small programs stream best)."""
+def test_pointwise_and_tiled_kernels_take_wide_blocks_under_the_interpreter_only(tmp_path):
+    """The interpreter runs programs one by one: a pointwise program or a rows x columns tile there
+    holds 16 pointwise blocks, on the GPU one (many small programs stream best)."""
+    res = run_both(tmp_path, make_task("torch.sigmoid(x) + 1.0", "[torch.randn(3, 40000)]"))
+    assert "block = POINTWISE_BLOCK * (16 if INTERPRETED else 1)" in res.code and "BLOCK=block" in res.code
     src = make_task("torch.softmax(x, dim=-1)", "[3 * torch.randn(2, 16384)]")
     res = run_both(tmp_path, src)
     assert any("tiled" in k for k in res.kernels), res.kernels
