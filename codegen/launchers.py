@@ -42,16 +42,19 @@ ROW_BLOCKS = '''def row_blocks(n_rows, n_cols, persistent, strided=False):
     elif strided:
         block_m = min(ROW_STRIDED_M, triton.next_power_of_2(max(n_rows, 1)))
         block_n = min(max(ROW_TILE // block_m, 1), triton.next_power_of_2(max(n_cols, 1)))
-    else:
-        block_n, block_m = ROW_BLOCK_N, 1
+    else:  # no wider than the row (a kernel planned at a longer row, run shrunk on the CPU), rows filling the block
+        block_n = min(ROW_BLOCK_N, triton.next_power_of_2(max(n_cols, 1)))
+        block_m = max(1, min(triton.next_power_of_2(max(n_rows, 1)), ROW_BLOCK_N // block_n))
     warps = ROW_WARPS or (4 if block_m * block_n <= 2048 else 8 if block_m * block_n <= 8192 else 16)
     return block_m, block_n, warps'''
 
 TILE_BLOCKS = '''def tile_blocks(n_rows, n_cols):
     """Tile of a rows x columns elementwise kernel: as many elements as a pointwise program
-    (many small programs stream best), columns first."""
-    block_n = min(triton.next_power_of_2(max(n_cols, 1)), POINTWISE_BLOCK)
-    block_m = max(1, min(triton.next_power_of_2(max(n_rows, 1)), POINTWISE_BLOCK // block_n))
+    (many small programs stream best), columns first; 16 times as many under the CPU interpreter,
+    which runs programs one by one."""
+    budget = POINTWISE_BLOCK * (16 if INTERPRETED else 1)
+    block_n = min(triton.next_power_of_2(max(n_cols, 1)), budget)
+    block_m = max(1, min(triton.next_power_of_2(max(n_rows, 1)), budget // block_n))
     return block_m, block_n, POINTWISE_WARPS'''
 
 
@@ -170,8 +173,9 @@ def render_file(graph: ir.Graph, kernels: list[Kernel], task_source: str, tun: d
                               + [f"{n.name}.stride({d})" for n, d in strides])
         if plan.launch[0] == "pointwise":
             lsrc += [f"    n_elements = {_prod(node.shape)}",
-                     "    grid = (cdiv(n_elements, POINTWISE_BLOCK),)",
-                     f"    {kname}[grid]({call_args}, BLOCK=POINTWISE_BLOCK{extra}, num_warps=POINTWISE_WARPS, num_stages=NUM_STAGES)"]
+                     "    block = POINTWISE_BLOCK * (16 if INTERPRETED else 1)  # the CPU interpreter runs programs one by one",
+                     "    grid = (cdiv(n_elements, block),)",
+                     f"    {kname}[grid]({call_args}, BLOCK=block{extra}, num_warps=POINTWISE_WARPS, num_stages=NUM_STAGES)"]
         elif plan.launch[1] == "split":
             lsrc += [f"    n_rows, n_cols = {k.n_rows}, {k.n_cols}",
                      "    block_m, block_n = 1, ROW_BLOCK_N",
@@ -235,7 +239,7 @@ def render_file(graph: ir.Graph, kernels: list[Kernel], task_source: str, tun: d
     text = "\n".join(parts)
     used = [block for name, block in (("row_blocks", ROW_BLOCKS), ("tile_blocks", TILE_BLOCKS))
             if re.search(rf"\b{name}\(", text)]
-    if "INTERPRETED" in text:
+    if "INTERPRETED" in text + "\n".join(used):
         used.insert(0, '# Under TRITON_INTERPRET=1 the kernels run on the CPU (correctness only).\n'
                        'INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") == "1"')
     jit_helpers = ["@triton.jit\n" + HELPERS[name] for name in sorted(helpers)]

@@ -239,6 +239,36 @@ def test_looped_softmax_is_online(tmp_path):
         assert _loads_of(res.code, "x") == 2
 
 
+def test_a_looped_row_kernel_run_on_short_rows_holds_several_rows_per_program(tmp_path):
+    """Planned at rows of 32768 (looped), run on rows of 100, as the CPU run of a benchmark-size task
+    does: the column block is no wider than the row and holds several rows (37 rows: the last block
+    partly masked), and softmax, the scan's carry and the variance stay right."""
+    src = make_task("(torch.softmax(x, dim=1), torch.cumprod(1.0 + 0.01 * x, dim=1), x.var(dim=1))",
+                    "[torch.randn(ROWS, COLS)]", consts="ROWS = 4\nCOLS = 32768")
+    res = run_both(tmp_path, src, shrink=lambda s: s.replace("ROWS = 4", "ROWS = 37").replace("COLS = 32768", "COLS = 100"))
+    assert any("looped" in k for k in res.kernels), res.kernels
+    cand_file = tmp_path / "looped_short_rows.py"
+    cand_file.write_text(res.code)
+    block_m, block_n, _ = load(cand_file, "cand").row_blocks(37, 100, persistent=False)
+    assert (block_m, block_n) == (16, 128)
+
+
+def test_pointwise_and_tiled_kernels_take_wide_blocks_under_the_interpreter_only(tmp_path):
+    """The interpreter runs programs one by one: a pointwise program or a rows x columns tile there
+    holds 16 pointwise blocks, on the GPU one (many small programs stream best)."""
+    res = run_both(tmp_path, make_task("torch.sigmoid(x) + 1.0", "[torch.randn(3, 40000)]"))
+    assert "block = POINTWISE_BLOCK * (16 if INTERPRETED else 1)" in res.code and "BLOCK=block" in res.code
+    src = make_task("torch.softmax(x, dim=-1)", "[3 * torch.randn(2, 16384)]")
+    res = run_both(tmp_path, src)
+    assert any("tiled" in k for k in res.kernels), res.kernels
+    cand_file = tmp_path / "tiled.py"
+    cand_file.write_text(res.code)
+    cand = load(cand_file, "cand")
+    assert cand.INTERPRETED and cand.tile_blocks(1024, 196)[:2] == (16 * cand.POINTWISE_BLOCK // 256, 256)
+    cand.INTERPRETED = False
+    assert cand.tile_blocks(1024, 196)[:2] == (cand.POINTWISE_BLOCK // 256, 256)
+
+
 def test_strided_looped_softmax_and_variance(tmp_path):
     """Reduced dim not innermost and looped: online max/sum of exponentials, Welford variance."""
     src = make_task("(torch.softmax(x, dim=1), x.var(dim=1))", "[2.0 + torch.randn(3, 100, 33)]")

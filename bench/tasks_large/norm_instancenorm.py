@@ -1,0 +1,25 @@
+"""InstanceNorm2d (no affine) over (112, 64, 512, 512) fp32 (7.5 GB per tensor)."""
+import torch
+import torch.nn as nn
+
+BATCH = 112
+CHANNELS = 64
+HEIGHT = 512
+WIDTH = 512
+
+
+class Model(nn.Module):
+    def __init__(self, channels):
+        super().__init__()
+        self.inorm = nn.InstanceNorm2d(channels)
+
+    def forward(self, x):
+        return self.inorm(x)
+
+
+def get_inputs():
+    return [torch.randn(BATCH, CHANNELS, HEIGHT, WIDTH)]
+
+
+def get_init_inputs():
+    return [CHANNELS]
