@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import json
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -57,33 +60,28 @@ def sized(source: str, **sizes: int) -> str:
     return source
 
 
-def load(tmp_path, text: str, role: str):
-    name = f"cg_int64_{role}_{next(_ids)}"
-    path = tmp_path / f"{name}.py"
-    path.write_text(text)
-    spec = importlib.util.spec_from_file_location(name, str(path))
+def _load(path: str, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 
 
-def launches(tmp_path, monkeypatch, code: str, task_source: str) -> list:
+def _launches(code_path: str, task_path: str) -> list:
     """(kernel, args, kwargs) of each launch ModelNew makes on the task's inputs, as meta tensors."""
     import triton.runtime.jit as jit
 
-    monkeypatch.setenv("TRITON_INTERPRET", "0")  # real JIT functions, compiled below, never run
-    cand, task = load(tmp_path, code, "cand"), load(tmp_path, task_source, "task")
+    cand, task = _load(code_path, f"cand_{next(_ids)}"), _load(task_path, f"task_{next(_ids)}")
     captured = []
-    monkeypatch.setattr(jit.JITFunction, "run", lambda self, *a, grid, warmup, **kw: captured.append((self, a, kw)))
+    jit.JITFunction.run = lambda self, *a, grid, warmup, **kw: captured.append((self, a, kw))
     with torch.device("meta"):
         model, inputs = cand.ModelNew(*task.get_init_inputs()), task.get_inputs()
     model(*inputs)
-    assert captured
     return captured
 
 
-def triton_ir(kernel, args, kwargs) -> str:
+def _triton_ir(kernel, args, kwargs) -> str:
     """The kernel's Triton IR for these arguments, as the JIT would specialise it (sm_90)."""
     import triton.runtime.jit as jit
     from triton._C.libtriton import ir
@@ -109,33 +107,53 @@ def triton_ir(kernel, args, kwargs) -> str:
     return str(module)
 
 
-def offset_types(text: str) -> list[str]:
-    """The element type of every address offset (`tt.addptr ptr, offset`): i32 or i64."""
-    return re.findall(r"tt\.addptr .*?, tensor<[^>]*x(i\d+)>", text)
-
-
-def assert_64_bit(kernel, args, kwargs):
-    text = triton_ir(kernel, args, kwargs)
-    if "matmul" not in kernel.__name__:  # a matmul widens its tile offsets, not the tile id
+def _describe(code_path: str, task_path: str) -> list[dict]:
+    """Per launch: the kernel, its INT64_INDEX, whether the program id is widened, the element type
+    of every address offset (`tt.addptr ptr, offset`), and how many tensors it is given."""
+    out = []
+    for kernel, args, kwargs in _launches(code_path, task_path):
+        text = _triton_ir(kernel, args, kwargs)
         pid = re.search(r"(%\S+) = tt\.get_program_id x : i32", text)
-        assert pid and re.search(rf"arith\.extsi {re.escape(pid.group(1))} : i32 to i64", text), \
-            f"{kernel.__name__}: the program id stays 32-bit"
-    pointers = sum(1 for p in kernel.params if not p.is_constexpr and isinstance(
-        args[kernel.params.index(p)] if kernel.params.index(p) < len(args) else None, torch.Tensor))
-    assert offset_types(text).count("i64") >= pointers, (kernel.__name__, offset_types(text))
+        out.append({
+            "kernel": kernel.__name__, "int64_index": kwargs.get("INT64_INDEX"),
+            "pid_widened": bool(pid and re.search(rf"arith\.extsi {re.escape(pid.group(1))} : i32 to i64", text)),
+            "offsets": re.findall(r"tt\.addptr .*?, tensor<[^>]*x(i\d+)>", text),
+            "tensors": sum(isinstance(a, torch.Tensor) for a in list(args) + list(kwargs.values())),
+        })
+    return out
 
 
-def assert_32_bit(kernel, args, kwargs):
-    types = offset_types(triton_ir(kernel, args, kwargs))
-    assert types and set(types) == {"i32"}, (kernel.__name__, types)
+def launched(tmp_path, code: str, task_source: str) -> list[dict]:
+    """_describe in a fresh process: the interpreter (other tests) patches triton.language for good,
+    and the IR must come from the real compiler front end."""
+    code_path, task_path = tmp_path / f"cand_{next(_ids)}.py", tmp_path / f"task_{next(_ids)}.py"
+    code_path.write_text(code)
+    task_path.write_text(task_source)
+    env = dict(os.environ, TRITON_INTERPRET="0", PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    done = subprocess.run([sys.executable, __file__, str(code_path), str(task_path)], capture_output=True,
+                          text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found
+    return found
 
 
-def test_a_cumsum_traced_at_two_to_the_31_elements_indexes_in_64_bits(tmp_path, monkeypatch):
+def assert_64_bit(launch: dict):
+    assert launch["int64_index"] is not False, launch
+    if "matmul" not in launch["kernel"]:  # a matmul widens its tile offsets, not the tile id
+        assert launch["pid_widened"], f"{launch['kernel']}: the program id stays 32-bit"
+    assert launch["offsets"].count("i64") >= launch["tensors"], launch
+
+
+def assert_32_bit(launch: dict):
+    assert launch["int64_index"] is False and launch["offsets"] and set(launch["offsets"]) == {"i32"}, launch
+
+
+def test_a_cumsum_traced_at_two_to_the_31_elements_indexes_in_64_bits(tmp_path):
     res = codegen.lower(CUMSUM)  # traced on fake tensors: nothing of 8 GB is allocated
     assert res.ok, res.reason
-    for kernel, args, kwargs in launches(tmp_path, monkeypatch, res.code, CUMSUM):
-        text = triton_ir(kernel, args, kwargs)
-        assert offset_types(text) and set(offset_types(text)) == {"i64"}, offset_types(text)
+    for launch in launched(tmp_path, res.code, CUMSUM):
+        assert launch["offsets"] and set(launch["offsets"]) == {"i64"}, launch
 
 
 @pytest.mark.parametrize("task,small,large", [
@@ -144,14 +162,17 @@ def test_a_cumsum_traced_at_two_to_the_31_elements_indexes_in_64_bits(tmp_path, 
     (CONV, dict(), dict(A=256, B=1024, C=2048)),  # the direct convolution
     (MATMUL, dict(A=64, B=32, C=48), dict(A=65536, B=64, C=65536)),  # the matmul template, its result 2**32
 ])
-def test_a_file_traced_small_widens_its_offsets_at_two_to_the_31_elements(tmp_path, monkeypatch, task, small, large):
+def test_a_file_traced_small_widens_its_offsets_at_two_to_the_31_elements(tmp_path, task, small, large):
     """The file serves any size: traced small, launched on 2**31 elements or more it compiles a
     64-bit variant (INT64_INDEX); at small sizes its kernels keep 32-bit offsets."""
     res = codegen.lower(sized(task, **small))
     assert res.ok, res.reason
-    for kernel, args, kwargs in launches(tmp_path, monkeypatch, res.code, sized(task, **large)):
-        assert kwargs.get("INT64_INDEX") is True, kernel.__name__
-        assert_64_bit(kernel, args, kwargs)
-    for kernel, args, kwargs in launches(tmp_path, monkeypatch, res.code, sized(task, **small)):
-        assert kwargs.get("INT64_INDEX") is False, kernel.__name__
-        assert_32_bit(kernel, args, kwargs)
+    for launch in launched(tmp_path, res.code, sized(task, **large)):
+        assert launch["int64_index"] is True, launch
+        assert_64_bit(launch)
+    for launch in launched(tmp_path, res.code, sized(task, **small)):
+        assert_32_bit(launch)
+
+
+if __name__ == "__main__":  # launched(): python tests/test_codegen_int64_index.py CODE.py TASK.py
+    print(json.dumps(_describe(sys.argv[1], sys.argv[2])))
