@@ -90,6 +90,9 @@ def _lower_captured(cap, ns: dict, task_source: str, tunables: dict | None, targ
     return Lowering(True, code=code, kernels=kernels, space=tunables_mod.space_of("pointwise"), tunables=tun)
 
 
+DOUBLED_TRACE_BYTES = 1 << 28  # a task's inputs and state up to this size may be traced at twice its sizes
+
+
 def _generalize_sizes(cap, task_source: str, ns: dict) -> None:
     """Sizes the trace specialised (see generalize.py) become sizes read from the inputs."""
     from .generalize import _same_structure, generalize, perturbed, size_constants
@@ -101,9 +104,13 @@ def _generalize_sizes(cap, task_source: str, ns: dict) -> None:
     if not consts:
         return
     # halved, else doubled: halving small sizes can leave a trace of another structure (one
-    # channel per group, a 1x1 map an instance norm refuses); tracing is on fake tensors, so
-    # doubling costs no memory
-    for scale in (0.5, 2):
+    # channel per group, a 1x1 map an instance norm refuses). Tracing is on fake tensors, but a
+    # task that reads values while it builds is built for real: doubled only while that is small.
+    try:
+        footprint = sum(n.numel_hint * n.dtype.itemsize for n in cap.graph.inputs)
+    except (TypeError, ValueError):  # a size without a concrete hint: assume large
+        footprint = DOUBLED_TRACE_BYTES + 1
+    for scale in (0.5, 2) if footprint <= DOUBLED_TRACE_BYTES else (0.5,):
         try:
             other = capture(task_source, namespace=perturbed(task_source, consts, scale))
         except Exception:  # the changed task does not build
