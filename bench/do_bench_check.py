@@ -10,7 +10,9 @@ same inputs (a kernel whose outputs disagree with the reference is reported, not
 with do_bench (median of its own repetitions, L2 cleared by do_bench between calls), side by side in
 one process. The eager reference is timed the same way. This is the cross-check for the harness's
 figures and the before/after table of a code-generator change: nothing here shares code with the
-harness's timing.
+harness's timing. Outputs are judged as the harness judges them (bench/output_check.py: its
+per-dtype tolerances and float64 second opinion), so a kernel more exact than an fp32 reference
+(a long cumsum) is not reported wrong.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from pathlib import Path
 import torch
 import triton.testing
 
+from bench.output_check import output_problem
 from bench.selection import matches
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,25 +37,6 @@ def _load(path: Path, name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def _tensors(value) -> list[torch.Tensor]:
-    if isinstance(value, torch.Tensor):
-        return [value]
-    if isinstance(value, (list, tuple)):
-        return [t for v in value for t in _tensors(v)]
-    return []
-
-
-def _close(got, expected) -> bool:
-    pairs = list(zip(_tensors(got), _tensors(expected)))
-    if not pairs or len(pairs) != len(_tensors(expected)):
-        return False
-    for a, b in pairs:
-        tol = 2e-2 if b.dtype in (torch.float16, torch.bfloat16) else 1e-3
-        if a.shape != b.shape or not torch.allclose(a.float(), b.float(), atol=tol, rtol=tol, equal_nan=True):
-            return False
-    return True
 
 
 def _median_ms(fn) -> float:
@@ -75,8 +59,11 @@ def time_task(task_path: Path, kernels: dict[str, Path]) -> dict:
                 module = _load(path, f"{label}_{task_path.stem}")
                 model = module.ModelNew(*init).cuda().eval()
                 model.load_state_dict(reference.state_dict())
-                if not _close(model(*inputs), expected):
+                problem = output_problem(model(*inputs), expected, reference, inputs)
+                if problem:
                     row[label] = "wrong output"
+                    row[f"{label}_problem"] = problem
+                    print(f"{task_path.stem} {label}: wrong output: {problem}", file=sys.stderr, flush=True)
                     continue
                 row[label] = _median_ms(lambda: model(*inputs))
             except Exception as error:  # a kernel that does not build or run here

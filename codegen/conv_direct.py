@@ -24,10 +24,14 @@ KERNEL = '''@triton.jit
 def conv_direct_kernel(x_ptr, w_ptr, b_ptr, out_ptr, n_elements, C_IN, D, H, W, C_OUT, OD, OH, OW,
                        SD, SH, SW, PD, PH, PW, DD, DH, DW, CIN_PER_GROUP, COUT_PER_GROUP,
                        KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, TRANSPOSED: tl.constexpr,
-                       HAS_BIAS: tl.constexpr, BLOCK: tl.constexpr, BLOCK_CI: tl.constexpr):
+                       HAS_BIAS: tl.constexpr, BLOCK: tl.constexpr, BLOCK_CI: tl.constexpr,
+                       INT64_INDEX: tl.constexpr):
     """BLOCK output elements per program, BLOCK_CI input channels of their group at a time: a
     [BLOCK, BLOCK_CI] tile of products per kernel tap, summed over the channels at the end."""
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    program = tl.program_id(0)
+    if INT64_INDEX:  # 2**31 elements or more in the input or the output: 64-bit offsets
+        program = program.to(tl.int64)
+    offs = program * BLOCK + tl.arange(0, BLOCK)
     mask = offs < n_elements
     ow = offs % OW
     rest = offs // OW
@@ -107,7 +111,8 @@ LAUNCHER = '''def conv_direct(x, weight, bias, stride, padding, dilation, transp
     conv_direct_kernel[grid](x, weight, bias if bias is not None else weight, out, n_elements, c_in, D, H, W, c_out,
                              OD, OH, OW, SD, SH, SW, PD, PH, PW, DD, DH, DW, c_in // groups, c_out // groups,
                              KD=KD, KH=KH, KW=KW, TRANSPOSED=bool(transposed), HAS_BIAS=bias is not None,
-                             BLOCK=block, BLOCK_CI=block_ci, num_warps=CONV_WARPS)
+                             BLOCK=block, BLOCK_CI=block_ci,
+                             INT64_INDEX=max(x.numel(), weight.numel(), n_elements) >= 2**31, num_warps=CONV_WARPS)
     return out'''
 
 

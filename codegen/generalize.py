@@ -57,19 +57,21 @@ def size_constants(ns: dict) -> dict[str, int]:
     return out
 
 
-def perturbed(task_source: str, consts: dict[str, int]) -> dict:
-    """A fresh namespace of the task with every size constant halved."""
+def perturbed(task_source: str, consts: dict[str, int], scale: float = 0.5) -> dict:
+    """A fresh namespace of the task with every size constant in `consts` halved (scale 0.5) or
+    doubled (2)."""
     from .capture import load_task
 
     ns = load_task(task_source)
     for name, value in consts.items():
-        ns[name] = value // 2
+        ns[name] = int(value * scale)
     return ns
 
 
-def _has_literal(expr: str) -> bool:
-    """Whether a size expression holds a number a trace may have baked in (not 0/1/2)."""
-    return any(int(t) > 2 for t in re.findall(r"\b\d+\b", expr))
+def _has_literal(expr: str, above: int = 2) -> bool:
+    """Whether a size expression holds a number a trace may have baked in (not 0/1/2; a dim of
+    size 2 that changed with the sizes counts: two channels per group)."""
+    return any(int(t) > above for t in re.findall(r"\b\d+\b", expr))
 
 
 class _Dims:
@@ -110,11 +112,44 @@ class _Dims:
         except Exception:
             return False
 
-    def find(self, v1, v2, avoid=(), prefer=()):
+    def values(self, expr: str):
+        """A size expression's value on trace 1 and its values on the other traces (or None when it
+        reads something that is not an input dim)."""
+        syms = set(re.findall(r"\b[A-Za-z_]\w*\b", expr)) - {"float"}
+        on = {self.names[(pos, d)]: (a, b) for pos, d, a, b in self.dims if (pos, d) in self.names}
+        if not syms <= set(on) or not on:
+            return None
+        env = {"__builtins__": {}, "float": float}
+        try:
+            v1 = eval(expr, env, {k: a for k, (a, _) in on.items()})
+            traces = len(next(iter(on.values()))[1])
+            v2 = tuple(eval(expr, env, {k: b[t] for k, (_, b) in on.items()}) for t in range(traces))
+        except Exception:
+            return None
+        return v1, v2
+
+    def follows(self, expr: str, v1, v2) -> bool:
+        """Whether a host expression over input dims already gives its value on every trace."""
+        got = self.values(expr)
+        return (got is not None and isinstance(v2, tuple) and _close(got[0], v1)
+                and all(_close(x, v) for x, v in zip(got[1], v2)))
+
+    def find(self, v1, v2, avoid=(), prefer=(), extents=()):
         """An expression over input dims equal to v1 on trace 1 and v2 on trace 2 (or None); of
-        several dims that fit, one not named in `avoid` (a mean's divisor is not a dim it keeps)."""
+        several dims that fit, one not named in `avoid` (a mean's divisor is not a dim it keeps).
+        `extents`: size expressions tried first, as they are or as reciprocals (the element count
+        of the reductions just upstream: group norm's mean divides by C // G * H * W, not a
+        product of input dims)."""
         if not _differs(v1, v2):
             return None
+        for expr in extents:
+            got = self.values(expr)
+            if got is None or not isinstance(v1, (int, float)) or not all(isinstance(v, (int, float)) for v in v2):
+                continue
+            if _close(got[0], v1) and all(_close(x, v) for x, v in zip(got[1], v2)):
+                return expr, "int"
+            if got[0] and all(got[1]) and _close(1.0 / got[0], v1) and all(_close(1.0 / x, v) for x, v in zip(got[1], v2)):
+                return f"1.0 / ({expr})", "float"
         singles = [(pos, d, a, b) for pos, d, a, b in self.dims if _differs(a, b)]
         fits = [self.name(pos, d) for pos, d, a, b in singles if a == v1 and b == v2]
         if fits:
@@ -215,6 +250,29 @@ def _reduced_extents(node, depth: int = 4) -> set:
     return out
 
 
+def _reduced_counts(node, depth: int = 4) -> list[str]:
+    """Per reduction just upstream of node, the product of its reduced extents (a mean's divisor)."""
+    out, stack, seen = [], [(node, 0)], set()
+    while stack:
+        n, k = stack.pop()
+        if id(n) in seen:
+            continue
+        seen.add(id(n))
+        if n.kind == ir.REDUCTION:
+            src = n.inputs[0]
+            extents = [src.shape[d] for d in n.attrs["dims"] if d < len(src.shape)]
+            if extents:
+                out.append("*".join(f"({e})" for e in extents))
+            continue
+        if k < depth and n.kind in (ir.VIEW, ir.POINTWISE):
+            stack.extend((a, k + 1) for a in n.inputs)
+    return out
+
+
+def _close(a, b) -> bool:
+    return a == b or (isinstance(a, float) or isinstance(b, float)) and abs(a - b) <= 1e-6 * max(abs(a), abs(b))
+
+
 def _names_in(shape) -> set:
     return {name for s in shape for name in re.findall(r"[A-Za-z_]\w*", s)}
 
@@ -259,7 +317,7 @@ def generalize(g1: ir.Graph, g2: ir.Graph, extras=()) -> int:
     for n1, n2 in zip(g1.nodes, g2.nodes):
         shape = list(n1.shape)
         for i, (s, h1, h2) in enumerate(zip(n1.shape, n1.hint, n2.hint)):
-            if _has_literal(s) and _ints(h2) and _differs(h1, h2) and not dims.holds(s, h2):
+            if _has_literal(s, above=1) and _ints(h2) and _differs(h1, h2) and not dims.holds(s, h2):
                 # an input's own dim is its size, whichever other dim has the same values
                 if n1.kind == ir.INPUT:
                     found = (dims.name(n1.attrs["position"], i),)
@@ -287,8 +345,10 @@ def generalize(g1: ir.Graph, g2: ir.Graph, extras=()) -> int:
                 dims.known.setdefault((h1, h2), s_)
         for key, v1 in list(n1.attrs.items()):
             v2 = n2.attrs.get(key)
-            if isinstance(v1, Sym) and isinstance(v2, Sym) and _has_literal(v1.expr) and _differs(v1.hint, v2.hint):
-                found = dims.find(v1.hint, v2.hint, avoid=_names_in(n1.shape), prefer=_reduced_extents(n1))
+            if (isinstance(v1, Sym) and isinstance(v2, Sym) and _has_literal(v1.expr, above=1)
+                    and _differs(v1.hint, v2.hint) and not dims.follows(v1.expr, v1.hint, v2.hint)):
+                found = dims.find(v1.hint, v2.hint, avoid=_names_in(n1.shape), prefer=_reduced_extents(n1),
+                                  extents=_reduced_counts(n1))
                 if found:
                     expr = found[0] if found[1] == "int" and isinstance(v1.hint, int) else f"float({found[0]})"
                     sym = Sym(expr, v1.hint)
@@ -297,7 +357,8 @@ def generalize(g1: ir.Graph, g2: ir.Graph, extras=()) -> int:
                     changed += 1
                 continue
             if isinstance(v1, (int, float)) and not isinstance(v1, bool) and isinstance(v2, tuple) and _differs(v1, v2):
-                found = dims.find(v1, v2, avoid=_names_in(n1.shape), prefer=_reduced_extents(n1))
+                found = dims.find(v1, v2, avoid=_names_in(n1.shape), prefer=_reduced_extents(n1),
+                                  extents=_reduced_counts(n1))
                 if found:
                     expr = found[0] if found[1] == "int" or isinstance(v1, int) else f"float({found[0]})"
                     sym = Sym(expr, v1)

@@ -53,7 +53,7 @@ class Skeletons:
         node = self.node
         self.kind = "pointwise"
         self.row_mask = "mask"
-        pid = "tl.program_id(0).to(tl.int64)" if self.large else "tl.program_id(0)"
+        pid = "tl.program_id(0).to(tl.int64)" if self.large else "program"  # see launchers.py: INT64_INDEX
         self.root.lines += [f"n_elements = {_prod(node.shape)}",
                          f"offs = {pid} * BLOCK + tl.arange(0, BLOCK)",
                          "mask = offs < n_elements"]
@@ -77,7 +77,7 @@ class Skeletons:
         red = [F[d] for d in A]
         self.n_rows, self.n_cols = _prod(kept), _prod(red)
         self.row_mask = "row_mask"
-        pid = "tl.program_id(0).to(tl.int64)" if self.large else "tl.program_id(0)"
+        pid = "tl.program_id(0).to(tl.int64)" if self.large else "program"  # see launchers.py: INT64_INDEX
         if strategy == "split":
             # few long rows: SPLIT programs per row each reduce one chunk; a second kernel combines
             self.root.lines += [f"n_rows = {self.n_rows}", f"n_cols = {self.n_cols}",

@@ -142,10 +142,6 @@ def render_file(graph: ir.Graph, kernels: list[Kernel], task_source: str, tun: d
         # row kernel then loads column by column). Another value compiles once more.
         params = [ptrs[n] for n in in_nodes] + [ptrs[o] for o in outs] + syms + [
             f"{n.name}_stride{d}" + (": tl.constexpr" if d == len(n.shape) - 1 else "") for n, d in strides]
-        if k.large:
-            casts = [f"    {s} = {s}.to(tl.int64)" for s in syms]
-        else:
-            casts = []
         if plan.launch[0] == "pointwise":
             const = ["BLOCK: tl.constexpr"]
         elif plan.launch[1] == "split":
@@ -154,6 +150,17 @@ def render_file(graph: ir.Graph, kernels: list[Kernel], task_source: str, tun: d
             const = ["BLOCK_M: tl.constexpr", "BLOCK_N: tl.constexpr"]
         const += [f"{c}: tl.constexpr" for c in k.constexprs]
         extra = "".join(f", {c}={e}" for c, e in k.constexprs.items())
+        if k.large:  # traced at 2**31 elements or more: 64-bit index math always
+            casts = [f"    {s} = {s}.to(tl.int64)" for s in syms]
+        else:
+            # 32-bit index math at the traced sizes; the file serves any size, so a launch on
+            # 2**31 elements or more compiles a 64-bit variant (program id and sizes widened)
+            casts = ["    program = tl.program_id(0)",
+                     "    if INT64_INDEX:  # 2**31 elements or more: 64-bit offsets",
+                     "        program = program.to(tl.int64)"] + [f"        {s} = {s}.to(tl.int64)" for s in syms]
+            tensors = [f"{n.name}.numel()" for n in in_nodes + list(outs)]
+            const.append("INT64_INDEX: tl.constexpr")
+            extra += f", INT64_INDEX={'max(' + ', '.join(tensors) + ')' if len(tensors) > 1 else tensors[0]} >= 2**31"
         fused = _fused_ops(k)
         what = f"{plan.launch[1] + ' row' if plan.launch[0] == 'row' else 'pointwise'} kernel: {', '.join(fused) or 'copy'}"
         summaries.append(f"{kname}: {what}")

@@ -90,21 +90,39 @@ def _lower_captured(cap, ns: dict, task_source: str, tunables: dict | None, targ
     return Lowering(True, code=code, kernels=kernels, space=tunables_mod.space_of("pointwise"), tunables=tun)
 
 
+DOUBLED_TRACE_BYTES = 1 << 28  # a task's inputs and state up to this size may be traced at twice its sizes
+
+
 def _generalize_sizes(cap, task_source: str, ns: dict) -> None:
     """Sizes the trace specialised (see generalize.py) become sizes read from the inputs."""
-    from .generalize import generalize, perturbed, size_constants
+    from .generalize import _same_structure, generalize, perturbed, size_constants
 
     try:
         consts = size_constants(ns)
-        if not consts:
-            return
-        other = capture(task_source, namespace=perturbed(task_source, consts))
-    except Exception:  # the halved task does not build: keep the traced sizes
+    except Exception:
         return
-    extras = []  # one constant halved at a time: tells apart sizes equal in value (HEIGHT == WIDTH)
+    if not consts:
+        return
+    # halved, else doubled: halving small sizes can leave a trace of another structure (one
+    # channel per group, a 1x1 map an instance norm refuses). Tracing is on fake tensors, but a
+    # task that reads values while it builds is built for real: doubled only while that is small.
+    try:
+        footprint = sum(n.numel_hint * n.dtype.itemsize for n in cap.graph.inputs)
+    except (TypeError, ValueError):  # a size without a concrete hint: assume large
+        footprint = DOUBLED_TRACE_BYTES + 1
+    for scale in (0.5, 2) if footprint <= DOUBLED_TRACE_BYTES else (0.5,):
+        try:
+            other = capture(task_source, namespace=perturbed(task_source, consts, scale))
+        except Exception:  # the changed task does not build
+            continue
+        if _same_structure(cap.graph, other.graph):
+            break
+    else:
+        return  # keep the traced sizes
+    extras = []  # one constant changed at a time: tells apart sizes equal in value (HEIGHT == WIDTH)
     for name, value in consts.items() if len(consts) > 1 else ():
         try:
-            extras.append(capture(task_source, namespace=perturbed(task_source, {name: value})).graph)
+            extras.append(capture(task_source, namespace=perturbed(task_source, {name: value}, scale)).graph)
         except Exception:  # the task needs its constants changed together: not this one alone
             continue
     generalize(cap.graph, other.graph, extras)

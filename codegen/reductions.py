@@ -322,7 +322,8 @@ class RowReductions:
                     self.emit(f"{better} = {m} {cmp} {acc}")
                 else:  # a lane's first NaN beats any number, as in torch
                     self.emit(f"{better} = ({m} {cmp} {acc}) | (({m} != {m}) & ({acc} == {acc}))")
-                self.emit(f"{idx} = tl.where({better}, cols, {idx})")
+                # cols are 64-bit in a kernel's INT64_INDEX variant: the lane index keeps its type
+                self.emit(f"{idx} = tl.where({better}, cols, {idx})" + ("" if self.large else f".to({lane_idx_t})"))
                 self.emit(f"{acc} = tl.where({better}, {m}, {acc})")
                 best = self.tmp("best")
                 big = "9223372036854775807" if self.large else "2147483647"

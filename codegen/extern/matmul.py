@@ -102,7 +102,7 @@ def emit(g) -> tuple[str, str]:
         "stride_bb", "stride_bk", "stride_bn",
         "stride_cb", "stride_cm", "stride_cn",
         "BLOCK_M: tl.constexpr", "BLOCK_N: tl.constexpr", "BLOCK_K: tl.constexpr",
-        "GROUP_M: tl.constexpr", "EVEN_K: tl.constexpr",
+        "GROUP_M: tl.constexpr", "EVEN_K: tl.constexpr", "INT64_INDEX: tl.constexpr",
     ]
     persistent = getattr(g, "persistent", False)
     if persistent:
@@ -142,7 +142,11 @@ def emit(g) -> tuple[str, str]:
         "offs_am = (pid_m * BLOCK_M + tl.arange(0, BLOCK_M)) % M",
         "offs_bn = (pid_n * BLOCK_N + tl.arange(0, BLOCK_N)) % N",
         "offs_k = tl.arange(0, BLOCK_K)",
-        "# The batch offset goes on the base pointers: tile offsets stay 32-bit.",
+        "if INT64_INDEX:  # an operand or result of 2**31 elements or more: 64-bit tile offsets",
+        "    offs_am = offs_am.to(tl.int64)",
+        "    offs_bn = offs_bn.to(tl.int64)",
+        "    offs_k = offs_k.to(tl.int64)",
+        "# The batch offset goes on the base pointers: tile offsets stay 32-bit (below 2**31).",
         "a_ptr += batch * stride_ab",
         "b_ptr += batch * stride_bb",
     ]
@@ -203,6 +207,9 @@ def emit(g) -> tuple[str, str]:
         "mask_m = offs_cm < M",
         "mask_n = offs_cn < N",
         "c_mask = mask_m[:, None] & mask_n[None, :]",
+        "if INT64_INDEX:",
+        "    offs_cm = offs_cm.to(tl.int64)",
+        "    offs_cn = offs_cn.to(tl.int64)",
     ]
     epilogue += [ep.operand_load(op, SPACE) for op in ep.operands.values()]
     epilogue += [line for _, line in ep.expressions(SPACE)]
@@ -231,7 +238,7 @@ def emit(g) -> tuple[str, str]:
         L.append("    grid = (tiles, batch)")
     call = (["a", "b"] + outs + ep.stride_args(prepared, SPACE) + (["programs"] if persistent else [])
             + ["M", "N", "K", "*a.stride()", "*b.stride()", f"*{outs[0]}.stride()"]
-            + [f'EVEN_K=K % {cfg}["BLOCK_K"] == 0']
+            + [f'EVEN_K=K % {cfg}["BLOCK_K"] == 0', "INT64_INDEX=max(M * K, K * N, M * N) >= 2**31"]
             + (["WIDEN_DOT=INTERPRETED"] if half else []) + [f"**{cfg}"])
     L += launch_lines(kname, call, [f"{o}.view(out_shape)" for o in outs])
     return kernel, "\n".join(L) + "\n"
@@ -261,7 +268,9 @@ def _persistent_body(k_body: list[str], epilogue: list[str]) -> list[str]:
         "# Grouped order: GROUP_M row-tiles in a row reuse each column panel of B from L2.",
         "num_pid_in_group = GROUP_M * num_pid_n",
         "offs_k = tl.arange(0, BLOCK_K)",
-        "# The batch offset goes on the base pointers: tile offsets stay 32-bit.",
+        "if INT64_INDEX:  # an operand or result of 2**31 elements or more: 64-bit tile offsets",
+        "    offs_k = offs_k.to(tl.int64)",
+        "# The batch offset goes on the base pointers: tile offsets stay 32-bit (below 2**31).",
         "a_ptr += batch * stride_ab",
         "b_ptr += batch * stride_bb",
         "# The epilogue follows its own tile counter: the pipelined loop runs ahead of it.",
@@ -271,6 +280,9 @@ def _persistent_body(k_body: list[str], epilogue: list[str]) -> list[str]:
         "    # Rows and columns past the edge wrap around; the store masks them out.",
         "    offs_am = (pid_m * BLOCK_M + tl.arange(0, BLOCK_M)) % M",
         "    offs_bn = (pid_n * BLOCK_N + tl.arange(0, BLOCK_N)) % N",
+        "    if INT64_INDEX:",
+        "        offs_am = offs_am.to(tl.int64)",
+        "        offs_bn = offs_bn.to(tl.int64)",
         "    a_ptrs = a_ptr + offs_am[:, None] * stride_am + offs_k[None, :] * stride_ak",
         "    b_ptrs = b_ptr + offs_k[:, None] * stride_bk + offs_bn[None, :] * stride_bn",
         "    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)",

@@ -112,6 +112,7 @@ def linear_gelu_kernel(
     BLOCK_K: tl.constexpr,
     GROUP_M: tl.constexpr,
     EVEN_K: tl.constexpr,
+    INT64_INDEX: tl.constexpr,
     WIDEN_DOT: tl.constexpr,
 ):
     """Matmul (linear) with fused epilogue: gelu."""
@@ -124,7 +125,9 @@ def linear_gelu_kernel(
     # Grouped order: GROUP_M row-tiles in a row reuse each column panel of B from L2.
     num_pid_in_group = GROUP_M * num_pid_n
     offs_k = tl.arange(0, BLOCK_K)
-    # The batch offset goes on the base pointers: tile offsets stay 32-bit.
+    if INT64_INDEX:  # an operand or result of 2**31 elements or more: 64-bit tile offsets
+        offs_k = offs_k.to(tl.int64)
+    # The batch offset goes on the base pointers: tile offsets stay 32-bit (below 2**31).
     a_ptr += batch * stride_ab
     b_ptr += batch * stride_bb
     # The epilogue follows its own tile counter: the pipelined loop runs ahead of it.
@@ -138,6 +141,9 @@ def linear_gelu_kernel(
         # Rows and columns past the edge wrap around; the store masks them out.
         offs_am = (pid_m * BLOCK_M + tl.arange(0, BLOCK_M)) % M
         offs_bn = (pid_n * BLOCK_N + tl.arange(0, BLOCK_N)) % N
+        if INT64_INDEX:
+            offs_am = offs_am.to(tl.int64)
+            offs_bn = offs_bn.to(tl.int64)
         a_ptrs = a_ptr + offs_am[:, None] * stride_am + offs_k[None, :] * stride_ak
         b_ptrs = b_ptr + offs_k[:, None] * stride_bk + offs_bn[None, :] * stride_bn
         acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
@@ -169,6 +175,9 @@ def linear_gelu_kernel(
         mask_m = offs_cm < M
         mask_n = offs_cn < N
         c_mask = mask_m[:, None] & mask_n[None, :]
+        if INT64_INDEX:
+            offs_cm = offs_cm.to(tl.int64)
+            offs_cn = offs_cn.to(tl.int64)
         linear_bias = tl.load(linear_bias_ptr + offs_cn[None, :] * linear_bias_stride_n, mask=mask_n[None, :], other=0.0).to(tl.float32)
         acc = acc + linear_bias  # bias
         gelu = (0.5 * acc * (1.0 + tl.erf(acc * 0.7071067811865476)))
@@ -199,6 +208,7 @@ def linear_gelu(x, linear_weight, linear_bias):
         *b.stride(),
         *gelu_out.stride(),
         EVEN_K=K % LINEAR_GELU_CONFIG["BLOCK_K"] == 0,
+        INT64_INDEX=max(M * K, K * N, M * N) >= 2**31,
         WIDEN_DOT=INTERPRETED,
         **LINEAR_GELU_CONFIG,
     )

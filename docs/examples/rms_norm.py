@@ -49,11 +49,16 @@ def row_blocks(n_rows, n_cols, persistent, strided=False):
 
 
 @triton.jit
-def rms_norm_kernel(x_ptr, weight_ptr, out_ptr, x_size0, x_size1, x_stride0, x_stride1: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+def rms_norm_kernel(x_ptr, weight_ptr, out_ptr, x_size0, x_size1, x_stride0, x_stride1: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, INT64_INDEX: tl.constexpr):
     """BLOCK_M whole rows per program, held in registers: mul, sum, div, add, sqrt."""
+    program = tl.program_id(0)
+    if INT64_INDEX:  # 2**31 elements or more: 64-bit offsets
+        program = program.to(tl.int64)
+        x_size0 = x_size0.to(tl.int64)
+        x_size1 = x_size1.to(tl.int64)
     n_rows = x_size0
     n_cols = x_size1
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]
+    rows = program * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]
     row_mask = rows < n_rows
     cols = tl.arange(0, BLOCK_N)[None, :]
     col_mask = cols < n_cols
@@ -71,7 +76,7 @@ def rms_norm(x, weight, x_size0, x_size1, device):
     n_rows, n_cols = x_size0, x_size1
     block_m, block_n, warps = row_blocks(n_rows, n_cols, persistent=True)
     grid = (cdiv(n_rows, block_m),)
-    rms_norm_kernel[grid](x, weight, out, x_size0, x_size1, x.stride(0), x.stride(1), BLOCK_M=block_m, BLOCK_N=block_n, num_warps=warps, num_stages=NUM_STAGES)
+    rms_norm_kernel[grid](x, weight, out, x_size0, x_size1, x.stride(0), x.stride(1), BLOCK_M=block_m, BLOCK_N=block_n, INT64_INDEX=max(x.numel(), weight.numel(), out.numel()) >= 2**31, num_warps=warps, num_stages=NUM_STAGES)
     return out
 
 
