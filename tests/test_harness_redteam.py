@@ -74,6 +74,14 @@ def test_honest_twins_are_accepted(task, name):
     assert verdict.second_shape, verdict.summary
 
 
+def test_a_kernel_that_skips_the_zeros_torch_materialises_is_not_held_to_their_nan():
+    # diag(a) @ B as a row scaling never computes 0 * inf, which torch's dense product turns into NaN
+    verdict = verify(str(TASKS / "diag_matmul.py"), str(HERE / "candidates" / "diag_scale_rows.py"))
+    assert verdict.accepted, verdict.summary
+    assert "special" in verdict.input_variants
+    assert any("finite where torch's are not" in flag for flag in verdict.flags), verdict.flags
+
+
 def test_a_forged_verdict_written_by_the_candidate_is_never_the_verdict():
     verdict = verify(RELU, "tamper_write_verdict")
     assert not verdict.accepted and "forged" not in verdict.summary, verdict.summary
