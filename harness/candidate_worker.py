@@ -229,9 +229,8 @@ class CandidateWorker:
                 return
             try:
                 reply = handlers[command](**message)
-            except Exception as error:  # the worker itself failed: tell the judge, keep serving
-                reply = {"ok": False, "status": "runtime_error",
-                         "reason": f"candidate worker error: {_text(error)}", "traceback": traceback.format_exc()[-3000:]}
+            except Exception as error:  # the worker itself failed (an allocation, say): tell the judge, keep serving
+                reply = _classified(error, f"the candidate's process ({command})")
             try:
                 self.channel.send(reply)
             except Exception as error:  # an output that cannot be sent (e.g. a tensor subclass)

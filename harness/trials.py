@@ -9,6 +9,8 @@ decide fragile numerics and identity-on-these-inputs cases on inputs that exerci
 """
 from __future__ import annotations
 
+import math
+
 import secrets
 import time
 
@@ -97,6 +99,8 @@ def run_trial(judge, inputs, what: str, hint: str = "", mode: str = "plain", exp
         check_output(judge, got, expected, inputs, what, hint, special, variant)
     finally:
         judge.last_float64_truth = None  # a float64 copy of the outputs: gigabytes at benchmark sizes
+        if judge.on_gpu:  # what the judge freed goes back to the device, for the candidate's next call
+            torch.cuda.empty_cache()
     if not launches and judge.dsl.startswith("triton") and judge.report["triton_launches"]:
         raise Rejection("cheat", f"{what} launched no Triton kernel though earlier calls did: the work "
                                  "must be done by your kernels on every call, observed or not")
@@ -203,20 +207,27 @@ def check_variants(judge):
     _check_second_shape(judge, judge_inputs.task_inputs(judge.task, judge.seed + 101, judge.device), base_shapes)
 
 
-def _room_to_grow(judge) -> bool:
-    """Whether the second shape is larger than the task's: always on the CPU's shrunk sizes, and on a
-    GPU wherever the device holds the judge's copies at 1.5x the size with room to spare (a grid capped
-    at the task's own size passes every smaller shape); smaller only at benchmark sizes, where it would
-    not fit."""
+def _room_to_grow(judge, base, base_shapes) -> bool:
+    largest = max([t.numel() for t in tensors(base)] + [math.prod(shape) for shape in base_shapes], default=0)
     if not judge.on_gpu:
+        return grows(False, largest, 0, 0)
+    free = (judge.report.get("memory") or {}).get("free_bytes") or 0
+    return grows(True, largest, torch.cuda.max_memory_allocated(judge.device), free)
+
+
+def grows(on_gpu: bool, largest_numel: int, judge_peak_bytes: int, free_bytes: int) -> bool:
+    """Whether the second shape is larger than the task's (a grid capped at the task's own size
+    passes every smaller shape): always on the CPU's shrunk sizes; on a GPU where 1.5x the judge's
+    peak so far, twice over (the candidate's process holds as much), fits the free memory, and no
+    tensor reaches 2**31 elements (a kernel written for the task's sizes may index in 32 bits: that is
+    not what the second shape asks). Otherwise smaller: at benchmark sizes, memory is the limit."""
+    if not on_gpu:
         return True
-    recorded = judge.report.get("memory") or {}
-    needed, free = (recorded.get("footprint") or {}).get("needed_bytes"), recorded.get("free_bytes")
-    return bool(needed and free and 2 * needed < free)
+    return 1.5 * largest_numel + 1 < 2**31 and 3 * judge_peak_bytes < free_bytes
 
 
 def _check_second_shape(judge, base, base_shapes):
-    shapes = judge_inputs.second_shapes(base, grow=_room_to_grow(judge))
+    shapes = judge_inputs.second_shapes(base, grow=_room_to_grow(judge, base, base_shapes))
     while True:
         try:
             description, inputs = next(shapes)

@@ -353,3 +353,12 @@ def test_an_allocator_failure_inside_the_sandbox_is_reported_as_out_of_memory():
     rejection = classify_exception(error, "the candidate")
     assert rejection.status == "oom" and "ran out of device memory" in rejection.reason
     assert classify_exception(RuntimeError("index out of range"), "the candidate").status == "runtime_error"
+
+
+def test_the_second_shape_grows_on_a_gpu_only_with_room_and_below_32_bit_sizes():
+    from harness.trials import grows
+    GB = 2**30
+    assert grows(False, 10**10, 0, 0)                    # the CPU's shrunk sizes always grow
+    assert grows(True, 64 * 2**20, 2 * GB, 79 * GB)         # a 64M-element task: 1.5x fits
+    assert not grows(True, 1_610_612_736, 2 * GB, 79 * GB)  # 6.4 GB of fp32: 1.5x passes 2**31 elements
+    assert not grows(True, 256 * 2**20, 40 * GB, 79 * GB)   # the judge's peak so far, 1.5x in both processes, does not fit
