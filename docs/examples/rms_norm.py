@@ -42,8 +42,9 @@ def row_blocks(n_rows, n_cols, persistent, strided=False):
     elif strided:
         block_m = min(ROW_STRIDED_M, triton.next_power_of_2(max(n_rows, 1)))
         block_n = min(max(ROW_TILE // block_m, 1), triton.next_power_of_2(max(n_cols, 1)))
-    else:
-        block_n, block_m = ROW_BLOCK_N, 1
+    else:  # no wider than the row (a kernel planned at a longer row, run shrunk on the CPU), rows filling the block
+        block_n = min(ROW_BLOCK_N, triton.next_power_of_2(max(n_cols, 1)))
+        block_m = max(1, min(triton.next_power_of_2(max(n_rows, 1)), ROW_BLOCK_N // block_n))
     warps = ROW_WARPS or (4 if block_m * block_n <= 2048 else 8 if block_m * block_n <= 8192 else 16)
     return block_m, block_n, warps
 
