@@ -105,9 +105,14 @@ def run(tasks: list[Path], device: str, keep: Path, measure: bool, tunables: dic
         rows.append(row)
         log(f"{name:45s} {v.status:12s} ours={_fmt(row['ours_ms'])}ms eager={_fmt(row['eager_ms'])}ms "
             f"compile={_fmt(row['compile_ms'])}ms x{_fmt(row['vs_eager'], 2)} / x{_fmt(row['vs_compile'], 2)} "
-            f"({time.time() - t0:.0f}s: " + ", ".join(f"{k} {t:.0f}" for k, t in (v.phase_s or {}).items() if t >= 1)
-            + ")")
+            f"({time.time() - t0:.0f}s{_slow_phases(v.phase_s)})")
     return rows
+
+
+def _slow_phases(phase_s: dict | None) -> str:
+    """": trials 5, timing 21": where a judgement's time went, phases of a second or more."""
+    slow = [f"{name} {seconds:.0f}" for name, seconds in (phase_s or {}).items() if seconds >= 1]
+    return ": " + ", ".join(slow) if slow else ""
 
 
 def _geomean(values):
