@@ -30,8 +30,13 @@ def load_module(path: str, role: str) -> ModuleType:
 
 
 def _largest_input(task: ModuleType) -> int:
-    # Meta tensors: probing a 1e9-element task costs nothing. A task whose get_inputs() cannot run
-    # on meta tensors is probed through fake tensors, and only one that needs real values for real.
+    return _input_sizes(task)[0]
+
+
+def _input_sizes(task: ModuleType) -> tuple[int, int]:
+    """(elements of the largest input, elements of all inputs). Meta tensors: probing a 1e9-element
+    task costs nothing. A task whose get_inputs() cannot run on meta tensors is probed through fake
+    tensors, and only one that needs real values for real."""
     try:
         with torch.device("meta"):
             inputs = task.get_inputs()
@@ -43,7 +48,8 @@ def _largest_input(task: ModuleType) -> int:
         except Exception:  # it needs real values (.numpy(), .item()): the last resort is a real probe
             torch.manual_seed(0)
             inputs = task.get_inputs()
-    return max((x.numel() for x in inputs if isinstance(x, torch.Tensor)), default=0)
+    counts = [x.numel() for x in inputs if isinstance(x, torch.Tensor)]
+    return max(counts, default=0), sum(counts)
 
 
 def _reference_runs(task: ModuleType, max_elements: int) -> bool:
@@ -174,9 +180,12 @@ def shrink_task(task: ModuleType, max_elements: int = MAX_INPUT_ELEMENTS,
             namespace[name] = value
 
     history: list[tuple[str, int]] = []
-    largest = _largest_input(task)
+    # A halving counts when the largest input shrinks, or stays and the inputs as a whole shrink:
+    # two equally large inputs that each have a dim the other lacks (a matmul's M and N) only
+    # shrink one at a time.
+    largest = _input_sizes(task)
     frozen: set[str] = set()
-    while largest > max_elements:
+    while largest[0] > max_elements:
         shrinkable = sorted((n for n in sizes if n not in frozen and current[n] >= 2), key=lambda n: -current[n])
         if not shrinkable:
             break
@@ -184,7 +193,7 @@ def shrink_task(task: ModuleType, max_elements: int = MAX_INPUT_ELEMENTS,
         old = current[name]
         try:
             apply(name, old // 2)
-            smaller = _largest_input(task)
+            smaller = _input_sizes(task)
         except Exception:
             smaller = largest
         if smaller < largest:

@@ -96,6 +96,32 @@ def test_shrinking_keeps_sizes_computed_from_the_constants_consistent():
     assert check.ok and check.inputs == ["float32[16, 16, 16, 16]"], check.problems
 
 
+MATMUL_MKN = """import torch
+import torch.nn as nn
+M = 4096
+K = 4096
+N = 4096
+class Model(nn.Module):
+    def forward(self, a, b):
+        return a @ b
+def get_inputs():
+    return [torch.randn(M, K), torch.randn(K, N)]
+def get_init_inputs():
+    return []
+"""
+
+
+def test_two_equally_large_inputs_with_dims_of_their_own_both_shrink(tmp_path):
+    # halving M alone leaves B as large as before, halving N alone leaves A: each halving still
+    # shrinks the inputs as a whole, so both go (before, only K shrank and the task stayed 537 MB)
+    from harness.task_loading import MAX_INPUT_ELEMENTS, load_task
+    path = tmp_path / "matmul_mkn.py"
+    path.write_text(MATMUL_MKN)
+    task, shrunk = load_task(str(path), shrink=True)
+    assert set(shrunk) == {"M", "K", "N"}, shrunk
+    assert task.M * task.K <= MAX_INPUT_ELEMENTS and task.K * task.N <= MAX_INPUT_ELEMENTS
+
+
 def test_the_full_size_layernorm_task_is_shrunk_consistently_and_judged_with_a_hand_written_kernel():
     """(16, 64, 256, 256), normalized over the last three dims, on CPU: reference and kernel agree
     at the shrunk size."""
