@@ -277,7 +277,7 @@ def _names_in(shape) -> set:
     return {name for s in shape for name in re.findall(r"[A-Za-z_]\w*", s)}
 
 
-def _same_structure(a: ir.Graph, b: ir.Graph) -> bool:
+def same_structure(a: ir.Graph, b: ir.Graph) -> bool:
     return len(a.nodes) == len(b.nodes) and all(x.op == y.op for x, y in zip(a.nodes, b.nodes))
 
 
@@ -309,9 +309,9 @@ def _differs(v1, sig) -> bool:
 def generalize(g1: ir.Graph, g2: ir.Graph, extras=()) -> int:
     """Re-express in g1 the literals that differ from g2 (and from the `extras`, traces with one
     size constant changed each); returns how many were changed."""
-    if not _same_structure(g1, g2):
+    if not same_structure(g1, g2):
         return 0
-    _fold(g2, [g for g in extras if _same_structure(g1, g)])
+    _fold(g2, [g for g in extras if same_structure(g1, g)])
     dims = _Dims(g1, g2)
     changed = 0
     for n1, n2 in zip(g1.nodes, g2.nodes):

@@ -95,7 +95,7 @@ DOUBLED_TRACE_BYTES = 1 << 28  # a task's inputs and state up to this size may b
 
 def _generalize_sizes(cap, task_source: str, ns: dict) -> None:
     """Sizes the trace specialised (see generalize.py) become sizes read from the inputs."""
-    from .generalize import _same_structure, generalize, perturbed, size_constants
+    from .generalize import same_structure, generalize, perturbed, size_constants
 
     try:
         consts = size_constants(ns)
@@ -115,7 +115,7 @@ def _generalize_sizes(cap, task_source: str, ns: dict) -> None:
             other = capture(task_source, namespace=perturbed(task_source, consts, scale))
         except Exception:  # the changed task does not build
             continue
-        if _same_structure(cap.graph, other.graph):
+        if same_structure(cap.graph, other.graph):
             break
     else:
         return  # keep the traced sizes
