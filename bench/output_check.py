@@ -11,33 +11,12 @@ than twice the reference's own worst error plus the tolerance: the judge's own r
 """
 from __future__ import annotations
 
-import copy
-
 import torch
 
 from harness import compare
-from harness.float64_opinion import within_reference_error
+from harness.float64_opinion import evaluate_in_float64, within_reference_error
 
 SLACK = 2.0  # a candidate may be this many times further from float64 than the reference is
-
-
-def float64_evaluation(reference: torch.nn.Module, inputs: list):
-    """The reference run in float64 on float64 copies of the inputs: on their device, else (out of
-    memory: two float64 copies of multi-GB tensors) on the host; None if it does not run so."""
-    devices = [x.device for x in inputs if isinstance(x, torch.Tensor)][:1]
-    for device in dict.fromkeys(devices + [torch.device("cpu")]):
-        try:
-            model = copy.deepcopy(reference).to(device).double()
-            wide = [x.to(device).double() if isinstance(x, torch.Tensor) and x.is_floating_point()
-                    else (x.to(device) if isinstance(x, torch.Tensor) else x) for x in inputs]
-            with torch.no_grad():
-                return model(*wide)
-        except torch.OutOfMemoryError:
-            model = wide = None
-            torch.cuda.empty_cache()
-        except Exception:
-            return None
-    return None
 
 
 def output_problem(got, expected, reference: torch.nn.Module, inputs: list) -> str | None:
@@ -45,7 +24,8 @@ def output_problem(got, expected, reference: torch.nn.Module, inputs: list) -> s
     result, index = compare.compare_outputs(got, expected)
     if result.ok:
         return None
-    truth = float64_evaluation(reference, inputs)
+    devices = [x.device for x in inputs if isinstance(x, torch.Tensor)]
+    truth = evaluate_in_float64(reference, inputs, expected, devices[0] if devices else "cpu")
     if truth is not None and within_reference_error(got, expected, truth, SLACK):
         return None
     return f"output {index}: {result.problem}"

@@ -35,10 +35,16 @@ def _as_float64(value, device):
 
 
 def _evaluate_in_float64(judge, inputs, expected):
+    return evaluate_in_float64(judge.reference, inputs, expected, judge.device)
+
+
+def evaluate_in_float64(reference, inputs, expected, device):
+    """`reference` run in float64 on float64 copies of `inputs` (which gave `expected`), on `device`;
+    None where it does not run so."""
     try:
-        reference64 = copy.deepcopy(judge.reference).to(judge.device).double()
+        reference64 = copy.deepcopy(reference).to(device).double()
         with torch.no_grad():
-            return reference64(*_as_float64(inputs, judge.device))
+            return reference64(*_as_float64(inputs, device))
     except torch.OutOfMemoryError:
         reference64 = None
         torch.cuda.empty_cache()
@@ -46,12 +52,12 @@ def _evaluate_in_float64(judge, inputs, expected):
         return None
     # No room on the device (a float64 attention materialises its whole score matrix): slice by
     # slice of the leading dim where the op allows it, else on the host (minutes at benchmark sizes).
-    truth = in_leading_slices(judge.reference, inputs, expected, judge.device)
+    truth = in_leading_slices(reference, inputs, expected, device)
     if truth is not None:
         return truth
     try:
         with torch.no_grad():
-            return copy.deepcopy(judge.reference).cpu().double()(*_as_float64(inputs, "cpu"))
+            return copy.deepcopy(reference).cpu().double()(*_as_float64(inputs, "cpu"))
     except Exception:
         return None
 

@@ -24,10 +24,6 @@ def _describe(value) -> str:
     return f"{type(value).__name__}({value!r})"[:60]
 
 
-def _sample(value) -> list[torch.Tensor]:
-    return fingerprint(value)
-
-
 def _same_samples(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
     return len(a) == len(b) and all(x.shape == y.shape and compare.tensors_equal(x, y) for x, y in zip(a, b))
 
@@ -55,13 +51,13 @@ def validate_job(task_path: str, device: str) -> dict:
         torch.manual_seed(0)
         with torch.device(target):
             model = task.Model(*init_inputs).to(target).eval()
-        second = _sample(judge_inputs.task_inputs(task, 2, target))
+        second = fingerprint(judge_inputs.task_inputs(task, 2, target))
         first = judge_inputs.task_inputs(task, 1, target)
         check["inputs"] = [_describe(x) for x in first]
-        before = _sample(first)
+        before = fingerprint(first)
         with torch.no_grad():
             output = model(*first)
-            if not _same_samples(before, _sample(first)):  # it writes its inputs: draw them again
+            if not _same_samples(before, fingerprint(first)):  # it writes its inputs: draw them again
                 del first
                 first = judge_inputs.task_inputs(task, 1, target)
             again = model(*first)
@@ -73,7 +69,7 @@ def validate_job(task_path: str, device: str) -> dict:
     input_tensors = [t for t in first if isinstance(t, torch.Tensor)]
     if not input_tensors:
         problems.append("get_inputs() returns no tensors")
-    elif _same_samples(_sample(first), second):
+    elif _same_samples(fingerprint(first), second):
         problems.append("get_inputs() gives the same tensors for every seed, so cached results cannot be caught")
     if not any(isinstance(x, torch.Tensor) for x in outputs):
         problems.append("forward() returns no tensors")
