@@ -68,8 +68,11 @@ def _run_child(job: dict, protocol_fds: tuple[int, ...], result_fd: int) -> None
 
 def _wait(pid: int, timeout_s: float, result_fd: int) -> tuple[int, bool, bytes]:
     """Wait for the child while draining its result pipe; on timeout kill its whole process group.
-    Returns (wait status, timed_out, result bytes)."""
+    Returns (wait status, timed_out, result bytes). When the orchestrator that started this server
+    dies meanwhile (killed, timed out), the job dies with it: a judge left running would hold its
+    gigabytes of device memory until its own timeout, under whatever runs next."""
     deadline = time.monotonic() + timeout_s
+    parent = os.getppid()
     chunks = []
     os.set_blocking(result_fd, False)
     pause = 0.002
@@ -82,6 +85,11 @@ def _wait(pid: int, timeout_s: float, result_fd: int) -> tuple[int, bool, bytes]
         if time.monotonic() > deadline:
             _kill_group(pid)
             return os.waitpid(pid, 0)[1], True, b""
+        if os.getppid() != parent:
+            from harness import isolation
+            _kill_group(pid)
+            isolation.kill_descendants()
+            os._exit(1)
         time.sleep(pause)
         pause = min(pause * 2, 0.05)
 

@@ -129,6 +129,9 @@ class Judge:
         take the privilege to trace it). Returns the inputs with every tensor replaced by a marker
         the worker resolves, and the judge's own view of the candidate's buffers."""
         staged = tensors(inputs)
+        # What the judge's allocator keeps cached (the reference's temporaries, a variant's draws)
+        # goes back to the device first: at benchmark sizes the candidate's buffers need that room.
+        torch.cuda.empty_cache()
         specs = [[list(t.shape), str(t.dtype).removeprefix("torch.")] for t in staged]
         buffers = self.candidate.request(what, cmd="stage", name=name, specs=specs).get("buffers") or []
         if len(buffers) != len(staged) or any(

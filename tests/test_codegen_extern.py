@@ -93,6 +93,12 @@ def test_mm_dtypes(dtype):
      "[torch.randn(72, 72), torch.randn(72, 40)]"),
     ("torch.addmm(c, a, b, beta=0.5, alpha=2.0)",
      "[torch.randn(30, 20), torch.randn(20, 25), torch.randn(25)]"),
+    # irregular K and N: operands copied to aligned, zero-padded ones (aligned_operands)
+    ("torch.matmul(a, b)", "[torch.randn(70, 45), torch.randn(45, 83)]"),
+    ("torch.matmul(a, b.T)", "[torch.randn(66, 45), torch.randn(83, 45)]"),
+    ("torch.bmm(a, b)", "[torch.randn(2, 65, 45), torch.randn(2, 45, 70)]"),
+    ("torch.matmul(a, b)", "[torch.randn(2, 1, 64, 45), torch.randn(3, 45, 70)]"),    # broadcast batch
+    ("torch.tril(torch.matmul(torch.tril(a), b))", "[torch.randn(70, 70), torch.randn(70, 83)]"),
 ])
 def test_matmul_family(forward, inputs):
     names = "a, b, c" if inputs.count("torch.randn(") == 3 else "a, b"

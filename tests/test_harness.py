@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -162,3 +165,31 @@ def test_fp32_reference_rounding_is_not_held_against_a_more_exact_kernel():
     assert exact.accepted and any("reference rounding" in flag for flag in exact.flags)
     sloppy = harness.verify(str(task), str(CANDIDATES / "offset_fp16_sloppy.py"), device="cpu")
     assert sloppy.status == "mismatch"
+
+
+def test_a_job_dies_with_the_orchestrator_that_started_it(tmp_path):
+    """A run killed mid-job (a timeout, ^C twice) leaves no judge behind: at benchmark sizes one
+    would hold its gigabytes of device memory under whatever runs next."""
+    pid_file = tmp_path / "job.pid"
+    orchestrator = subprocess.Popen([sys.executable, "-c", (
+        "import harness\n"
+        f"harness.sandbox_call('subprocess:call', {{'args': ['sh', '-c', 'echo $$ > {pid_file}; exec sleep 300']}},"
+        " device='cpu', timeout_s=600)\n")], cwd=str(Path(__file__).resolve().parent.parent))
+    deadline = time.monotonic() + 60
+    while not (pid_file.exists() and pid_file.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    job = int(pid_file.read_text())
+    orchestrator.kill()
+    orchestrator.wait()
+    deadline = time.monotonic() + 10
+    while _alive(job) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(job)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"  # a zombie has died and waits to be reaped

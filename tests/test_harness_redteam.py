@@ -218,3 +218,12 @@ def test_concurrent_jobs_do_not_share_a_candidate_process():
         cached = pool.submit(RELU, str(REDTEAM / "relu_cached_after_n.py"), timeout_s=60)
         assert honest.result().accepted
         assert cached.result().status == "mismatch"
+
+
+def test_inputs_where_the_reference_keeps_no_correct_digit_judge_nothing():
+    """A KL divergence on inputs +1000: every term cancels, torch's fp32 result is further from float64
+    than float64's own value, and a kernel whose log rounds like a GPU's fast log2 lands elsewhere in
+    that noise. It was rejected on those inputs (GPU); it is right on every other trial."""
+    verdict = verify(str(TASKS / "kl_div_batchmean.py"), str(HERE / "candidates" / "kl_div_fast_log.py"))
+    assert verdict.accepted, verdict.summary
+    assert any("not judged on the shifted inputs" in flag for flag in verdict.flags)

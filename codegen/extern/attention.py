@@ -39,13 +39,13 @@ def emit(g) -> tuple[str, str]:
         "H", "L", "S", "sm_scale",
         "HEAD_DIM: tl.constexpr", "BLOCK_D: tl.constexpr",
         "BLOCK_M: tl.constexpr", "BLOCK_N: tl.constexpr", "IS_CAUSAL: tl.constexpr",
-        "EVEN_N: tl.constexpr",
+        "EVEN_N: tl.constexpr", "EVEN_D: tl.constexpr",
     ]
     dot_kw, half = dot_parameters(g, params)
     widen = (["if WIDEN_DOT:  # CPU interpreter only: its bf16 dot is wrong, its fp16 dot slow",
               "    q = q.to(tl.float32)"] if half else [])
     block = f"{g.kernel_name}_key_blocks"
-    block_consts = "BLOCK_N=BLOCK_N, EVEN_N=EVEN_N" + (
+    block_consts = "BLOCK_N=BLOCK_N, EVEN_N=EVEN_N, EVEN_D=EVEN_D" + (
         ", INPUT_PRECISION=INPUT_PRECISION" if fp32 else "") + (", WIDEN_DOT=WIDEN_DOT" if half else "")
     lines = [
         "# Causal programs own different amounts of work: launch the longest (last rows) first.",
@@ -63,6 +63,7 @@ def emit(g) -> tuple[str, str]:
         "offs_m = start_m * BLOCK_M + tl.arange(0, BLOCK_M)",
         "offs_d = tl.arange(0, BLOCK_D)",
         "mask_m = offs_m < L",
+        "# A power-of-two head dim fills its block: no head-dim mask, so tiles load unpredicated.",
         "mask_d = offs_d < HEAD_DIM",
         "q = tl.load(q_ptr + offs_m[:, None] * stride_qm + offs_d[None, :] * stride_qd,",
         "            mask=mask_m[:, None] & mask_d[None, :], other=0.0)",
@@ -109,7 +110,8 @@ def emit(g) -> tuple[str, str]:
             + ["*q.stride()", "*k.stride()", "*v.stride()", f"*{outs[0]}.stride()",
                "heads", "length", "k.shape[2]", scale,
                "HEAD_DIM=head_dim", "BLOCK_D=triton.next_power_of_2(head_dim)",
-               f"IS_CAUSAL={g.causal}", f'EVEN_N=k.shape[2] % {cfg}["BLOCK_N"] == 0']
+               f"IS_CAUSAL={g.causal}", f'EVEN_N=k.shape[2] % {cfg}["BLOCK_N"] == 0',
+               "EVEN_D=head_dim == triton.next_power_of_2(head_dim)"]
             + (["WIDEN_DOT=INTERPRETED"] if half else []) + [f"**{cfg}"])
     L += launch_lines(kname, call, [f"{o}.view(out_shape)" for o in outs])
     return kernel, "\n".join(L) + "\n"
@@ -124,14 +126,17 @@ def _key_blocks_source(name: str, fp32: bool, half: bool, dot_kw: str) -> str:
     return f'''@triton.jit
 def {name}(acc, l_i, m_i, q, k_ptr, v_ptr, stride_kn, stride_kd, stride_vn, stride_vd,
         offs_m, offs_d, mask_d, S, lo, hi, qk_scale,
-        BLOCK_N: tl.constexpr, EVEN_N: tl.constexpr, CAUSAL_MASK: tl.constexpr{extra}):
+        BLOCK_N: tl.constexpr, EVEN_N: tl.constexpr, EVEN_D: tl.constexpr, CAUSAL_MASK: tl.constexpr{extra}):
     """Stream key/value blocks [lo, hi) through the online softmax of one query block."""
     offs_n = tl.arange(0, BLOCK_N)
     for start_n in range(lo, hi, BLOCK_N):
         cols = start_n + offs_n
         k_ptrs = k_ptr + cols[None, :] * stride_kn + offs_d[:, None] * stride_kd
         v_ptrs = v_ptr + cols[:, None] * stride_vn + offs_d[None, :] * stride_vd
-        if EVEN_N:  # every key block is whole
+        if EVEN_N and EVEN_D:  # every key block is whole
+            k_tile = tl.load(k_ptrs)
+            v_tile = tl.load(v_ptrs)
+        elif EVEN_N:
             k_tile = tl.load(k_ptrs, mask=mask_d[:, None], other=0.0)
             v_tile = tl.load(v_ptrs, mask=mask_d[None, :], other=0.0)
         else:
