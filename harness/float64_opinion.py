@@ -116,16 +116,23 @@ def reference_has_no_digit(judge, expected, inputs) -> bool:
     for reference, exact in zip(tensors(expected), tensors(truth)):
         if not reference.is_floating_point() or exact.shape != reference.shape:
             return False
-        error = largest = 0.0
-        for ref, exact_chunk in aligned_chunks(reference, exact):
-            ref = ref.to(exact_chunk.device).double()
-            finite = torch.isfinite(exact_chunk) & torch.isfinite(ref)
-            if finite.any():
-                error = max(error, float((ref - exact_chunk).abs()[finite].max()))
-                largest = max(largest, float(exact_chunk.abs()[finite].max()))
+        error, largest = _reference_error(reference, exact)
         if error < largest:
             return False
     return True
+
+
+def _reference_error(reference, exact) -> tuple[float, float]:
+    """(the reference's worst distance from its float64 evaluation `exact`, the largest |exact|),
+    over the elements where both are finite; chunk by chunk, on the float64 evaluation's device."""
+    error = largest = 0.0
+    for ref, exact_chunk in aligned_chunks(reference, exact):
+        ref = ref.to(exact_chunk.device).double()
+        finite = torch.isfinite(exact_chunk) & torch.isfinite(ref)
+        if finite.any():
+            error = max(error, float((ref - exact_chunk).abs()[finite].max()))
+            largest = max(largest, float(exact_chunk.abs()[finite].max()))
+    return error, largest
 
 
 def as_exact_as_reference(judge, got, expected, inputs, slack: float = 2.0) -> bool:
@@ -160,11 +167,7 @@ def within_reference_error(got, expected, truth, slack: float = 2.0) -> bool:
         def chunks():
             for c, r, e in aligned_chunks(candidate, reference, exact):
                 yield c.to(e.device).double(), r.to(e.device).double(), e
-        reference_error = 0.0
-        for cand, ref, exact_chunk in chunks():
-            finite = torch.isfinite(exact_chunk) & torch.isfinite(ref)
-            if finite.any():
-                reference_error = max(reference_error, float((ref - exact_chunk).abs()[finite].max()))
+        reference_error = _reference_error(reference, exact)[0]
         worst, largest = 0.0, 0.0
         for cand, ref, exact_chunk in chunks():
             exact_finite = torch.isfinite(exact_chunk)

@@ -10,7 +10,6 @@ decide fragile numerics and identity-on-these-inputs cases on inputs that exerci
 from __future__ import annotations
 
 import math
-
 import secrets
 import time
 
