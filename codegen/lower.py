@@ -255,6 +255,10 @@ def _tile_dims(node: Node, known: set) -> int:
     that every broadcast operand (a statistic, a per-channel parameter) is constant along, when
     there is such an operand and the run is long. 0: a flat 1-D kernel suits it as well."""
     nd = len(node.shape)
+    if nd >= 2 and node.kind == ir.POOL and hint_prod(node, [nd - 1]) >= 32:
+        # a window per output element: rows (batch, channel, outer spatial dims) decomposed once
+        # per row, the last dim's outputs along the columns, no per-element index division
+        return 1
     if nd < 2 or node.kind != ir.POINTWISE:
         return 0
     varying, broadcast = set(), False

@@ -200,11 +200,18 @@ def _layout_split(graph: ir.Graph, r: Node, target: int, done: dict) -> bool:
     while d in dims:
         inner.insert(0, d)
         d -= 1
+    full = len(inner) == nd
+    if full and nd > 1 and _reads_per_row(x):
+        # a reduction to one value of something computed from per-row values (a loss over
+        # log_softmax's row statistics): reduce each row, then the rows, and each element finds
+        # its row's values without a division
+        inner = [nd - 1]
     outer = [d for d in dims if d not in inner and x.shape[d] != "1"]
     if not inner or not outer or r.op not in ("sum", "mean", "amax", "amin", "var"):
         return False
     rest = [d for d in range(nd) if d not in inner]
-    if hint_prod(x, inner) < 1024 or hint_prod(x, rest) * 2 <= target or hint_prod(x, outer) > 256:
+    # the combine of a reduction to one value is its own small kernel, whatever its count
+    if hint_prod(x, inner) < 1024 or hint_prod(x, rest) * 2 <= target or (hint_prod(x, outer) > 256 and not full):
         return False
     p_shape = tuple(x.shape[d] for d in rest)
     p_hint = tuple(x.hint[d] for d in rest)
@@ -228,6 +235,21 @@ def _layout_split(graph: ir.Graph, r: Node, target: int, done: dict) -> bool:
         new, value = _combine_plain(r, partial, final, n, done)
     _replace(graph, r, value, new)
     return True
+
+
+def _reads_per_row(x: Node) -> bool:
+    """Whether x is computed from a value broadcast along its last dim (a row's statistic)."""
+    stack, seen = [x], set()
+    while stack:
+        n = stack.pop()
+        if id(n) in seen or n.kind not in (ir.POINTWISE, ir.VIEW):
+            continue
+        seen.add(id(n))
+        for a in n.inputs:
+            if len(a.shape) == len(x.shape) and a.shape[-1] == "1" != x.shape[-1] and any(s != "1" for s in a.shape):
+                return True
+            stack.append(a)
+    return False
 
 
 def hint_prod(node: Node, dims) -> int:

@@ -38,18 +38,34 @@ def _evaluate_in_float64(judge, inputs, expected):
     return evaluate_in_float64(judge.reference, inputs, expected, judge.device)
 
 
+def _room(device) -> int:
+    """Bytes a new allocation may take on `device`: free device memory plus this process's cache."""
+    if torch.device(device).type != "cuda":
+        return 1 << 62
+    free, _ = torch.cuda.mem_get_info(device)
+    return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+
+
+def _float64_bytes(value) -> int:
+    return sum(8 * t.numel() for t in tensors(value))
+
+
 def evaluate_in_float64(reference, inputs, expected, device):
     """`reference` run in float64 on float64 copies of `inputs` (which gave `expected`), on `device`;
     None where it does not run so."""
-    try:
-        reference64 = copy.deepcopy(reference).to(device).double()
-        with torch.no_grad():
-            return reference64(*_as_float64(inputs, device))
-    except torch.OutOfMemoryError:
+    # Tried whole only where float64 inputs and outputs fit twice over: an attempt that runs out
+    # of memory at benchmark sizes leaves the allocator's blocks fragmented for what follows.
+    if 2 * (_float64_bytes(inputs) + _float64_bytes(expected)) < _room(device):
+        try:
+            reference64 = copy.deepcopy(reference).to(device).double()
+            with torch.no_grad():
+                return reference64(*_as_float64(inputs, device))
+        except torch.OutOfMemoryError:
+            pass
+        except Exception:
+            return None
         reference64 = None
         torch.cuda.empty_cache()
-    except Exception:
-        return None
     # No room on the device (a float64 attention materialises its whole score matrix): slice by
     # slice of the leading dim where the op allows it, else on the host (minutes at benchmark sizes).
     truth = in_leading_slices(reference, inputs, expected, device)
@@ -72,26 +88,32 @@ def in_leading_slices(reference, inputs, expected, device, parts=(4, 16, 64)):
     if n < 2 or not outputs or any(t.dim() == 0 or t.shape[0] != n for t in leaves + outputs):
         return None
     reference64 = copy.deepcopy(reference).to(device).double()
-    for count in parts:
-        step = -(-n // count)
-        try:
-            with torch.no_grad():
-                first = tensors(reference(*map_tensors(inputs, lambda t: t[:step])))
-                if len(first) != len(outputs) or not compare.compare_outputs(
-                        first, [t[:step] for t in outputs])[0].ok:
-                    return None
-                truth = [torch.empty(t.shape, dtype=torch.float64, device=device) for t in outputs]
-                for begin in range(0, n, step):
-                    part = tensors(reference64(*_as_float64(map_tensors(inputs, lambda t: t[begin:begin + step]),
-                                                            device)))
-                    for whole, piece in zip(truth, part):
-                        whole[begin:begin + step] = piece
-            return truth if isinstance(expected, (list, tuple)) else truth[0]
-        except torch.OutOfMemoryError:
-            first = truth = part = None
-            torch.cuda.empty_cache()
-        except Exception:
-            return None
+    # The whole float64 result (twice the outputs' bytes) is kept on the device when it fits, else
+    # in host memory: the slices are still computed on the device, and the checks bring it back
+    # chunk by chunk (an 8.6 GB cumsum's opinion on the host's CPU took minutes a trial).
+    on_device = torch.device(device).type == "cpu" or 2 * _float64_bytes(expected) < _room(device)
+    stores = (device,) if torch.device(device).type == "cpu" else (device, "cpu") if on_device else ("cpu",)
+    for store in stores:
+        for count in parts:
+            step = -(-n // count)
+            try:
+                with torch.no_grad():
+                    first = tensors(reference(*map_tensors(inputs, lambda t: t[:step])))
+                    if len(first) != len(outputs) or not compare.compare_outputs(
+                            first, [t[:step] for t in outputs])[0].ok:
+                        return None
+                    truth = [torch.empty(t.shape, dtype=torch.float64, device=store) for t in outputs]
+                    for begin in range(0, n, step):
+                        part = tensors(reference64(*_as_float64(
+                            map_tensors(inputs, lambda t: t[begin:begin + step]), device)))
+                        for whole, piece in zip(truth, part):
+                            whole[begin:begin + step] = piece
+                return truth if isinstance(expected, (list, tuple)) else truth[0]
+            except torch.OutOfMemoryError:
+                first = truth = part = None
+                torch.cuda.empty_cache()
+            except Exception:
+                return None
     return None
 
 
@@ -124,10 +146,10 @@ def reference_has_no_digit(judge, expected, inputs) -> bool:
 
 def _reference_error(reference, exact) -> tuple[float, float]:
     """(the reference's worst distance from its float64 evaluation `exact`, the largest |exact|),
-    over the elements where both are finite; chunk by chunk, on the float64 evaluation's device."""
+    over the elements where both are finite; chunk by chunk, on the reference's device."""
     error = largest = 0.0
     for ref, exact_chunk in aligned_chunks(reference, exact):
-        ref = ref.to(exact_chunk.device).double()
+        ref, exact_chunk = ref.double(), exact_chunk.to(ref.device)
         finite = torch.isfinite(exact_chunk) & torch.isfinite(ref)
         if finite.any():
             error = max(error, float((ref - exact_chunk).abs()[finite].max()))
@@ -163,10 +185,10 @@ def within_reference_error(got, expected, truth, slack: float = 2.0) -> bool:
         if exact.shape != reference.shape:
             return False
         tolerance = compare.tolerance_for(reference.dtype)
-        # chunk by chunk, on the device of the float64 evaluation: no full-size float64 copy
+        # chunk by chunk, on the reference's device: no full-size float64 copy there
         def chunks():
             for c, r, e in aligned_chunks(candidate, reference, exact):
-                yield c.to(e.device).double(), r.to(e.device).double(), e
+                yield c.to(r.device).double(), r.double(), e.to(r.device)
         reference_error = _reference_error(reference, exact)[0]
         worst, largest = 0.0, 0.0
         for cand, ref, exact_chunk in chunks():

@@ -117,3 +117,30 @@ def test_a_lone_convolution_is_not_handed_to_the_vendor_library_alone():
     assert res.ok and res.kernels == ["conv_direct_kernel: direct convolution"] and "F.conv" not in res.code
     bn = source.replace("return self.conv(x)", "return torch.nn.functional.max_pool2d(self.conv(x), 2)")
     assert hybrid.eligible(capture(bn).graph)
+
+
+@pytest.mark.parametrize("module,shape", [
+    ("nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1)", (2, 4, 7, 9)),
+    ("nn.ConvTranspose2d(4, 6, (3, 4), stride=(2, 3), padding=(1, 2), output_padding=(1, 0), dilation=(2, 1))",
+     (2, 4, 5, 6)),
+    ("nn.ConvTranspose1d(6, 4, 5, stride=3, padding=2, groups=2, dilation=2)", (2, 6, 11)),
+    ("nn.ConvTranspose3d(4, 4, 3, stride=2, groups=2)", (1, 4, 3, 4, 5)),
+    ("nn.Conv2d(4, 6, 3, stride=2, padding=1, dilation=2)", (2, 4, 9, 10)),
+])
+def test_a_direct_convolution_matches_torch_at_uneven_strides_and_dilations(tmp_path, module, shape):
+    """A transposed convolution's outputs run in stride phases (each tap feeds a whole phase or
+    none of it): every phase, including those of unequal length and padded edges, must be right."""
+    source = (f"import torch\nimport torch.nn as nn\n\nclass Model(nn.Module):\n"
+              f"    def __init__(self):\n        super().__init__()\n        self.conv = {module}\n\n"
+              f"    def forward(self, x):\n        return self.conv(x)\n\n\n"
+              f"def get_inputs():\n    return [torch.randn{shape}]\n\n\ndef get_init_inputs():\n    return []\n")
+    res = codegen.lower(source)
+    assert res.ok and res.kernels[0].startswith("conv_direct_kernel"), res.reason
+    ns: dict = {}
+    exec(source, ns)
+    torch.manual_seed(0)
+    model = ns["Model"]()
+    new = _load(tmp_path, res.code, "direct_conv").ModelNew()
+    new.load_state_dict(model.state_dict())
+    x = torch.randn(*shape)
+    torch.testing.assert_close(new(x), model(x), rtol=1e-5, atol=1e-5)
