@@ -14,7 +14,8 @@ long rows or a strided layout are split into partials and a small combine (rewri
 variances as Welford triples), and the combine is inlined into whichever row kernel needs it.
 Pointwise outputs whose broadcast operands are constant along the trailing dims (statistics,
 per-channel parameters) get a rows x columns "tiled" kernel (_tile_dims): per-row work once per
-row, contiguous vector loads, no per-element index division.
+row, contiguous vector loads, no per-element index division. Pools too: their windows' outer
+positions are per row, the last output dim runs along the columns.
 """
 from __future__ import annotations
 

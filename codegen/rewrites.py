@@ -67,6 +67,8 @@ def split_reductions(graph: ir.Graph, tun: dict) -> None:
       partial = reduce(x in SPLIT chunks per row), a [rows, SPLIT] buffer;
     - layout split (reduced dims not all innermost, e.g. batch norm's (N, H, W)): partial =
       reduce(x over the innermost reduced dims), contiguous rows; the rest is combined after.
+      A reduction to one value of something computed from per-row values (a loss over
+      log_softmax's row statistics) splits the same way at the last dim.
 
     The final combine is a small reduction over the partials (marked "combine"): a row kernel that
     needs it loads its rows' partials and combines them in place (emit.Kernel.combine)."""
