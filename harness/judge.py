@@ -58,8 +58,9 @@ class Judge:
         self.first_seed: int | None = None
         self.output_count = 0
         self.reference_aliases: set[int] = set()
-        self.last_trial_output = None
+        self.last_trial_output = None  # its content_digest
         self.last_trial_seen = 0.0
+        self.digest_key = secrets.randbits(62)  # the earlier outputs' digests: unknown to the candidate
         self.report = {"device": device, "trials": 0, "flags": [], "torch_ops_left": [], "allowed_leftovers": [],
                        "seed": self.seed, "triton_launches": 0,
                        "versions": {"torch": torch.__version__, "triton": _triton_version(),

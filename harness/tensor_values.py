@@ -4,7 +4,8 @@ judge and the candidate: copied out, listed in order, and fingerprinted.
 Outputs are copied into the judge's memory the moment they come back, so that nothing the
 candidate does later can change what was compared. Inputs are not copied whole (at benchmark
 sizes that doubles the memory a trial needs): a sample of them is enough to tell whether a kernel
-wrote into them.
+wrote into them. Earlier outputs are not kept either: a keyed digest of their bytes tells whether
+the candidate's copy of them changed since.
 """
 from __future__ import annotations
 
@@ -30,6 +31,34 @@ def aligned_chunks(*aligned: torch.Tensor):
     flat = [t.detach().reshape(-1) for t in aligned]
     for begin in range(0, flat[0].numel(), compare.COMPARE_CHUNK):
         yield tuple(f[begin:begin + compare.COMPARE_CHUNK] for f in flat)
+
+
+DIGEST_MODULUS = 1 << 64
+_WORD = {1: torch.uint8, 2: torch.int16, 4: torch.int32}
+
+
+def content_digest(value, key: int, like: list | None = None) -> list[tuple]:
+    """What the judge keeps of an earlier call's outputs to tell later whether they changed: per
+    tensor its shape, dtype, device and a keyed digest of its bytes (its words of up to 32 bits
+    times per-position odd weights drawn from `key`, summed modulo 2**64). A copy would double a
+    trial's memory at benchmark sizes; the key is the judge's own, per job, so a change cannot be
+    made to keep the digest. like: the digest to compare with, whose devices draw the weights
+    (a tensor elsewhere is brought over chunk by chunk)."""
+    digests = []
+    for index, t in enumerate(tensors(value)):
+        device = torch.device(like[index][2]) if like is not None and index < len(like) else t.device
+        # words of the element's own width (at most 32 bits): the same for any storage offset
+        words = t.detach().reshape(-1).view(_WORD[min(t.element_size(), 4)])
+        generator = torch.Generator(device=device)
+        generator.manual_seed(key)
+        total = 0
+        for begin in range(0, words.numel(), compare.COMPARE_CHUNK):
+            chunk = words[begin:begin + compare.COMPARE_CHUNK].to(device=device, dtype=torch.int64)
+            weights = torch.randint(-2**62, 2**62, chunk.shape, generator=generator, device=device,
+                                    dtype=torch.int64) | 1
+            total = (total + int((chunk * weights).sum())) % DIGEST_MODULUS
+        digests.append((tuple(t.shape), t.dtype, str(device), total))
+    return digests
 
 
 def fingerprint(value) -> list[torch.Tensor]:

@@ -19,7 +19,7 @@ from harness import compare, degenerate, inputs as judge_inputs
 from harness.candidate_worker import _aliases
 from harness.errors import Rejection
 from harness.float64_opinion import as_exact_as_reference, reference_has_no_digit, reference_resolves
-from harness.tensor_values import changed_inputs, fingerprint, tensors
+from harness.tensor_values import changed_inputs, content_digest, fingerprint, tensors
 
 PERSISTENCE_WAIT_S = 0.05       # earlier outputs must stay intact at least this long after their call
 # Where the reference itself is off, how much further a candidate may be. A cosine similarity at
@@ -137,13 +137,13 @@ def check_trials(judge):
                                   keep_as="last_trial" if trial == judge.trials - 1 else None)
         if previous is not None:
             _check_kept(judge, -2, previous, f"trial {trial}")
-        previous = got
+        previous = content_digest(got, judge.digest_key)
         judge.report["trials"] = trial + 1
         if trial == 0:
             judge.first_seed = seed  # the ghost replays draw these inputs again rather than keep them
             judge.output_count = len(tensors(expected))
             judge.reference_aliases = {a[0] for a in _aliases(inputs, expected)}  # outputs that are views
-        del inputs, expected, got  # (got lives on as previous) no stale copy into the next trial
+        del inputs, expected, got  # no stale copy into the next trial (previous is a digest)
     judge.last_trial_output = previous
     judge.last_trial_seen = time.monotonic()
     # the trial-to-trial checks are done: only the last trial's outputs stay held (for the final one)
@@ -175,12 +175,11 @@ def check_final_persistence(judge):
     judge.candidate.request("releasing earlier outputs", cmd="forget")
 
 
-def _check_kept(judge, which, copy, when: str):
+def _check_kept(judge, which, digest, when: str):
     reply = judge.candidate.request("re-reading earlier outputs", cmd="kept", index=which)
     now = reply.get("outputs")
-    same = now is not None and len(tensors(now)) == len(tensors(copy)) and all(
-        a.shape == b.shape and a.dtype == b.dtype and compare.tensors_equal(a.to(b.device), b)
-        for a, b in zip(tensors(now), tensors(copy)))
+    same = now is not None and len(tensors(now)) == len(digest) and \
+        content_digest(now, judge.digest_key, like=digest) == digest
     if not same:
         raise Rejection("mismatch", f"an earlier call's output changed afterwards ({when}): outputs must stay "
                                     "intact after later calls (a reused buffer, or work still writing it?)")

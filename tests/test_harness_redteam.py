@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 import harness
 
@@ -227,3 +228,25 @@ def test_inputs_where_the_reference_keeps_no_correct_digit_judge_nothing():
     verdict = verify(str(TASKS / "kl_div_batchmean.py"), str(HERE / "candidates" / "kl_div_fast_log.py"))
     assert verdict.accepted, verdict.summary
     assert any("not judged on the shifted inputs" in flag for flag in verdict.flags)
+
+
+def test_the_digest_kept_of_earlier_outputs_sees_any_change_to_their_bytes():
+    """Between trials the judge keeps a keyed digest of an output, not a copy (8.6 GB at benchmark
+    sizes): one element nudged by one ulp, two elements swapped, a byte of a uint8 view at an odd
+    offset changed: each changes the digest; the same bytes keep it; another job's key does not."""
+    from harness.tensor_values import content_digest
+
+    x = torch.randn(300, 37)
+    odd_bytes = torch.arange(9, dtype=torch.uint8)[1:]  # storage offset 1: hashed byte by byte
+    key = 2**61 + 12345
+    kept = content_digest([x, odd_bytes], key)
+    assert content_digest([x.clone(), odd_bytes.clone()], key, like=kept) == kept
+    nudged = x.clone()
+    nudged[150, 3] = torch.nextafter(nudged[150, 3], torch.tensor(float("inf")))
+    swapped = x.clone()
+    swapped[0, 0], swapped[0, 1] = x[0, 1], x[0, 0]
+    flipped = odd_bytes.clone()
+    flipped[4] ^= 1
+    for changed in ([nudged, odd_bytes], [swapped, odd_bytes], [x, flipped]):
+        assert content_digest(changed, key, like=kept) != kept
+    assert content_digest([x, odd_bytes], key + 1) != kept
