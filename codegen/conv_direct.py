@@ -60,14 +60,13 @@ def conv_direct_kernel(x_ptr, w_ptr, b_ptr, out_ptr, n_elements, N_BATCH, C_IN, 
     rest = rest // QD
     co = rest % C_OUT
     n = rest // C_OUT
-    if TRANSPOSED:  # phases of unequal length: this one's own end
-        mask = mask & (n < N_BATCH)
+    if TRANSPOSED:
+        mask = mask & (n < N_BATCH)  # phases of unequal length: this one's own end
+        w_co = co % COUT_PER_GROUP
     od = pd + PHASES_D * qd
     oh = ph + PHASES_H * qh
     ow = pw + PHASES_W * qw
     group = co // COUT_PER_GROUP
-    if TRANSPOSED:
-        w_co = co % COUT_PER_GROUP
     acc = tl.zeros([BLOCK, BLOCK_CI], dtype=tl.float32)
     for c0 in range(0, CIN_PER_GROUP, BLOCK_CI):
         ci = c0 + tl.arange(0, BLOCK_CI)[None, :]

@@ -91,8 +91,10 @@ def in_leading_slices(reference, inputs, expected, device, parts=(4, 16, 64)):
     # The whole float64 result (twice the outputs' bytes) is kept on the device when it fits, else
     # in host memory: the slices are still computed on the device, and the checks bring it back
     # chunk by chunk (an 8.6 GB cumsum's opinion on the host's CPU took minutes a trial).
-    on_device = torch.device(device).type == "cpu" or 2 * _float64_bytes(expected) < _room(device)
-    stores = (device,) if torch.device(device).type == "cpu" else (device, "cpu") if on_device else ("cpu",)
+    if torch.device(device).type == "cpu":
+        stores = (device,)
+    else:
+        stores = (device, "cpu") if 2 * _float64_bytes(expected) < _room(device) else ("cpu",)
     for store in stores:
         for count in parts:
             step = -(-n // count)
