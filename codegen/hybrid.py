@@ -14,6 +14,8 @@ kernel first.
 """
 from __future__ import annotations
 
+import torch
+
 from . import ir
 from .ir import Node, Sym, Unsupported
 
@@ -35,21 +37,58 @@ def eligible(graph: ir.Graph) -> bool:
 
 
 def prepare(graph: ir.Graph) -> set:
-    """Name the vendor results after what they are; return the nodes a Triton kernel must write
-    because a vendor call reads them (its operands that are not inputs or views of them)."""
+    """Name the vendor results after what they are, move convolution biases into the Triton work
+    that follows; return the nodes a Triton kernel must write because a vendor call reads them (its operands that are not inputs or views of them)."""
     taken = {n.name for n in graph.nodes}
     for n in graph.of_kind(ir.EXTERN):
-        base = _RESULT_NAMES.get(n.op, n.op + "_out")
-        name, i = base, 2
-        while name in taken:
-            name, i = f"{base}_{i}", i + 1
-        taken.add(name)
-        n.name = name
+        n.name = _fresh(_RESULT_NAMES.get(n.op, n.op + "_out"), taken)
+    for conv in [n for n in graph.of_kind(ir.EXTERN) if "convolution" in n.op]:
+        _bias_into_epilogue(graph, conv, taken)
     needed = set()
     for n in graph.of_kind(ir.EXTERN):
         for a in n.inputs:
             _operand(a, needed)
     return needed
+
+
+def _bias_into_epilogue(graph: ir.Graph, conv: Node, taken: set) -> None:
+    """conv(x, w, b) becomes conv(x, w) + b per channel, the add a pointwise node that fuses into
+    the Triton kernel reading the result: cuDNN adds a bias in a pass of its own over the whole
+    output (3.7 ms of a 4.3 GB conv output on an H100)."""
+    bias = conv.attrs.get("bias")
+    if not isinstance(bias, Node):
+        return
+    rank = len(conv.shape)
+    name = _fresh(f"{conv.name}_bias", taken)
+    view = Node(name, "view", ir.VIEW, [bias], {"shape": ("1", conv.shape[1]) + ("1",) * (rank - 2)},
+                ("1", conv.shape[1]) + ("1",) * (rank - 2), (1, conv.hint[1]) + (1,) * (rank - 2), bias.dtype,
+                torch.ops.aten.view.default)
+    added = Node(_fresh(f"{conv.name}_biased", taken), "add", ir.POINTWISE, [conv, view, 1],
+                 {"self": conv, "other": view, "alpha": 1}, conv.shape, conv.hint, conv.dtype, torch.ops.aten.add.Tensor)
+    for n in graph.nodes:
+        n.args = _replaced(n.args, conv, added)
+        n.attrs = {k: _replaced(v, conv, added) for k, v in n.attrs.items()}
+    graph.outputs = _replaced(graph.outputs, conv, added)
+    conv.args = _replaced(conv.args, bias, None)
+    conv.attrs["bias"] = None
+    at = graph.nodes.index(conv) + 1
+    graph.nodes[at:at] = [view, added]
+
+
+def _replaced(value, old: Node, new):
+    if value is old:
+        return new
+    if isinstance(value, (list, tuple)):
+        return type(value)(_replaced(v, old, new) for v in value)
+    return value
+
+
+def _fresh(base: str, taken: set) -> str:
+    name, i = base, 2
+    while name in taken:
+        name, i = f"{base}_{i}", i + 1
+    taken.add(name)
+    return name
 
 
 def _operand(a: Node, needed: set) -> None:

@@ -62,7 +62,7 @@ def lower(task_source: str, *, tunables: dict | None = None, target: str = "cuda
 
 
 def _lower_captured(cap, ns: dict, task_source: str, tunables: dict | None, target: str) -> Lowering:
-    vendor = None
+    vendor_product = False
     lone = conv_direct.lone_convolution(cap.graph)
     if lone is not None:  # cuDNN alone would be rejected: a direct Triton convolution
         _generalize_sizes(cap, task_source, ns)
@@ -76,13 +76,14 @@ def _lower_captured(cap, ns: dict, task_source: str, tunables: dict | None, targ
         res = None if scalar_args else _lower_extern(task_source, tunables, target)
         if (res is not None and res.ok) or not hybrid.eligible(cap.graph):
             return res if res is not None else Lowering(False, reason="unsupported: a number argument beside a matmul or convolution")
-        # a norm, reduction or pooling after the product: vendor product, the rest scheduled here
-        vendor = hybrid.prepare(cap.graph)
+        vendor_product = True  # a norm, reduction or pooling after the product: vendor product, the rest scheduled here
     try:
         tun = tunables_mod.resolve(tunables, target)
     except KeyError as e:
         return Lowering(False, reason=str(e.args[0]), space=tunables_mod.space_of("pointwise"))
     _generalize_sizes(cap, task_source, ns)
+    # after generalising, which compares this graph with other traces: prepare rewrites it (a conv's bias)
+    vendor = hybrid.prepare(cap.graph) if vendor_product else None
     try:
         code, kernels = render_file(cap.graph, _schedule(cap.graph, tun, vendor or ()), task_source, tun, cap.calls,
                                     vendor_calls=(lambda ks: hybrid.statements(cap.graph, ks)) if vendor is not None else None)
