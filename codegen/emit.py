@@ -26,7 +26,7 @@ from .ir import Node, Sym, Unsupported
 from .pointwise import NotPointwise, compute_type, expression, literal
 from .reductions import RowReductions
 from .scans import RowScans
-from .scope import TL_DTYPE, Scope, _balanced, _deps, _prod, index_of
+from .scope import TL_DTYPE, Scope, _balanced, _deps, _prod, index_of, split_key
 from .kernels import Skeletons
 from .plans import ROW, KernelPlan
 from .views import IndexViews
@@ -54,6 +54,9 @@ class Kernel(IndexViews, RowReductions, RowScans, Skeletons):
         self.scope = self.root
         self.sections: list[Scope] = []
         self.flat = None          # (idx, shape, expr): the kernel's own linear index
+        # (index exprs, sizes) -> the flat index they were split from (delinearize): a load of a
+        # contiguous tensor at that multi-index is at that flat offset, no division composed back
+        self.split_from: dict[tuple, str] = {}
         self.row_vars = None      # row kernels: index exprs of the kept dims
         self.reduced: dict = {}
         self.loop_section = None  # looped row kernels: the section scope of the loop being emitted
@@ -134,6 +137,7 @@ class Kernel(IndexViews, RowReductions, RowScans, Skeletons):
             e = index_of(lin, sizes, d)
             v = self.assign(e, prefix) if n > 1 else e
             idx.append((v, deps))
+        self.split_from[split_key([e for e, _ in idx], sizes)] = lin
         return idx
 
     def linear(self, idx, shape) -> tuple[str, str]:
@@ -141,12 +145,23 @@ class Kernel(IndexViews, RowReductions, RowScans, Skeletons):
             return "0", ""
         if self.flat is not None and list(idx) == list(self.flat[0]) and tuple(shape) == tuple(self.flat[1]):
             return self.flat[2], _deps(*[d for _, d in idx])
+        exprs = [e for e, _ in idx]
         terms = []
-        for d, (e, _) in enumerate(idx):
-            if e == "0" or shape[d] == "1":
-                continue
-            stride = _prod(shape[d + 1:])
-            terms.append(e if stride == "1" else f"{e} * {stride}" if re.fullmatch(r"\w+", stride) else f"{e} * ({stride})")
+        d = 0
+        while d < len(idx):
+            # the longest run of dims split from one flat index contributes that index
+            end = next((j for j in range(len(idx), d + 1, -1)
+                        if len(split_key(exprs[d:j], shape[d:j])) > 1 and split_key(exprs[d:j], shape[d:j]) in self.split_from), None)
+            if end is not None:
+                e, d, used = self.split_from[split_key(exprs[d:end], shape[d:end])], end - 1, True
+            else:
+                e, used = exprs[d], shape[d] != "1"
+            if e != "0" and used:
+                stride = _prod(shape[d + 1:])
+                stride = "n_cols" if self.kind == "row" and stride == self.n_cols else stride
+                e = e if stride == "1" or re.fullmatch(r"\w+|\(.*\)", e) and _balanced(e[1:-1]) else f"({e})"
+                terms.append(e if stride == "1" else f"{e} * {stride}" if re.fullmatch(r"\w+", stride) else f"{e} * ({stride})")
+            d += 1
         return (" + ".join(terms) or "0"), _deps(*[d for _, d in idx])
 
     def broadcast(self, operand: Node, out_shape, idx):

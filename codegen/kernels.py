@@ -11,7 +11,7 @@ import re
 import torch
 
 from . import ir
-from .scope import TL_DTYPE, NeedMaterialize, Scope, _prod, index_of
+from .scope import TL_DTYPE, NeedMaterialize, Scope, _prod, index_of, split_key
 from .ir import Node
 from .pointwise import compute_type
 
@@ -102,6 +102,8 @@ class Skeletons:
         lines, self.row_vars = index_vars("rows", kept, "row", "r")
         self.root.lines += lines
         self.col_lines, self.col_vars = index_vars("cols", red, "col", "c")
+        for lin, sizes, idx in (("rows", kept, self.row_vars), ("cols", red, self.col_vars)):
+            self.split_from[split_key([e for e, _ in idx], sizes)] = lin
         # reduced dims innermost (size-1 dims aside): an element's offset is row * n_cols + col
         big_kept = [d for d in range(len(F)) if d not in A and F[d] != "1"]
         big_red = [d for d in A if F[d] != "1"]

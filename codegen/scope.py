@@ -64,6 +64,11 @@ def _term(size: str) -> str:
     return size if re.fullmatch(r"\w+", size) else f"({size})"
 
 
+def split_key(exprs, sizes) -> tuple:
+    """The key of emit.Kernel.split_from: the index exprs and sizes of the dims larger than one."""
+    return tuple((e, s) for e, s in zip(exprs, sizes) if s != "1")
+
+
 def index_of(lin: str, sizes, d: int) -> str:
     """The index along dim `d` of the row-major flat offset `lin` over `sizes`."""
     inner = _prod(sizes[d + 1:])

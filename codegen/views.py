@@ -2,11 +2,55 @@
 for emit.Kernel: a view's value at an index is its source's value at another index."""
 from __future__ import annotations
 
+import sympy
+
 from . import ir
 from .ir import Node, Unsupported
 from .pointwise import compute_type, literal
 from .reductions import extremum
-from .scope import TL_DTYPE, Scope, _deps
+from .scope import TL_DTYPE, Scope, _deps, split_key
+
+
+def dim_groups(view: Node, src: Node) -> list[tuple[list[int], list[int]]] | None:
+    """A view's dims and its source's in groups of equal size ((N*C, H*W) and (N, C, H, W): two
+    groups), or None where the sizes cannot be shown equal group by group."""
+    out = [d for d, s in enumerate(view.shape) if s != "1"]
+    src_dims = [d for d, s in enumerate(src.shape) if s != "1"]
+    groups, i, j = [], 0, 0
+    while i < len(out) and j < len(src_dims):
+        group = ([out[i]], [src_dims[j]])
+        size_out, size_src = int(view.hint[out[i]]), int(src.hint[src_dims[j]])
+        i, j = i + 1, j + 1
+        while size_out != size_src:  # the traced sizes say which side to widen ...
+            if size_out < size_src and i < len(out):
+                group[0].append(out[i])
+                size_out, i = size_out * int(view.hint[out[i]]), i + 1
+            elif size_src < size_out and j < len(src_dims):
+                group[1].append(src_dims[j])
+                size_src, j = size_src * int(src.hint[src_dims[j]]), j + 1
+            else:
+                return None
+        # ... the symbolic sizes must agree at every size, not only the traced one
+        if not _same_size([view.shape[d] for d in group[0]], [src.shape[d] for d in group[1]]):
+            return None
+        groups.append(group)
+    return groups if i == len(out) and j == len(src_dims) else None
+
+
+def _same_size(a: list[str], b: list[str]) -> bool:
+    if a == b:
+        return True
+    try:
+        return sympy.expand(_product(a) - _product(b)) == 0
+    except (sympy.SympifyError, TypeError, SyntaxError):
+        return False
+
+
+def _product(sizes: list[str]):
+    out = sympy.Integer(1)
+    for s in sizes:
+        out *= sympy.sympify(s)
+    return out
 
 
 class IndexViews:
@@ -24,8 +68,28 @@ class IndexViews:
             lin, deps = self.linear(idx, node.shape)
             if src in self.materialized or src.kind == ir.INPUT or src.kind == ir.EXTERN:
                 return self.load_linear(src, lin, deps)
-            lin_v = self.assign(lin, "lin")
-            return self.value(src, self.delinearize(lin_v, src.shape, deps, "i"))
+            groups = dim_groups(node, src)
+            # by groups where that parts a row kernel's per-row dims from its per-column ones, or
+            # where every dim maps to one dim (sizes the trace spelled two ways)
+            if groups is None or len(groups) == 1 or (
+                    len({_deps(*[idx[d][1] for d in out_dims]) for out_dims, _ in groups}) < 2
+                    and any(len(out_dims) > 1 or len(src_dims) > 1 for out_dims, src_dims in groups)):
+                lin_v = self.assign(lin, "lin")
+                out = self.delinearize(lin_v, src.shape, deps, "i")
+                self.split_from[split_key([e for e, _ in out], src.shape)] = self.normal(lin)
+                return self.value(src, out)
+            # dims that merge or split apart from each other keep their own index: a row kernel's
+            # (batch, channel) stay per row, not divided out of every element's flat index
+            out = [("0", "")] * len(src.shape)
+            for out_dims, src_dims in groups:
+                part, part_deps = self.linear([idx[d] for d in out_dims], [node.shape[d] for d in out_dims])
+                if len(src_dims) == 1:
+                    out[src_dims[0]] = (part, part_deps)
+                    continue
+                sizes = [src.shape[d] for d in src_dims]
+                for d, e in zip(src_dims, self.delinearize(self.assign(part, "lin"), sizes, part_deps, "i")):
+                    out[d] = e
+            return self.value(src, out)
         if op == "broadcast_in_dim":
             out = [("0", "")] * len(src.shape)
             for i, d in enumerate(a["dims"]):
