@@ -197,6 +197,19 @@ def capture(task_source: str, *, namespace: dict | None = None) -> Capture:
     return Capture(graph, gm, ns, fwd_params, recorder.calls)
 
 
+def _batch_norm_with_running_stats(input, weight, bias, running_mean, running_var, training, momentum, eps,
+                                   cudnn_enabled):
+    """Batch norm in eval mode is a per-channel affine map: as pointwise ops it fuses into the
+    epilogue of the convolution or matmul before it (codegen.extern). Training mode stays whole."""
+    if training or running_mean is None or running_var is None:
+        return NotImplemented
+    per_channel = [1, -1] + [1] * (input.dim() - 2)
+    out = (input - running_mean.view(per_channel)) * torch.rsqrt(running_var.view(per_channel) + eps)
+    if weight is not None:
+        out = out * weight.view(per_channel)
+    return out + bias.view(per_channel) if bias is not None else out
+
+
 def trace_templates(ns: dict) -> Traced:
     """The forward traced before autograd's decompositions, on fake tensors at the task's sizes:
     composite ops stay whole (linear, matmul, conv2d, scaled_dot_product_attention, gelu)."""
@@ -206,7 +219,8 @@ def trace_templates(ns: dict) -> Traced:
     model, state, inputs, _ = _build(ns, lambda: FakeTensorMode(allow_non_fake_inputs=True))
     flat = [t.detach() if isinstance(t, torch.Tensor) else t for t in list(state.values()) + inputs]
     try:
-        gm = make_fx(_traceable(model, state), pre_dispatch=True, tracing_mode="fake")(*flat)
+        gm = make_fx(_traceable(model, state), pre_dispatch=True, tracing_mode="fake",
+                     decomposition_table={aten.batch_norm.default: _batch_norm_with_running_stats})(*flat)
     except Unsupported:
         raise
     except Exception as e:

@@ -298,8 +298,11 @@ class _Lowering:
     def pointwise(self, node):
         inputs = _tensor_inputs(node)
         owners = [self.owner[x] for x in inputs if x in self.owner and not self.owner[x].sealed]
-        target = max(owners, key=self.groups.index) if owners else None
         out_shape = _shape(node)
+        # the latest open group of the result's shape takes the op; a smaller operand's group (a
+        # per-channel scale) is materialised for it rather than closing the big one
+        fitting = [g for g in owners if g.shape == out_shape] or owners
+        target = max(fitting, key=self.groups.index) if fitting else None
         if target is not None and target.shape == out_shape and target.accepts(node) and \
                 _val(node).dtype.is_floating_point:
             externals = [x for x in inputs if x not in target.node_set()]
