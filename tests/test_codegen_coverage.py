@@ -126,10 +126,15 @@ def test_a_lone_convolution_is_not_handed_to_the_vendor_library_alone():
     ("nn.ConvTranspose1d(6, 4, 5, stride=3, padding=2, groups=2, dilation=2)", (2, 6, 11)),
     ("nn.ConvTranspose3d(4, 4, 3, stride=2, groups=2)", (1, 4, 3, 4, 5)),
     ("nn.Conv2d(4, 6, 3, stride=2, padding=1, dilation=2)", (2, 4, 9, 10)),
+    ("nn.Conv2d(6, 6, 3, padding=1, groups=6)", (3, 6, 5, 7)),  # depthwise: a plane per row
+    ("nn.Conv1d(8, 12, 3, padding=1, groups=2)", (3, 8, 300)),  # 6 channels a group: tiles of 2
 ])
-def test_a_direct_convolution_matches_torch_at_uneven_strides_and_dilations(tmp_path, module, shape):
+@pytest.mark.parametrize("tiles", ["interpreter", "gpu"])
+def test_a_direct_convolution_matches_torch_at_uneven_strides_and_dilations(tmp_path, module, shape, tiles):
     """A transposed convolution's outputs run in stride phases (each tap feeds a whole phase or
-    none of it): every phase, including those of unequal length and padded edges, must be right."""
+    none of it): every phase, including those of unequal length and padded edges, must be right.
+    The GPU's tiles (a group's channels sharing each input load, CONV_BLOCK_S positions; or
+    CONV_BLOCK_R depthwise rows) are checked here too, run by the interpreter."""
     source = (f"import torch\nimport torch.nn as nn\n\nclass Model(nn.Module):\n"
               f"    def __init__(self):\n        super().__init__()\n        self.conv = {module}\n\n"
               f"    def forward(self, x):\n        return self.conv(x)\n\n\n"
@@ -140,7 +145,9 @@ def test_a_direct_convolution_matches_torch_at_uneven_strides_and_dilations(tmp_
     exec(source, ns)
     torch.manual_seed(0)
     model = ns["Model"]()
-    new = _load(tmp_path, res.code, "direct_conv").ModelNew()
+    generated = _load(tmp_path, res.code, "direct_conv")
+    generated.INTERPRETED = tiles == "interpreter"
+    new = generated.ModelNew()
     new.load_state_dict(model.state_dict())
     x = torch.randn(*shape)
     torch.testing.assert_close(new(x), model(x), rtol=1e-5, atol=1e-5)
