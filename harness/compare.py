@@ -90,28 +90,46 @@ def compare_tensor(got: torch.Tensor, expected: torch.Tensor, special: bool = Fa
     for begin in range(0, flat_expected.numel(), COMPARE_CHUNK):
         stats.add(flat_got[begin:begin + COMPARE_CHUNK], flat_expected[begin:begin + COMPARE_CHUNK], begin, tol,
                   special, masked_nan)
+    return verdict_of(stats, expected.shape, expected.dtype)
+
+
+def compare_pieces(pieces, shape: torch.Size, dtype: torch.dtype) -> Comparison:
+    """compare_tensor over a tensor that is never whole: `pieces` yields (got, expected, flat offset)
+    chunks covering it (a float64 evaluation computed slice by slice)."""
+    stats = _ChunkStats()
+    for got, expected, begin in pieces:
+        for start in range(0, expected.numel(), COMPARE_CHUNK):
+            stats.add(got.reshape(-1)[start:start + COMPARE_CHUNK], expected.reshape(-1)[start:start + COMPARE_CHUNK],
+                      begin + start, tolerance_for(dtype), False, False)
+    return verdict_of(stats, shape, dtype)
+
+
+def verdict_of(stats, shape: torch.Size, dtype: torch.dtype) -> Comparison:
+    """The comparison of a floating-point tensor of `shape` from its chunks' statistics."""
+    tol = tolerance_for(dtype)
+    numel = shape.numel()
     if stats.extra_nan or stats.missing_nan:
         return Comparison(False, f"NaN positions differ ({stats.extra_nan} unexpected NaN, {stats.missing_nan} "
                                  "missing NaN)", max_abs_err=float("nan"), max_rel_err=float("nan"),
                           unwritten=stats.extra_nan > 0)
     if stats.inf_mismatch:
         return Comparison(False, "Inf positions or signs differ", max_abs_err=float("inf"), max_rel_err=float("inf"))
-    if 2 * stats.extra_nonfinite > expected.numel():
-        return Comparison(False, f"{stats.extra_nonfinite}/{expected.numel()} elements are NaN/inf where the "
+    if 2 * stats.extra_nonfinite > numel:
+        return Comparison(False, f"{stats.extra_nonfinite}/{numel} elements are NaN/inf where the "
                                  "reference's are finite", unwritten=True)
     if not stats.any_finite:
         return Comparison(True, extra_nonfinite=stats.extra_nonfinite)
     scale, max_abs = stats.scale, stats.max_abs
     max_rel = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else float("inf"))
-    where = (f"worst at index {_describe_index(stats.worst, expected.shape)}: got {stats.worst_got:.6g}, "
+    where = (f"worst at index {_describe_index(stats.worst, shape)}: got {stats.worst_got:.6g}, "
              f"expected {stats.worst_expected:.6g}")
     if stats.outside:
-        return Comparison(False, f"{stats.outside}/{expected.numel()} elements outside tolerance "
-                                 f"(atol {tol.atol:g}, rtol {tol.rtol:g} for {expected.dtype}); {where}",
+        return Comparison(False, f"{stats.outside}/{numel} elements outside tolerance "
+                                 f"(atol {tol.atol:g}, rtol {tol.rtol:g} for {dtype}); {where}",
                           max_abs, max_rel)
     if max_rel > tol.scale:
         return Comparison(False, f"error {max_abs:.3g} is {max_rel:.3g} of the output's scale {scale:.3g} "
-                                 f"(limit {tol.scale:g} for {expected.dtype}); {where}", max_abs, max_rel)
+                                 f"(limit {tol.scale:g} for {dtype}); {where}", max_abs, max_rel)
     return Comparison(True, max_abs_err=max_abs, max_rel_err=max_rel, extra_nonfinite=stats.extra_nonfinite)
 
 
