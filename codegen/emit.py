@@ -150,8 +150,7 @@ class Kernel(IndexViews, RowReductions, RowScans, Skeletons):
         d = 0
         while d < len(idx):
             # the longest run of dims split from one flat index contributes that index
-            end = next((j for j in range(len(idx), d + 1, -1)
-                        if len(split_key(exprs[d:j], shape[d:j])) > 1 and split_key(exprs[d:j], shape[d:j]) in self.split_from), None)
+            end = next((j for j in range(len(idx), d + 1, -1) if self._split_run(exprs[d:j], shape[d:j])), None)
             if end is not None:
                 e, d, used = self.split_from[split_key(exprs[d:end], shape[d:end])], end - 1, True
             else:
@@ -160,9 +159,15 @@ class Kernel(IndexViews, RowReductions, RowScans, Skeletons):
                 stride = _prod(shape[d + 1:])
                 stride = "n_cols" if self.kind == "row" and stride == self.n_cols else stride
                 e = e if stride == "1" or re.fullmatch(r"\w+|\(.*\)", e) and _balanced(e[1:-1]) else f"({e})"
-                terms.append(e if stride == "1" else f"{e} * {stride}" if re.fullmatch(r"\w+", stride) else f"{e} * ({stride})")
+                terms.append(e if stride == "1" else f"{e} * {stride}" if re.fullmatch(r"\w+", stride)
+                             else f"{e} * ({stride})")
             d += 1
         return (" + ".join(terms) or "0"), _deps(*[d for _, d in idx])
+
+    def _split_run(self, exprs, sizes) -> bool:
+        """Whether these dims' indices (two or more) were split from one flat index."""
+        key = split_key(exprs, sizes)
+        return len(key) > 1 and key in self.split_from
 
     def broadcast(self, operand: Node, out_shape, idx):
         k = len(out_shape) - len(operand.shape)

@@ -37,8 +37,9 @@ def eligible(graph: ir.Graph) -> bool:
 
 
 def prepare(graph: ir.Graph) -> set:
-    """Name the vendor results after what they are, move convolution biases into the Triton work
-    that follows; return the nodes a Triton kernel must write because a vendor call reads them (its operands that are not inputs or views of them)."""
+    """Name the vendor results after what they are and move convolution biases into the Triton
+    work that follows; return the nodes a Triton kernel must write because a vendor call reads
+    them (its operands that are not inputs or views of them)."""
     taken = {n.name for n in graph.nodes}
     for n in graph.of_kind(ir.EXTERN):
         n.name = _fresh(_RESULT_NAMES.get(n.op, n.op + "_out"), taken)
@@ -64,7 +65,8 @@ def _bias_into_epilogue(graph: ir.Graph, conv: Node, taken: set) -> None:
                 ("1", conv.shape[1]) + ("1",) * (rank - 2), (1, conv.hint[1]) + (1,) * (rank - 2), bias.dtype,
                 torch.ops.aten.view.default)
     added = Node(_fresh(f"{conv.name}_biased", taken), "add", ir.POINTWISE, [conv, view, 1],
-                 {"self": conv, "other": view, "alpha": 1}, conv.shape, conv.hint, conv.dtype, torch.ops.aten.add.Tensor)
+                 {"self": conv, "other": view, "alpha": 1}, conv.shape, conv.hint, conv.dtype,
+                 torch.ops.aten.add.Tensor)
     for n in graph.nodes:
         n.args = _replaced(n.args, conv, added)
         n.attrs = {k: _replaced(v, conv, added) for k, v in n.attrs.items()}

@@ -95,8 +95,8 @@ def _split_one(graph: ir.Graph, r: Node, target: int, done: dict) -> None:
     dims = r.attrs["dims"]
     kept = [d for d in range(len(x.shape)) if d not in dims]
     n_rows, n_cols = hint_prod(x, kept), hint_prod(x, dims)
-    # at benchmark sizes (GBs), no program reduces more than 2**19 elements (H100, group norm
-    # over (112, 64, 512, 512): 896 rows of 2M unsplit, 9.16 ms; in 4 chunks each, 7.38 ms)
+    # at benchmark sizes (GBs), a program for every 2**19 elements or so (H100, group norm over
+    # (112, 64, 512, 512): 896 rows of 2M unsplit, 9.16 ms; in 4 chunks each, 7.38 ms)
     target = max(target, (n_rows * n_cols) >> 19)
     if n_rows * 2 > target or n_cols < 16384:  # enough rows to fill the GPU already
         return

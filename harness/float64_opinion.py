@@ -293,6 +293,7 @@ def within_reference_error(got, expected, truth, slack: float = 2.0) -> bool:
             worst[index] = max(worst[index], float(candidate_error.max()))
             largest[index] = max(largest[index], float(magnitude.max()))
     for index, reference in enumerate(references):
-        if worst[index] > slack * reference_errors[index] + compare.tolerance_for(reference.dtype).scale * largest[index]:
+        scale = compare.tolerance_for(reference.dtype).scale
+        if worst[index] > slack * reference_errors[index] + scale * largest[index]:
             return False
     return True
