@@ -43,6 +43,10 @@ def run_form(page, until, *, request: str = "", options: dict | None = None, ses
     field(page, "options").fill(json.dumps(options or {}))
     field(page, "session_id").fill(session_id)
     field(page, "answer").fill(answer)
+    # a click at once sent the previous request beside the new session id, once in a full run
+    # (not reproduced alone, nor under load); likely the form's text inputs pass a change on
+    # some time after the last keystroke
+    page.wait_for_timeout(800)
     page.get_by_role("button", name="Start").click()
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
