@@ -207,7 +207,7 @@ def lower_lone_convolution(graph: ir.Graph, conv: Node, task_source: str) -> tup
     tunables = ("# Tunables of the direct convolution: rows (output channels) and output positions of a\n"
                 "# program's tile, warps.\n"
                 "CONV_BLOCK_R = 16\n"
-                "# rows that each read their own plane (H100, depthwise 3x3: 4 rows 2.05 ms, 8 rows 2.86, 16 rows 8.03)\n"
+                "# rows that each read their own plane (H100, depthwise 3x3: 4 rows 2.05 ms, 8: 2.86, 16: 8.03)\n"
                 "CONV_BLOCK_R_DEPTHWISE = 4\n"
                 "CONV_BLOCK_S = 256\n"
                 "# a 1-D convolution's (H100: 1.21x over 256; transposed 1-D, 2-D and 3-D were slower)\n"

@@ -42,9 +42,9 @@ class BatchSizedRounding(nn.Module):
 
 
 def test_slices_that_differ_from_the_whole_only_by_rounding_are_still_evaluated_slice_by_slice():
-    # On the H100 the cumsum of an (8192, 65536) slice and of the whole (32768, 65536) tensor
-    # differ by 1e-3 near zero: beyond the elementwise tolerance, and the judge fell back to its
-    # host's CPU (35 GB of host memory, most of a minute a trial).
+    # On the H100, over (32768, 65536) inputs, the judge's opinion fell back to its host's CPU
+    # (35 GB of host memory): most likely the cumsum of a quarter of the rows and the whole one
+    # differed by rounding beyond the elementwise tolerance near zero.
     torch.manual_seed(0)
     x = torch.randn(64, 4096)
     model = BatchSizedRounding()
