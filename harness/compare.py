@@ -104,6 +104,25 @@ def compare_pieces(pieces, shape: torch.Size, dtype: torch.dtype) -> Comparison:
     return verdict_of(stats, shape, dtype)
 
 
+def agrees_to_scale(got: torch.Tensor, expected: torch.Tensor, factor: float) -> bool:
+    """Whether `got` is `expected` up to `factor` times its dtype's scale tolerance of expected's
+    largest value, NaN and inf in the same places: the output-scale rule alone, without the
+    elementwise one (which two roundings of a long sum can miss near zero)."""
+    if got.shape != expected.shape or got.dtype != expected.dtype:
+        return False
+    if not (expected.dtype.is_floating_point or expected.dtype.is_complex):
+        return bool(torch.equal(got, expected))
+    tol = tolerance_for(expected.dtype)
+    stats = _ChunkStats()
+    flat_got, flat_expected = got.detach().reshape(-1), expected.detach().reshape(-1)
+    for begin in range(0, flat_expected.numel(), COMPARE_CHUNK):
+        stats.add(flat_got[begin:begin + COMPARE_CHUNK], flat_expected[begin:begin + COMPARE_CHUNK], begin, tol,
+                  False, False)
+    if stats.extra_nan or stats.missing_nan or stats.inf_mismatch:
+        return False
+    return stats.max_abs <= tol.atol + factor * tol.scale * stats.scale
+
+
 def verdict_of(stats, shape: torch.Size, dtype: torch.dtype) -> Comparison:
     """The comparison of a floating-point tensor of `shape` from its chunks' statistics."""
     tol = tolerance_for(dtype)

@@ -127,30 +127,8 @@ SLICE_ROUNDING = 10
 
 
 def _same_up_to_rounding(first: list, whole: list) -> bool:
-    if len(first) != len(whole):
-        return False
-    for got, want in zip(first, whole):
-        if got.shape != want.shape or got.dtype != want.dtype:
-            return False
-        if not got.is_floating_point():
-            if not torch.equal(got, want):
-                return False
-            continue
-        error = largest = 0.0
-        for g, w in aligned_chunks(got, want):
-            if not torch.equal(torch.isnan(g), torch.isnan(w)):
-                return False
-            infinite = torch.isinf(g) | torch.isinf(w)
-            if not torch.equal(g[infinite], w[infinite]):
-                return False
-            finite = torch.isfinite(g) & torch.isfinite(w)
-            if finite.any():
-                error = max(error, float((g.double() - w.double())[finite].abs().max()))
-                largest = max(largest, float(w[finite].abs().max()))
-        tolerance = compare.tolerance_for(want.dtype)
-        if error > tolerance.atol + SLICE_ROUNDING * tolerance.scale * largest:
-            return False
-    return True
+    return len(first) == len(whole) and all(
+        compare.agrees_to_scale(got, want, SLICE_ROUNDING) for got, want in zip(first, whole))
 
 
 class SlicedTruth:
