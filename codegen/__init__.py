@@ -18,8 +18,9 @@ One compiler in three stages:
   reduction or pooling follows the product, the product stays a vendor call in forward and the
   rest is scheduled here (hybrid.py); a convolution alone is one direct Triton kernel
   (conv_direct.py).
-- render (emit.py over scope.py, views.py, reductions.py, scans.py, kernels.py; pointwise.py, the
-  one formula table; tidy.py; launchers.py; render.py, the one file assembly; batching.py):
+- render (emit.py over scope.py, views.py, pools.py, reductions.py, scans.py, kernels.py;
+  pointwise.py, the one formula table; tidy.py; launchers.py; render.py, the one file assembly;
+  batching.py):
   kernels named after what they compute, temporaries after their meaning, row kernels reading
   the inputs through their strides, only the helpers, tunables (tunables.py, the one space) and
   imports a file uses, and a ModelNew that keeps the reference's constructor and serves any

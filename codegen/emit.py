@@ -29,13 +29,14 @@ from .scans import RowScans
 from .scope import TL_DTYPE, Scope, _balanced, _deps, _prod, index_of, split_key
 from .kernels import Skeletons
 from .plans import ROW, KernelPlan
+from .pools import WindowPools
 from .views import IndexViews
 
 
 
 
 
-class Kernel(IndexViews, RowReductions, RowScans, Skeletons):
+class Kernel(IndexViews, WindowPools, RowReductions, RowScans, Skeletons):
     """Builds one kernel. `materialized` is the set of nodes readable from memory."""
 
     def __init__(self, plan: KernelPlan, materialized: set, tun: dict, large: bool, groups: dict):

@@ -13,6 +13,8 @@ SPACE: dict[str, list] = {
     # pointwise kernels: elements per program, warps
     "pointwise.BLOCK": [256, 512, 1024, 2048, 4096, 8192],
     "pointwise.num_warps": [2, 4, 8, 16],
+    # pools over a tensor in memory: a stride-2 window's two middle taps read as one vector (1)
+    "pointwise.pool_pairs": [0, 1],
     # row kernels (reductions, normalisations, scans)
     "reduce.strategy": ["auto", "persistent", "looped"],  # whole rows in registers, or a column loop
     "reduce.persistent_max": [2048, 4096, 8192, 16384, 32768],  # "auto": longest row kept whole
@@ -63,6 +65,7 @@ def space_of(*families: str) -> dict:
 DEFAULTS: dict[str, object] = {
     "pointwise.BLOCK": 1024,
     "pointwise.num_warps": 4,
+    "pointwise.pool_pairs": 1,
     "reduce.strategy": "auto",
     "reduce.persistent_max": 16384,
     "reduce.TILE": 4096,

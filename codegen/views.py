@@ -1,5 +1,5 @@
-"""Views as index arithmetic (permute, slice, flip, cat, pad, gather...) and windowed pooling,
-for emit.Kernel: a view's value at an index is its source's value at another index."""
+"""Views as index arithmetic (permute, slice, flip, cat, pad, gather...) for emit.Kernel: a view's
+value at an index is its source's value at another index."""
 from __future__ import annotations
 
 import sympy
@@ -7,8 +7,7 @@ import sympy
 from . import ir
 from .ir import Node, Unsupported
 from .pointwise import compute_type, literal
-from .reductions import extremum
-from .scope import TL_DTYPE, Scope, _deps, split_key
+from .scope import TL_DTYPE, _deps, split_key
 
 
 def dim_groups(view: Node, src: Node) -> list[tuple[list[int], list[int]]] | None:
@@ -54,7 +53,7 @@ def _product(sizes: list[str]):
 
 
 class IndexViews:
-    """The view and pooling methods of emit.Kernel (a mixin)."""
+    """The view methods of emit.Kernel (a mixin)."""
 
     def view(self, node: Node, idx):
         op, a = node.op, node.attrs
@@ -181,57 +180,3 @@ class IndexViews:
         if TL_DTYPE.get(node.dtype) != ct or node.dtype.is_floating_point:
             expr += f".to({ct})"  # fp16/bf16 math happens in fp32
         return self.assign(expr, "x"), deps
-
-    # -- pooling ------------------------------------------------------------------------------------
-    def pool(self, node: Node, idx):
-        a = node.attrs
-        src = node.inputs[0]
-        nd = a["nd"]
-        lead = len(src.shape) - nd
-        is_max = a["mode"] == "max"
-        acc = self.tmp("acc")
-        deps = _deps(*[d for _, d in idx])
-        init = '-float("inf")' if is_max else "0.0"
-        self.emit(f"{acc} = tl.full({self._shape_of(deps)}, {init}, tl.float32)")
-        starts = []
-        for j in range(nd):
-            e, _ = idx[lead + j]
-            st = f"{e} * {a['stride'][j]} - {a['padding'][j]}"
-            starts.append(self.assign(st, "w"))
-        # a static loop per window dim: the window is small and known, so it unrolls
-        outer = self.scope
-        body = Scope(parent=outer)
-        self.scope = body
-        src_idx = list(idx[:lead])
-        valid = []
-        for j in range(nd):
-            k = f"k{j}"
-            pos = self.assign(f"{starts[j]} + {k} * {a['dilation'][j]}", "p")
-            size = src.shape[lead + j]
-            valid.append(f"({pos} >= 0) & ({pos} < {size})")
-            src_idx.append((self.assign(f"tl.minimum(tl.maximum({pos}, 0), {size} - 1)", "p"), idx[lead + j][1]))
-        v, vd = self.value(src, src_idx)
-        ok = self.assign(" & ".join(valid), "ok")
-        if is_max:
-            self.emit(f"{acc} = tl.where({ok}, {extremum('amax', acc, v, False)}, {acc})")
-        else:
-            self.emit(f"{acc} += tl.where({ok}, {v}, 0.0)")
-        self.scope = outer
-        block = body.lines
-        for j in reversed(range(nd)):
-            block = [f"for k{j} in tl.static_range({a['kernel'][j]}):"] + ["    " + l for l in block]
-        outer.lines.extend(block)
-        if is_max:
-            return acc, deps
-        if a.get("divisor_override"):
-            return self.assign(f"{acc} / {float(a['divisor_override'])}", "v"), deps
-        counts = []
-        for j in range(nd):
-            size = src.shape[lead + j]
-            s, k, p = starts[j], a["kernel"][j], a["padding"][j]
-            end = f"tl.minimum({s} + {k}, {size} + {p})"
-            if a["count_include_pad"]:
-                counts.append(f"({end} - {s})")
-            else:
-                counts.append(f"(tl.minimum({end}, {size}) - tl.maximum({s}, 0))")
-        return self.assign(f"{acc} / ({' * '.join(counts)}).to(tl.float32)", "v"), deps

@@ -8,6 +8,7 @@ import re
 
 os.environ.setdefault("TRITON_INTERPRET", "1")
 
+import pytest
 import torch
 
 import codegen
@@ -43,3 +44,43 @@ def test_a_loss_over_row_statistics_finds_each_rows_values_without_a_division():
     code = _run(source, x, t)
     # each row reduced in one kernel (its statistics, then its terms), the rows summed after
     assert not _divided(code, "cols")
+
+
+def _with_specials(x: torch.Tensor) -> torch.Tensor:
+    flat = x.reshape(-1)
+    flat[3], flat[17], flat[-2] = float("nan"), float("-inf"), float("inf")
+    return x
+
+
+@pytest.mark.parametrize("forward,shape,pairs", [
+    # rows x columns tiles (32 outputs a row or more): the stride-2 last dim reads pairs
+    ("F.max_pool2d(x, 3, 2, 1)", (2, 3, 5, 66), True),       # a pair and a single tap a row
+    ("F.max_pool2d(x, 3, 2, 1)", (1, 3, 6, 65), True),       # the last pair half outside the row
+    ("F.avg_pool2d(x, 2, 2)", (1, 3, 4, 66), True),           # the pair is the whole window
+    ("F.avg_pool2d(x, 4, 2, 1, ceil_mode=True)", (1, 2, 5, 67), True),  # a pair, two singles, past the end
+    ("F.avg_pool2d(x, 3, 2, 1, count_include_pad=False)", (1, 2, 5, 65), True),
+    ("F.avg_pool2d(x, 3, 2, 1, divisor_override=5)", (1, 2, 5, 65), True),
+    ("F.avg_pool3d(x, 3, 2, 1)", (1, 2, 3, 4, 66), True),
+    ("F.max_pool2d(x, 3, 2, 1)", (1, 3, 5, 66, "half"), True),
+    ("F.max_pool2d(x, 3, 3, 1, dilation=2)", (1, 2, 7, 100), False),  # no pair at stride 3
+    # flat kernels (short rows): every tap a masked single load
+    ("F.max_pool2d(x, 3, 2, 1)", (2, 3, 9, 10), False),
+    ("F.avg_pool3d(x, 3, 2, 1)", (1, 2, 5, 6, 7), False),
+])
+def test_a_pool_over_an_input_loads_each_tap_masked_at_an_offset_from_its_window(forward, shape, pairs):
+    # taps in the padding are masked loads, not clamped indices selected away afterwards; NaN and
+    # infinities still propagate as torch's do
+    dtype = shape[-1] if isinstance(shape[-1], str) else "float"
+    shape = tuple(s for s in shape if isinstance(s, int))
+    source = make_task(forward, f"[torch.randn{shape}.{dtype}()]")
+    res = codegen.lower(source)
+    assert res.ok, res.reason
+    assert "tl.minimum(tl.maximum" not in res.code and "window" in res.code
+    assert ("tl.split" in res.code) == pairs
+    ns: dict = {}
+    exec(source, ns)
+    gen: dict = {}
+    exec(compile(res.code, "generated", "exec"), gen)
+    torch.manual_seed(0)
+    x = _with_specials(getattr(torch.randn(*shape), dtype)())
+    torch.testing.assert_close(gen["ModelNew"]()(x), ns["Model"]()(x), equal_nan=True)
