@@ -104,7 +104,7 @@ def in_leading_slices(reference, inputs, expected, device, parts=(4, 16, 64)):
                     first = None
                     truth = SlicedTruth(reference64, inputs, n, step, device, [t.shape for t in outputs])
                     if not whole:
-                        next(truth.slices())  # one slice must fit
+                        truth.probe()
                         return truth
                     assembled = [torch.empty(t.shape, dtype=torch.float64, device=device) for t in outputs]
                     for begin, end, part in truth.slices():
@@ -138,6 +138,14 @@ class SlicedTruth:
     def __init__(self, reference64, inputs, n: int, step: int, device, shapes):
         self.reference64, self.inputs, self.n, self.step, self.device = reference64, inputs, n, step, device
         self.shapes = shapes
+
+    def probe(self) -> None:
+        """Raises OutOfMemoryError unless two slices fit at once: a reader's loop still holds one
+        slice while the generator computes the next, so one slice that fits alone is not enough."""
+        pieces = self.slices()
+        first = next(pieces)
+        next(pieces, None)  # computed while `first` is held, as in a reader's loop
+        del first, pieces
 
     def slices(self):
         for begin in range(0, self.n, self.step):

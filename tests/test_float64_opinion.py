@@ -1,5 +1,7 @@
 """The judge's float64 second opinion where a whole float64 evaluation does not fit the device: slice
 by slice of the leading dim, only where the op treats those slices independently."""
+import weakref
+
 import pytest
 import torch
 import torch.nn as nn
@@ -86,6 +88,42 @@ def test_a_float64_opinion_without_room_is_streamed_slice_by_slice_and_judges_as
         assert within_reference_error(blocked, expected, truth)
         assert not within_reference_error(half, expected, truth)
         assert not within_reference_error(blocked.roll(1, 0), expected, truth)  # rows swapped
+
+
+_held_float64_outputs = weakref.WeakSet()
+
+
+class CumsumOnATightDevice(nn.Module):
+    """A row cumsum on a device with room for BUDGET float64 output elements at once: beyond it,
+    its float64 copy runs out of memory, as on a GPU beside the judge's other tensors."""
+
+    BUDGET = 0
+
+    def forward(self, x):
+        out = torch.cumsum(x, dim=1)
+        if x.dtype == torch.float64:
+            if sum(t.numel() for t in _held_float64_outputs) + out.numel() > self.BUDGET:
+                raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+            _held_float64_outputs.add(out)
+        return out
+
+
+def test_the_streamed_opinion_takes_slices_small_enough_for_a_reader_that_holds_one_while_the_next_is_made(
+        monkeypatch):
+    # A quarter of the rows fits alone but not twice: reading the opinion slice by slice holds one
+    # slice while the next is computed, so quarters would run out of memory in the middle of a check.
+    from harness import float64_opinion
+    from harness.float64_opinion import SlicedTruth, within_reference_error
+    monkeypatch.setattr(float64_opinion, "_room", lambda device: 0)  # never whole
+    torch.manual_seed(0)
+    x = torch.randn(64, 4096)
+    model = CumsumOnATightDevice()
+    monkeypatch.setattr(CumsumOnATightDevice, "BUDGET", 3 * x.numel() // 8)  # one and a half quarters
+    expected = model(x)
+    truth = in_leading_slices(model, [x], expected, "cpu", parts=(4, 16))
+    assert isinstance(truth, SlicedTruth)
+    assert truth.step == 4  # a sixteenth of the rows
+    assert within_reference_error(expected + 1e-6, expected, truth)  # read to the end without running out
 
 
 class Rounded(nn.Module):

@@ -95,3 +95,11 @@ def test_the_sealed_judge_is_sandboxed_and_shares_gpu_tensors_in_place():
     assert verdict.accepted, verdict.summary
     assert set(verdict.input_variants) == {"scaled", "shifted", "special"}
     assert verdict.phase_s["timing"] > 0
+
+
+def test_a_task_whose_inputs_ignore_the_seed_is_still_timed_and_accepted():
+    # timing draws its alternate input set again rather than hold two sets; where the seed does not
+    # reproduce it, both trials run again on what will be timed
+    verdict = harness.verify(str(TASKS / "relu_unseeded.py"), str(CANDIDATES / "relu_ok.py"), device="cuda")
+    assert verdict.accepted, verdict.summary
+    assert verdict.timings["candidate"]["median_ms"] > 0
