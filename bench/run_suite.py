@@ -3,8 +3,9 @@
     python -m bench.run_suite --device cpu  --out BENCH_CPU.md        # interpreter, shrunk shapes
     python -m bench.run_suite --device cuda --out BENCHMARKS.md       # full shapes, timed
     python -m bench.run_suite --device cuda --tasks bench/tasks_large   # benchmark sizes (GBs per tensor)
+    python -m bench.run_suite --device cuda --tasks bench/tasks_large --via-cli WORKDIR   # through akg-op run
     options: --only PATTERN (a task's name, or a part of names; repeatable)  --tasks DIR  --keep DIR (generated files)
-             --no-measure  --tunables JSON  --budget-s SECONDS  --json FILE
+             --no-measure  --tunables JSON  --budget-s SECONDS  --json FILE  --via-cli WORKDIR
 
 The table: task, family, verdict, eager / torch.compile / ours (ms, median), speedups, achieved
 GB/s and % of the device's peak bandwidth (from the harness's roofline figures), the task's memory
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,6 +28,9 @@ sys.path.insert(0, str(HERE.parent))
 
 import codegen  # noqa: E402
 from bench.selection import matches  # noqa: E402
+
+
+CLI_TIMEOUT_S = 1800.0   # one task through akg-op run, its fix loop included
 
 
 def family(name: str) -> str:
@@ -93,19 +98,66 @@ def run(tasks: list[Path], device: str, keep: Path, measure: bool, tunables: dic
             rows.append(row)
             log(f"{name:45s} harness error: {e}")
             continue
-        roof = v.roofline or {}
-        row.update(verdict=v.status, detail="" if v.accepted else v.summary[:200],
-                   eager_ms=_ms(v, "eager"), compile_ms=_ms(v, "compile"), ours_ms=_ms(v, "candidate"),
-                   vs_eager=v.speedup_vs_eager, vs_compile=v.speedup_vs_compile,
-                   gbps=roof.get("achieved_gbps"), peak_frac=roof.get("bandwidth_fraction"),
-                   tflops=roof.get("achieved_tflops"), compute_frac=roof.get("compute_fraction"),
-                   max_abs_err=v.max_abs_err, device_name=v.device_name, launch_us=_launch_us(v),
-                   footprint_gb=_memory_gb(v)[0], peak_gb=_memory_gb(v)[1],
-                   contended=(v.timings or {}).get("contended"), phase_s=v.phase_s)
-        rows.append(row)
-        log(f"{name:45s} {v.status:12s} ours={_fmt(row['ours_ms'])}ms eager={_fmt(row['eager_ms'])}ms "
-            f"compile={_fmt(row['compile_ms'])}ms x{_fmt(row['vs_eager'], 2)} / x{_fmt(row['vs_compile'], 2)} "
-            f"({time.time() - t0:.0f}s{_slow_phases(v.phase_s)})")
+        rows.append(_judged(row, v, log, t0))
+    return rows
+
+
+def _judged(row: dict, v, log, t0: float) -> dict:
+    """`row` completed from verdict `v`, and logged."""
+    roof = v.roofline or {}
+    row.update(verdict=v.status, detail="" if v.accepted else v.summary[:200],
+               eager_ms=_ms(v, "eager"), compile_ms=_ms(v, "compile"), ours_ms=_ms(v, "candidate"),
+               vs_eager=v.speedup_vs_eager, vs_compile=v.speedup_vs_compile,
+               gbps=roof.get("achieved_gbps"), peak_frac=roof.get("bandwidth_fraction"),
+               tflops=roof.get("achieved_tflops"), compute_frac=roof.get("compute_fraction"),
+               max_abs_err=v.max_abs_err, device_name=v.device_name, launch_us=_launch_us(v),
+               footprint_gb=_memory_gb(v)[0], peak_gb=_memory_gb(v)[1],
+               contended=(v.timings or {}).get("contended"), phase_s=v.phase_s)
+    name = row["task"]
+    log(f"{name:45s} {v.status:12s} ours={_fmt(row['ours_ms'])}ms eager={_fmt(row['eager_ms'])}ms "
+        f"compile={_fmt(row['compile_ms'])}ms x{_fmt(row['vs_eager'], 2)} / x{_fmt(row['vs_compile'], 2)} "
+        f"({time.time() - t0:.0f}s{_slow_phases(v.phase_s)})")
+    return row
+
+
+def run_via_cli(tasks: list[Path], device: str, keep: Path, workdir: Path, log=print,
+                budget_s: float | None = None, on_row=None, timeout_s: float = CLI_TIMEOUT_S):
+    """Each task through the product as a user runs it, `akg-op run --task T --yes` (task validation,
+    confirm_task, generation with its fix loop, the judge, integration, the report), one at a time;
+    the row from the final verdict of the session it leaves in `workdir`."""
+    from harness.verdict import Verdict
+
+    rows = []
+    start = time.time()
+    backend = "cpu" if device == "cpu" else "cuda"
+    for path in tasks:
+        name = path.stem
+        if budget_s is not None and time.time() - start > budget_s:
+            log(f"{name:45s} skipped: time budget of {budget_s:.0f}s spent")
+            continue
+        if on_row is not None and rows:
+            on_row(rows)
+        t0 = time.time()
+        sessions = workdir / name
+        command = [sys.executable, str(HERE.parent / "cli.py"), "run", "--task", str(path), "--yes",
+                   "--backend", backend, "--workdir", str(sessions), "--out", str(keep)]
+        row = {"task": name, "family": family(name)}
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            row.update(verdict="timeout", detail=f"akg-op run took over {timeout_s:.0f}s")
+            rows.append(row)
+            log(f"{name:45s} timeout after {timeout_s:.0f}s")
+            continue
+        summaries = sorted(sessions.glob("*/output/kernelgen_*/summary.json"), key=lambda f: f.stat().st_mtime)
+        final = json.loads(summaries[-1].read_text()).get("final_verdict") if summaries else None
+        if done.returncode != 0 or not final:
+            said = (done.stderr.strip() or done.stdout.strip()).splitlines()
+            row.update(verdict="error", detail=f"akg-op run exited {done.returncode}: {said[-1] if said else ''}"[:400])
+            rows.append(row)
+            log(f"{name:45s} {row['detail']}")
+            continue
+        rows.append(_judged(row, Verdict.from_dict(final), log, t0))
     return rows
 
 
@@ -168,6 +220,8 @@ def main(argv=None) -> int:
     p.add_argument("--no-measure", action="store_true")
     p.add_argument("--tunables", default=None)
     p.add_argument("--budget-s", type=float, default=None, help="start no task after this many seconds")
+    p.add_argument("--via-cli", default=None, metavar="WORKDIR",
+                   help="run each task through `akg-op run --task T --yes`, its sessions under WORKDIR")
     a = p.parse_args(argv)
     if a.device.startswith("cuda"):
         import torch
@@ -193,8 +247,15 @@ def main(argv=None) -> int:
         if a.json:
             Path(a.json).write_text(json.dumps(rows, indent=1, default=str))
 
-    rows = run(tasks, a.device, keep, not a.no_measure, json.loads(a.tunables) if a.tunables else None,
-               budget_s=a.budget_s, on_row=save)
+    if a.via_cli:
+        if a.no_measure or a.tunables:
+            print("error: --via-cli runs the product as a user does: without --no-measure and --tunables",
+                  file=sys.stderr)
+            return 2
+        rows = run_via_cli(tasks, a.device, keep, Path(a.via_cli).resolve(), budget_s=a.budget_s, on_row=save)
+    else:
+        rows = run(tasks, a.device, keep, not a.no_measure, json.loads(a.tunables) if a.tunables else None,
+                   budget_s=a.budget_s, on_row=save)
     text = table(rows, a.device, command)
     print(text)
     if a.out:
