@@ -58,6 +58,11 @@ def time_all(judge):
         raise Rejection("cheat", f"the {TIMED_CALLS} timed calls launched {claimed.get('launches')} Triton kernels: "
                                  "timed calls must do the work, not return earlier results")
     timings = {"candidate": _claimed_timing(claimed.get("timing"))}
+    if timings["candidate"].get("off_stream"):
+        report["flags"].append(
+            "timed to the device synchronise: the call's work outlasted its own stream (work on other "
+            f"streams), so its {timings['candidate']['median_ms']:.4f} ms includes the host's wake-up after "
+            f"the synchronise, less about {timings['candidate'].get('sync_overhead_ms', 0):.4f} ms measured idle")
     del last, expected, claimed
     # the baselines run in this process: at benchmark sizes (an 8.6 GB cumsum on an 80 GB card) they
     # need the memory the candidate's process held for its timing

@@ -57,6 +57,9 @@ def test_side_stream_work_is_timed():
     print(f"main stream {main_ms:.4f} ms, side stream {side_ms:.4f} ms")
     # The same kernel on a side stream that nobody joins must cost what it costs on the main stream.
     assert abs(side_ms - main_ms) / main_ms < 0.15
+    # and the verdict says which of its two figures it reports
+    assert any(f.startswith("timed to the device synchronise") for f in side.flags), side.flags
+    assert not any(f.startswith("timed to the device synchronise") for f in main.flags), main.flags
 
 
 def test_cuda_fault_does_not_affect_the_next_job():
