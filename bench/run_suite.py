@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -130,6 +131,11 @@ def run_via_cli(tasks: list[Path], device: str, keep: Path, workdir: Path, log=p
     rows = []
     start = time.time()
     backend = "cpu" if device == "cpu" else "cuda"
+    env = dict(os.environ)
+    if device.startswith("cuda:"):  # akg-op runs on the first visible GPU: make it this one
+        index = int(device.split(":", 1)[1])
+        visible = [d for d in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+        env["CUDA_VISIBLE_DEVICES"] = visible[index] if index < len(visible) else str(index)
     for path in tasks:
         name = path.stem
         if budget_s is not None and time.time() - start > budget_s:
@@ -143,7 +149,7 @@ def run_via_cli(tasks: list[Path], device: str, keep: Path, workdir: Path, log=p
                    "--backend", backend, "--workdir", str(sessions), "--out", str(keep)]
         row = {"task": name, "family": family(name)}
         try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
+            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, env=env)
         except subprocess.TimeoutExpired:
             row.update(verdict="timeout", detail=f"akg-op run took over {timeout_s:.0f}s")
             rows.append(row)

@@ -114,7 +114,8 @@ class WindowPools:
         for t in range(k):
             if t == p:
                 two = "tl.arange(0, 2)[None, None, :]"
-                ok = (f"({outer_ok})[:, :, None] & " if outer_ok else "") + f"({even}[:, :, None] + {two} < {sizes[last]})"
+                inside = f"({even}[:, :, None] + {two} < {sizes[last]})"  # from output index * 2: never below 0
+                ok = f"({outer_ok})[:, :, None] & {inside}" if outer_ok else inside
                 both = self.assign(f"tl.load({pair}[:, :, None] + {tap_offset(range(last), two)}, mask={ok}, "
                                    f"other={fill}){cast}", "x")
                 left, right = self.tmp("x"), self.tmp("x")
