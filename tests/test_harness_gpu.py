@@ -106,3 +106,13 @@ def test_a_task_whose_inputs_ignore_the_seed_is_still_timed_and_accepted():
     verdict = harness.verify(str(TASKS / "relu_unseeded.py"), str(CANDIDATES / "relu_ok.py"), device="cuda")
     assert verdict.accepted, verdict.summary
     assert verdict.timings["candidate"]["median_ms"] > 0
+
+
+@pytest.mark.xfail(strict=True, reason="known hole, not yet closed: the candidate's process may keep the GPU "
+                                       "busy while the judge times its baselines (the job's own processes "
+                                       "are not counted as contention)")
+def test_a_candidate_that_keeps_the_gpu_busy_while_the_baselines_are_timed_gains_no_speedup():
+    honest = harness.verify(str(TASKS / "relu_large.py"), str(CANDIDATES / "relu_ok.py"), device="cuda")
+    verdict = harness.verify(str(TASKS / "relu_large.py"), str(REDTEAM / "relu_slows_baselines.py"), device="cuda")
+    print(honest.summary, verdict.summary)
+    assert not verdict.accepted or verdict.speedup_vs_eager < 1.3 * honest.speedup_vs_eager, verdict.summary
