@@ -14,7 +14,6 @@ import os
 import resource
 import sys
 import tempfile
-import time
 import traceback
 
 import torch
@@ -215,22 +214,13 @@ class CandidateWorker:
         finally:
             triton_launches.counting = False
         sources = working = timed.last = None
-        if self.on_gpu:  # the copies of the inputs and the timed calls' outputs: the baselines' room
+        if self.on_gpu:  # its copy of the inputs and the timed calls' outputs: room for the judge's check
             torch.cuda.empty_cache()
         return {"ok": True, "timing": figures, "checksums": checksums, "outputs": last, "launches": launches}
 
-    def release(self) -> dict:
-        """Drop every buffer held for the judge (staged inputs, kept outputs) and give the memory
-        back: the judge times its baselines next, in its own process, at benchmark sizes beside
-        this one. A later call stages its inputs again."""
-        self.staged, self.inputs, self.kept, self.keeping, self.named = {}, None, [], False, {}
-        if self.on_gpu:
-            torch.cuda.empty_cache()
-        return {"ok": True}
-
     def serve(self) -> None:
         handlers = {"load": self.load, "stage": self.stage, "call": self.call, "kept": self.kept_outputs,
-                    "forget": self.forget, "time": self.time, "release": self.release}
+                    "forget": self.forget, "time": self.time}
         while True:
             try:
                 message = self.channel.recv()

@@ -63,9 +63,10 @@ def own_pids(root: int | None = None) -> set[int]:
 class DeviceWatch:
     """start() before a timed section, stop() after: what else ran on the device meanwhile."""
 
-    def __init__(self, device_index: int = 0, nvml=None, pids=own_pids):
+    def __init__(self, device_index: int = 0, nvml=None, pids=own_pids, own_processes: int = OWN_PROCESSES_ON_GPU):
         self.nvml = nvml if nvml is not None else load_nvml()
         self.pids = pids
+        self.own_processes = own_processes  # where NVML's pids cannot be matched: how many are this job's
         self.handle = None
         self.started_us = 0
         self.before: set[int] = set()
@@ -117,20 +118,22 @@ class DeviceWatch:
             other_util = max((busy.get(pid, 0) for pid in working), default=0)
         else:
             # NVML reports another PID namespace's ids (a container): none can be matched to this
-            # job, whose own two processes are both busy while it times. Other work is what goes
-            # beyond two: busy processes where there are samples, else processes with a context.
+            # job, whose own processes (two while the candidate is timed, the judge alone for the
+            # baselines) are busy while it times. Other work is what goes beyond them: busy
+            # processes where there are samples, else processes with a context.
             active = {pid for pid, util in busy.items() if util > 0} if busy else seen
-            extra = max(0, len(active) - OWN_PROCESSES_ON_GPU)
+            extra = max(0, len(active) - self.own_processes)
             working = set(sorted(active)[:extra])
-            others = set(sorted(seen | active)[:max(0, len(seen | active) - OWN_PROCESSES_ON_GPU)])
+            others = set(sorted(seen | active)[:max(0, len(seen | active) - self.own_processes)])
             other_util = max(busy.values(), default=0) if working else 0
         return {"checked": True, "contended": bool(working), "other_processes": len(working),
                 "idle_other_processes": len(others - working), "other_sm_util_pct": other_util}
 
 
-def time_watched(judge, watch=DeviceWatch, retries: int = 1) -> None:
-    """judge.time_all() under a DeviceWatch; when other work used the device, time again (up to
-    `retries` times). The figure kept says whether it was contended, and a contended one is flagged."""
+def time_watched(judge, step, watch=DeviceWatch, retries: int = 1) -> None:
+    """step() (a timing of the judge's) under a DeviceWatch; when other work used the device, time
+    again (up to `retries` times). The timings say whether the figure kept was contended (either
+    step's), and a contended one is flagged."""
     index = 0
     try:
         import torch
@@ -140,7 +143,7 @@ def time_watched(judge, watch=DeviceWatch, retries: int = 1) -> None:
     for attempt in range(retries + 1):
         watcher = watch(index)
         watcher.start()
-        judge.time_all()
+        step()
         seen = watcher.stop()
         if not seen.get("contended"):
             break
@@ -148,8 +151,9 @@ def time_watched(judge, watch=DeviceWatch, retries: int = 1) -> None:
     timings = judge.report.get("timings")
     if timings is None:
         return
-    timings["contended"] = bool(seen.get("contended"))
-    timings["contention"] = dict(seen, attempts=attempt + 1)
+    if "contention" not in timings or seen.get("contended"):  # the worse of the steps
+        timings["contention"] = dict(seen, attempts=attempt + 1)
+    timings["contended"] = bool(timings.get("contended")) or bool(seen.get("contended"))
     if seen.get("contended"):
         judge.report["flags"].append(
             f"contended: {seen['other_processes']} other process(es) used the GPU while timing "

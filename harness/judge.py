@@ -11,10 +11,12 @@ aliasing, the outputs of the timed calls) is checked from outside.
 This module holds the judge's state and its side of the channel (Judge), and the order of the
 phases (verify_job). The phases themselves are functions of the Judge, in the module named by
 what they check: harness.trials (correctness and persistence, with harness.float64_opinion),
-harness.own_work (op census and ghost replays) and harness.timing_check (timing).
+harness.own_work (op census and ghost replays) and harness.timing_check (timing: the candidate's,
+then, its process gone, eager and torch.compile).
 """
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import secrets
@@ -156,9 +158,13 @@ class Judge:
         self.sync()
         return got, reply
 
-    def time_all(self):
-        """The timing phase; harness.contention.time_watched calls it, again when the GPU was shared."""
-        timing_check.time_all(self)
+    def time_candidate(self):
+        """The candidate's timing; harness.contention.time_watched calls it, again when the GPU was shared."""
+        timing_check.time_candidate(self)
+
+    def time_baselines(self):
+        """Eager and torch.compile, timed once the candidate's process is gone (time_watched too)."""
+        timing_check.time_baselines(self)
 
 
 def _triton_version() -> str:
@@ -199,8 +205,13 @@ def verify_job(task_path: str, candidate_path: str, device: str, dsl: str = "tri
         phase("variants", check_variants, judge)
         phase("own_work", check_own_work, judge)
         phase("persistence", check_final_persistence, judge)
-        if judge.on_gpu and judge.measure:
-            phase("timing", contention.time_watched, judge)  # re-timed once if the GPU was shared
+        if judge.on_gpu and judge.measure:  # each re-timed once if the GPU was shared
+            phase("timing", contention.time_watched, judge, judge.time_candidate)
+            judge.staged_view = None  # the candidate's buffers, mapped here: dropped before its process ends
+            candidate.close()  # its process and its device work end here: none of it beside the baselines
+            candidate = None
+            phase("baselines", contention.time_watched, judge, judge.time_baselines,
+                  functools.partial(contention.DeviceWatch, own_processes=1))
         judge.report["status"], judge.report["reason"] = "accepted", ""
     except Rejection as rejection:
         judge.report["status"], judge.report["reason"] = rejection.status, rejection.reason

@@ -5,7 +5,8 @@ A candidate could behave one way while observed and another while timed, or retu
 results instead of computing; so the timed calls alternate between two input sets, every timed
 call's outputs come back as checksums the judge compares with its own, the last timed outputs
 are checked in full, and the timed calls must launch Triton kernels. A claimed time below what
-moving the inputs and outputs takes at peak bandwidth cannot be real.
+moving the inputs and outputs takes at peak bandwidth cannot be real. The baselines are timed after
+the candidate's process is gone, so nothing of the candidate's runs on the device meanwhile.
 """
 from __future__ import annotations
 
@@ -20,25 +21,23 @@ from harness.trials import check_output, run_trial
 SPEEDUP_SUSPICIOUS = 10.0
 ROOFLINE_IMPOSSIBLE = 0.8       # claimed time below 80 % of the bandwidth floor cannot be real
 TIMED_CALLS = 100
+TIMED_SEED, ALTERNATE_SEED = 301, 302   # offsets from the job's seed: the timed inputs, the alternate set
 CHECKSUM_RTOL = 1e-5   # of the sum of magnitudes: room for atomics' reordering, none for another answer
 
 
-def time_all(judge):
-    from harness.roofline import roofline
-    from harness.timing import HEAD_START_MS, L2Flusher, sync_overhead_ms, time_callable
-    from torch.utils.flop_counter import FlopCounterMode
-
+def time_candidate(judge):
+    """The candidate's timing, in its own process, and the checks of what it claims."""
     report = judge.report
     # Fresh values (never the trials', whose outputs the candidate has seen), then two input sets
     # alternating in place during the timed calls: a candidate that caches by address returns
     # the old answer and is caught. What the candidate's own (checked) outputs sum to, per input
     # set: a deterministic kernel gives the same sums on every timed call.
     alternate_sums, alternate_digest = _checked_alternate(judge)
-    inputs = judge_inputs.task_inputs(judge.task, judge.seed + 301, judge.device)
+    inputs = judge_inputs.task_inputs(judge.task, judge.seed + TIMED_SEED, judge.device)
     checked, expected = run_trial(judge, inputs, "the call before timing (no op recorder active)")
     expected_sums = [output_checksum(checked), alternate_sums]
     del checked
-    alternate = judge_inputs.task_inputs(judge.task, judge.seed + 302, judge.device)
+    alternate = judge_inputs.task_inputs(judge.task, judge.seed + ALTERNATE_SEED, judge.device)
     if content_digest(alternate, judge.digest_key) != alternate_digest:  # get_inputs() ignores the seed:
         # both trials again, the timed inputs' last, as the timed calls expect
         expected = None
@@ -63,11 +62,21 @@ def time_all(judge):
             "timed to the device synchronise: the call's work outlasted its own stream (work on other "
             f"streams), so its {timings['candidate']['median_ms']:.4f} ms includes the host's wake-up after "
             f"the synchronise, less about {timings['candidate'].get('sync_overhead_ms', 0):.4f} ms measured idle")
-    del last, expected, claimed
-    # the baselines run in this process: at benchmark sizes (an 8.6 GB cumsum on an 80 GB card) they
-    # need the memory the candidate's process held for its timing
-    judge.candidate.request("releasing the candidate's buffers before timing the baselines", cmd="release")
-    torch.cuda.empty_cache()
+    report["timings"] = timings
+
+
+def time_baselines(judge):
+    """Eager and torch.compile timed in the judge's process, on the inputs the candidate was timed
+    on, and the speed figures. Called once the candidate's process is gone: a thread of its own
+    could otherwise keep the GPU busy while they are timed and make the baselines look slow (the
+    contention check leaves out the job's own processes)."""
+    from harness.roofline import roofline
+    from harness.timing import HEAD_START_MS, L2Flusher, sync_overhead_ms, time_callable
+    from torch.utils.flop_counter import FlopCounterMode
+
+    report = judge.report
+    timings = report["timings"]
+    inputs = judge_inputs.task_inputs(judge.task, judge.seed + TIMED_SEED, judge.device)
     flush = L2Flusher()
     overhead = sync_overhead_ms(flush)
     with torch.no_grad():
@@ -86,7 +95,6 @@ def time_all(judge):
         flop_counter = FlopCounterMode(display=False)
         with flop_counter:
             output = judge.reference(*inputs)
-    report["timings"] = timings
     candidate_ms = timings["candidate"]["median_ms"]
     for baseline in ("eager", "compile"):
         if baseline in timings and candidate_ms > 0:
@@ -125,7 +133,7 @@ def _checked_alternate(judge):
     set is drawn again for the timed calls. At benchmark sizes two input sets beside the trial's
     outputs and the float64 opinion's slices do not fit in the judge's share of the device (an
     8.6 GB cumsum ran out of memory)."""
-    alternate = judge_inputs.task_inputs(judge.task, judge.seed + 302, judge.device)
+    alternate = judge_inputs.task_inputs(judge.task, judge.seed + ALTERNATE_SEED, judge.device)
     checked = run_trial(judge, alternate, "the alternate inputs of timing")[0]
     return output_checksum(checked), content_digest(alternate, judge.digest_key)
 

@@ -108,10 +108,9 @@ def test_a_task_whose_inputs_ignore_the_seed_is_still_timed_and_accepted():
     assert verdict.timings["candidate"]["median_ms"] > 0
 
 
-@pytest.mark.xfail(strict=True, reason="known hole, not yet closed: the candidate's process may keep the GPU "
-                                       "busy while the judge times its baselines (the job's own processes "
-                                       "are not counted as contention)")
 def test_a_candidate_that_keeps_the_gpu_busy_while_the_baselines_are_timed_gains_no_speedup():
+    # its thread waits for the timed calls to end, then spins the GPU; the baselines are timed only
+    # once its process is gone (the contention check leaves out the job's own processes)
     honest = harness.verify(str(TASKS / "relu_large.py"), str(CANDIDATES / "relu_ok.py"), device="cuda")
     verdict = harness.verify(str(TASKS / "relu_large.py"), str(REDTEAM / "relu_slows_baselines.py"), device="cuda")
     print(honest.summary, verdict.summary)

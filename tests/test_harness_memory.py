@@ -204,6 +204,12 @@ def test_in_a_container_nvml_pids_do_not_match_and_only_processes_beyond_the_job
     busy_third = watch(FakeNVML([[9001, 9002, 9003]], busy={9001: 90, 9002: 30, 9003: 50}))
     busy_third.start()
     assert busy_third.stop()["contended"] is True
+    # the baselines are timed with the candidate's process gone: the judge is the job's only process
+    from harness.contention import DeviceWatch
+    judge_alone = DeviceWatch(0, nvml=FakeNVML([[9001, 9003]], busy={9001: 90, 9003: 50}), pids=lambda: OURS,
+                              own_processes=1)
+    judge_alone.start()
+    assert judge_alone.stop()["contended"] is True
 
 
 def test_without_nvml_nothing_is_claimed():
@@ -219,7 +225,7 @@ class FakeJudge:
         self.report = {"flags": []}
         self.timed = 0
 
-    def time_all(self):
+    def time_candidate(self):
         self.timed += 1
         self.report["timings"] = {"candidate": {"median_ms": 1.0 * self.timed, "iqr_ms": 0.1}}
         self.report["flags"].append("host-bound: example")
@@ -229,19 +235,31 @@ def test_a_contended_timing_is_taken_again_and_a_figure_contended_twice_is_flagg
     from harness.contention import time_watched
     calm_after_retry = iter([[[100, 101, 555]], [[100, 101]]])
     judge = FakeJudge()
-    time_watched(judge, watch=lambda index: watch(FakeNVML(next(calm_after_retry))))
+    time_watched(judge, judge.time_candidate, watch=lambda index: watch(FakeNVML(next(calm_after_retry))))
     assert judge.timed == 2 and judge.report["timings"]["contended"] is False
     assert judge.report["timings"]["candidate"]["median_ms"] == 2.0  # the uncontended figure is kept
     assert not any(f.startswith("contended") for f in judge.report["flags"])
     assert judge.report["flags"] == ["host-bound: example"]
 
     judge = FakeJudge()
-    time_watched(judge, watch=lambda index: watch(FakeNVML([[100, 101, 555, 556]], busy={555: 70, 556: 20})))
+    time_watched(judge, judge.time_candidate, watch=lambda index: watch(FakeNVML([[100, 101, 555, 556]], busy={555: 70, 556: 20})))
     assert judge.timed == 2 and judge.report["timings"]["contended"] is True
     assert judge.report["timings"]["contention"]["other_processes"] == 2
     assert any(f.startswith("contended: 2 other process(es)") and "70% SM" in f for f in judge.report["flags"])
     from harness.summary import summarize
     assert "contended" in summarize({**judge.report, "status": "accepted", "trials": 5})
+
+
+def test_the_baselines_timed_in_a_step_of_their_own_keep_a_contended_candidate_figure_flagged():
+    # the candidate's timing, then (its process gone) the baselines: either contended marks the figures
+    from harness.contention import time_watched
+    judge = FakeJudge()
+    time_watched(judge, judge.time_candidate, watch=lambda index: watch(FakeNVML([[100, 101, 555]], busy={555: 40})))
+    baselines = lambda: judge.report["timings"].update(eager={"median_ms": 3.0})  # noqa: E731
+    time_watched(judge, baselines, watch=lambda index: watch(FakeNVML([[100, 101]])))
+    timings = judge.report["timings"]
+    assert timings["contended"] is True and timings["contention"]["other_processes"] == 1
+    assert timings["eager"]["median_ms"] == 3.0 and timings["candidate"]["median_ms"] == 2.0
 
 
 def test_the_suite_table_records_footprint_peak_memory_and_contention():

@@ -1,6 +1,6 @@
 """The speed figure, not the verdict (GPU): an honest relu whose thread keeps the GPU busy once
-the judge has stopped calling it, that is while the judge times eager and torch.compile in its own
-process. The baselines slow down and the relu looks several times faster than they are."""
+the judge has stopped calling it, to be running while the judge times eager and torch.compile in
+its own process: slowed baselines would make the relu look several times faster than they are."""
 import threading
 import time
 
