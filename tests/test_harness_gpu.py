@@ -97,7 +97,7 @@ def test_the_sealed_judge_is_sandboxed_and_shares_gpu_tensors_in_place():
     print(verdict.summary, verdict.sandbox, verdict.phase_s)
     assert verdict.accepted, verdict.summary
     assert set(verdict.input_variants) == {"scaled", "shifted", "special"}
-    assert verdict.phase_s["timing"] > 0
+    assert verdict.phase_s["timing"] > 0 and verdict.phase_s["baselines"] > 0  # the baselines after the candidate
 
 
 def test_a_task_whose_inputs_ignore_the_seed_is_still_timed_and_accepted():
