@@ -70,14 +70,8 @@ def run(tasks: list[Path], device: str, keep: Path, measure: bool, tunables: dic
     import harness
 
     rows = []
-    start = time.time()
-    for path in tasks:
+    for path in _in_budget(tasks, rows, budget_s, on_row, log):
         name = path.stem
-        if budget_s is not None and time.time() - start > budget_s:
-            log(f"{name:45s} skipped: time budget of {budget_s:.0f}s spent")
-            continue
-        if on_row is not None and rows:
-            on_row(rows)
         t0 = time.time()
         try:
             res = codegen.lower(path.read_text(), tunables=tunables, target="cuda")
@@ -101,6 +95,18 @@ def run(tasks: list[Path], device: str, keep: Path, measure: bool, tunables: dic
             continue
         rows.append(_judged(row, v, log, t0))
     return rows
+
+
+def _in_budget(tasks: list[Path], rows: list, budget_s: float | None, on_row, log):
+    """The tasks to run, in order, while the time budget lasts; the table so far saved before each."""
+    start = time.time()
+    for path in tasks:
+        if budget_s is not None and time.time() - start > budget_s:
+            log(f"{path.stem:45s} skipped: time budget of {budget_s:.0f}s spent")
+            continue
+        if on_row is not None and rows:
+            on_row(rows)
+        yield path
 
 
 def _judged(row: dict, v, log, t0: float) -> dict:
@@ -129,20 +135,14 @@ def run_via_cli(tasks: list[Path], device: str, keep: Path, workdir: Path, log=p
     from harness.verdict import Verdict
 
     rows = []
-    start = time.time()
     backend = "cpu" if device == "cpu" else "cuda"
     env = dict(os.environ)
     if device.startswith("cuda:"):  # akg-op runs on the first visible GPU: make it this one
         index = int(device.split(":", 1)[1])
         visible = [d for d in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
         env["CUDA_VISIBLE_DEVICES"] = visible[index] if index < len(visible) else str(index)
-    for path in tasks:
+    for path in _in_budget(tasks, rows, budget_s, on_row, log):
         name = path.stem
-        if budget_s is not None and time.time() - start > budget_s:
-            log(f"{name:45s} skipped: time budget of {budget_s:.0f}s spent")
-            continue
-        if on_row is not None and rows:
-            on_row(rows)
         t0 = time.time()
         sessions = workdir / name
         command = [sys.executable, str(HERE.parent / "cli.py"), "run", "--task", str(path), "--yes",
