@@ -39,7 +39,7 @@ class WindowPools:
         outer = self.scope
         self.scope = Scope(parent=outer)
         if windows is not None:
-            loops = self._fold_masked_taps(node, idx, starts, acc, init, *windows)
+            loops = self._fold_masked_taps(node, starts, acc, init, *windows)
         else:
             loops = self._fold_clamped_taps(node, idx, starts, acc)
         block = self.scope.lines
@@ -81,7 +81,7 @@ class WindowPools:
         pair = self.assign(f"{self.ptr(src)} + {self.linear(at[:-1] + [(even, idx[-1][1])], src.shape)[0]}", "window")
         return window, pair, even, deps
 
-    def _fold_masked_taps(self, node: Node, idx, starts, acc, fill, window, pair, even, deps) -> int:
+    def _fold_masked_taps(self, node: Node, starts, acc, fill, window, pair, even, deps) -> int:
         """The window folded from loads at its first element plus each tap's offset. Returns how
         many dims the static loops cover (the last is unrolled here where it reads a pair)."""
         a, src = node.attrs, node.inputs[0]

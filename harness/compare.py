@@ -85,23 +85,25 @@ def compare_tensor(got: torch.Tensor, expected: torch.Tensor, special: bool = Fa
             return Comparison(True)
         return Comparison(False, f"{count}/{expected.numel()} elements differ (integers must match exactly)",
                           max_abs_err=float((got.double() - expected.double()).abs().max()))
-    stats = _ChunkStats()
-    flat_got, flat_expected = got.detach().reshape(-1), expected.detach().reshape(-1)
-    for begin in range(0, flat_expected.numel(), COMPARE_CHUNK):
-        stats.add(flat_got[begin:begin + COMPARE_CHUNK], flat_expected[begin:begin + COMPARE_CHUNK], begin, tol,
-                  special, masked_nan)
+    stats = _chunk_stats([(got, expected, 0)], tol, special, masked_nan)
     return verdict_of(stats, expected.shape, expected.dtype)
 
 
 def compare_pieces(pieces, shape: torch.Size, dtype: torch.dtype) -> Comparison:
     """compare_tensor over a tensor that is never whole: `pieces` yields (got, expected, flat offset)
     chunks covering it (a float64 evaluation computed slice by slice)."""
+    return verdict_of(_chunk_stats(pieces, tolerance_for(dtype)), shape, dtype)
+
+
+def _chunk_stats(pieces, tol, special: bool = False, masked_nan: bool = False) -> "_ChunkStats":
+    """The statistics of (got, expected, flat offset) pieces, COMPARE_CHUNK elements at a time."""
     stats = _ChunkStats()
     for got, expected, begin in pieces:
-        for start in range(0, expected.numel(), COMPARE_CHUNK):
-            stats.add(got.reshape(-1)[start:start + COMPARE_CHUNK], expected.reshape(-1)[start:start + COMPARE_CHUNK],
-                      begin + start, tolerance_for(dtype), False, False)
-    return verdict_of(stats, shape, dtype)
+        flat_got, flat_expected = got.detach().reshape(-1), expected.detach().reshape(-1)
+        for start in range(0, flat_expected.numel(), COMPARE_CHUNK):
+            stats.add(flat_got[start:start + COMPARE_CHUNK], flat_expected[start:start + COMPARE_CHUNK],
+                      begin + start, tol, special, masked_nan)
+    return stats
 
 
 def agrees_to_scale(got: torch.Tensor, expected: torch.Tensor, factor: float) -> bool:
@@ -113,11 +115,7 @@ def agrees_to_scale(got: torch.Tensor, expected: torch.Tensor, factor: float) ->
     if not (expected.dtype.is_floating_point or expected.dtype.is_complex):
         return bool(torch.equal(got, expected))
     tol = tolerance_for(expected.dtype)
-    stats = _ChunkStats()
-    flat_got, flat_expected = got.detach().reshape(-1), expected.detach().reshape(-1)
-    for begin in range(0, flat_expected.numel(), COMPARE_CHUNK):
-        stats.add(flat_got[begin:begin + COMPARE_CHUNK], flat_expected[begin:begin + COMPARE_CHUNK], begin, tol,
-                  False, False)
+    stats = _chunk_stats([(got, expected, 0)], tol)
     if stats.extra_nan or stats.missing_nan or stats.inf_mismatch:
         return False
     return stats.max_abs <= tol.atol + factor * tol.scale * stats.scale
