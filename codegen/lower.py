@@ -11,7 +11,9 @@ cost an extra kernel.
 Before scheduling, the graph is rewritten for fewer passes over big tensors: sum(exp(x - max(x)))
 becomes an online `sumexp` (max and sum in one read, see rewrites.py); reductions with few
 long rows or a strided layout are split into partials and a small combine (rewrites.py;
-variances as Welford triples), and the combine is inlined into whichever row kernel needs it.
+variances as Welford triples), and the combine is inlined into whichever row kernel needs it;
+a sum linear in its rows' log_softmax statistics (KL divergence) becomes sums that need none,
+accumulated in the statistics' own loop (row_sums.py): one read of each row.
 Pointwise outputs whose broadcast operands are constant along the trailing dims (statistics,
 per-channel parameters) get a rows x columns "tiled" kernel (_tile_dims): per-row work once per
 row, contiguous vector loads, no per-element index division. Pools too: their windows' outer
@@ -30,6 +32,7 @@ from .reductions import MAX_INLINE_PARTS
 from .scope import NeedMaterialize
 from .kernels import reductions_feeding, strip_views
 from .rewrites import hint_prod, next_pow2, online_softmax, split_reductions
+from .row_sums import distribute_row_constants
 from .ir import Node, Unsupported
 from .plans import ROW, KernelPlan
 
@@ -173,13 +176,14 @@ def _schedule(graph: ir.Graph, tun: dict, operands=()):
     """operands: nodes a vendor call in forward reads (codegen.hybrid): each gets a kernel."""
     online_softmax(graph)
     split_reductions(graph, tun)
+    per_row = distribute_row_constants(graph)  # after the split: statistics it split stay as they are
     _dedupe(graph)
     groups: dict = {}  # id(x) -> reductions of x: a looped kernel accumulates them in one loop
     for n in graph.nodes:
         if n.kind == ir.REDUCTION:
             groups.setdefault(id(n.inputs[0]), []).append(n)
     outputs = [o for o in graph.outputs if isinstance(o, Node)]
-    materialized = set(graph.inputs) | set(graph.of_kind(ir.EXTERN)) | set(operands)
+    materialized = set(graph.inputs) | set(graph.of_kind(ir.EXTERN)) | set(operands) | set(per_row)
     large = max((n.numel_hint for n in graph.nodes if isinstance(n.numel_hint, int)), default=0) >= 2**31 - 1
     for _ in range(4 * len(graph.nodes) + 8):
         targets = [n for n in graph.nodes

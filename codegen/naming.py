@@ -58,8 +58,9 @@ def composite_name(calls: list[str]) -> str:
 def _role(k) -> str:
     if k.plan.launch == ("row", "split"):
         return "partials"
-    if k.node.kind == "reduction":
-        return "stats"
+    if k.node.kind == "reduction" or (k.plan.strategy in ("persistent", "looped") and len(k.node.shape) == len(k.plan.space)
+                                      and all(k.node.shape[d] == "1" for d in k.plan.reduced)):
+        return "stats"  # one value per row
     return re.sub(r"_\d+$", "", k.node.op).strip("_") or "part"
 
 

@@ -1,6 +1,7 @@
 """Reductions over a row kernel's columns: on one register tile of whole rows (persistent), in a
 loop over column blocks with per-lane accumulators (looped: online softmax statistics, Welford
-variances, per-lane argmax), or inlined combines of split partials. Scans and the column loop
+variances, per-lane argmax; reductions of several inputs over the same rows share one loop), or
+inlined combines of split partials. Scans and the column loop
 itself: scans.py.
 
 NaN propagates as in torch: float max/min combine with `maximum_nan`/`minimum_nan`, and the
@@ -163,7 +164,8 @@ class RowReductions:
             res = self._reduce_tile(op, x, node)
             self.reduced[key] = res
             return res
-        self._reduce_loop(x, [(op, node)] + self._group(x, node.attrs.get("split") if node is not None else None))
+        split = node.attrs.get("split") if node is not None else None
+        self._reduce_loop([(x, [(op, node)] + self._group(x, split))] + self._loop_mates(x, split))
         return self.reduced[key]
 
     def _group(self, x: Node, split) -> list:
@@ -177,6 +179,46 @@ class RowReductions:
                 continue
             out.append((n.op, n))
         return out
+
+    def _loop_mates(self, x: Node, split) -> list:
+        """Reductions of other inputs over the same rows that this kernel needs and whose inputs
+        need no reduction themselves (a loss's sums beside its log_softmax statistics, see
+        row_sums.py): the same loop accumulates them, one read of each row."""
+        out, seen = [], {id(x)}
+        for r in self._needed_reductions():
+            y = r.inputs[0]
+            if (id(y) in seen or tuple(y.shape) != tuple(x.shape) or list(r.attrs["dims"]) != list(self.A)
+                    or r.attrs.get("split") != split or r.attrs.get("combine") or self._reads_reduction(y)
+                    or (r.op, id(y), r.attrs.get("correction")) in self.reduced):
+                continue
+            seen.add(id(y))
+            out.append((y, [(r.op, r)] + self._group(y, split)))
+        return out
+
+    def _needed_reductions(self) -> list:
+        """The reductions this kernel's outputs are computed from (not read from memory), in order."""
+        found, stack, seen = [], list(self.outputs), set()
+        while stack:
+            n = stack.pop()
+            if id(n) in seen:
+                continue
+            seen.add(id(n))
+            if n.kind == "reduction" and (n not in self.materialized or n in self.outputs):
+                found.append(n)
+            stack.extend(i for i in n.inputs if i not in self.materialized)
+        return found
+
+    def _reads_reduction(self, y: Node) -> bool:
+        stack, seen = [y], set()
+        while stack:
+            n = stack.pop()
+            if id(n) in seen or n in self.materialized:
+                continue
+            seen.add(id(n))
+            if n.kind == "reduction":
+                return True
+            stack.extend(n.inputs)
+        return False
 
     def _reduce_tile(self, op: str, x: Node, node: Node | None) -> str:
         """A reduction over whole rows held in one register tile."""
@@ -240,18 +282,40 @@ class RowReductions:
         self.scope = outer
         return res
 
-    def _reduce_loop(self, x: Node, members: list) -> None:
-        """Reductions of x over the kernel's columns in one loop of BLOCK_N-wide column blocks:
-        per-lane accumulators in the loop, one combine across lanes after it. Maximum and sum of
-        exponentials run online (softmax: one read of x), variances as per-lane Welford."""
+    def _reduce_loop(self, loops: list) -> None:
+        """Reductions over the kernel's columns in one loop of BLOCK_N-wide column blocks, for
+        each (x, members) of `loops`: per-lane accumulators in the loop, one combine across lanes
+        after it. Maximum and sum of exponentials run online (softmax: one read of x), variances
+        as per-lane Welford."""
         outer = self.scope
         section = Scope(parent=self.root)
         self.sections.insert(self.sections.index(self.current_section), section)
         body = Scope(parent=section)
         self.scope = body
         self._open_cols(body, "col_start")
-        # reductions this one needs go before it
+        # reductions these need go before it
         caller_section, self.current_section = self.current_section, section
+        post = []
+        done = [(x, members, self._accumulate(x, members, section.lines, post)) for x, members in loops]
+        self._close_loop(section, body, "col_start")
+        self.current_section = caller_section
+        section.lines.extend(post)
+        for x, members, results in done:
+            for op, node in members:
+                corr = node.attrs.get("correction") if node is not None else None
+                if (op, id(x), corr) in self.reduced:
+                    continue
+                if op == "var":
+                    res = self.tmp("var")
+                    section.lines.append(f"{res} = {results['wm2']} / (n_cols - {corr if corr is not None else 1.0})")
+                else:
+                    res = results["sum" if op == "mean" and node is not None and node.attrs.get("split") else op]
+                self.reduced[(op, id(x), corr)] = res
+        self.scope = outer
+
+    def _accumulate(self, x: Node, members: list, init: list, post: list) -> dict:
+        """The loop body's accumulation of x's reductions: their initial values go to `init`,
+        their combines after the loop to `post`; returns op -> the name of its result."""
         v, _ = self.value(x, self.full_idx())
         mask = f"{self.row_mask} & col_mask"
         is_int = not x.dtype.is_floating_point
@@ -261,8 +325,6 @@ class RowReductions:
                 op = "sum"
             corr = node.attrs.get("correction") if node is not None else None
             ops.setdefault(op, set()).add(corr)
-        post = []
-        init = section.lines
         tile = "[BLOCK_M, BLOCK_N]"
         lane_idx_t = "tl.int64" if self.large else "tl.int32"
         online = "sumexp" in ops
@@ -355,17 +417,4 @@ class RowReductions:
                 if op == "mean":
                     post.append(f"{res} = {res} / n_cols")
             results[op] = res
-        self._close_loop(section, body, "col_start")
-        self.current_section = caller_section
-        section.lines.extend(post)
-        for op, node in members:
-            corr = node.attrs.get("correction") if node is not None else None
-            if (op, id(x), corr) in self.reduced:
-                continue
-            if op == "var":
-                res = self.tmp("var")
-                section.lines.append(f"{res} = {results['wm2']} / (n_cols - {corr if corr is not None else 1.0})")
-            else:
-                res = results["sum" if op == "mean" and node is not None and node.attrs.get("split") else op]
-            self.reduced[(op, id(x), corr)] = res
-        self.scope = outer
+        return results
