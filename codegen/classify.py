@@ -102,7 +102,6 @@ def _ident(name: str) -> str:
 def _convert(new, name, op, ns, target, b, val, fxn):
     """One ATen call -> one IR node (attrs normalised)."""
     first = next(iter(b.values()), None)
-    rank = val.dim()
     if op in EXTERN_OPS:
         return new(name, op, ir.EXTERN, list(b.values()), dict(b), val, target)
     if op in CONST_OPS:
@@ -197,7 +196,6 @@ def _convert_view(new, name, op, ns, target, b, val):
     x = b.get("self", b.get("a", b.get("input")))
     if op in ("view", "_unsafe_view", "reshape", "as_strided", "unflatten", "flatten"):
         if op == "as_strided":
-            size = [_size_str(s) if not isinstance(s, Sym) else s.expr for s in b["size"]]
             node = new(name, "view", ir.VIEW, [x], {}, val, target)
             # only the contiguous form (a reshape) is index math we can do without strides
             stride = b["stride"]

@@ -164,7 +164,7 @@ def render_file(graph: ir.Graph, kernels: list[Kernel], task_source: str, tun: d
         fused = _fused_ops(k)
         what = f"{plan.launch[1] + ' row' if plan.launch[0] == 'row' else 'pointwise'} kernel: {', '.join(fused) or 'copy'}"
         summaries.append(f"{kname}: {what}")
-        src = [f"@triton.jit",
+        src = ["@triton.jit",
                f"def {kname}({', '.join(params + const)}):",
                f'    """{LAYOUT[plan.launch[1] if plan.launch[0] == "row" else "pointwise"]}: {", ".join(fused) or "copy"}."""']
         src += casts

@@ -1,8 +1,7 @@
 """Reductions over a row kernel's columns: on one register tile of whole rows (persistent), in a
 loop over column blocks with per-lane accumulators (looped: online softmax statistics, Welford
 variances, per-lane argmax; reductions of several inputs over the same rows share one loop), or
-inlined combines of split partials. Scans and the column loop
-itself: scans.py.
+inlined combines of split partials. Scans and the column loop itself: scans.py.
 
 NaN propagates as in torch: float max/min combine with `maximum_nan`/`minimum_nan`, and the
 first NaN of a row wins an argmax/argmin.
@@ -11,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from . import ir
 from .ir import Node
 from .scope import NeedMaterialize, Scope, _deps
 
@@ -196,14 +196,14 @@ class RowReductions:
         return out
 
     def _needed_reductions(self) -> list:
-        """The reductions this kernel's outputs are computed from (not read from memory), in order."""
+        """The reductions this kernel's outputs are computed from (not read from memory)."""
         found, stack, seen = [], list(self.outputs), set()
         while stack:
             n = stack.pop()
             if id(n) in seen:
                 continue
             seen.add(id(n))
-            if n.kind == "reduction" and (n not in self.materialized or n in self.outputs):
+            if n.kind == ir.REDUCTION and (n not in self.materialized or n in self.outputs):
                 found.append(n)
             stack.extend(i for i in n.inputs if i not in self.materialized)
         return found
@@ -215,7 +215,7 @@ class RowReductions:
             if id(n) in seen or n in self.materialized:
                 continue
             seen.add(id(n))
-            if n.kind == "reduction":
+            if n.kind == ir.REDUCTION:
                 return True
             stack.extend(n.inputs)
         return False

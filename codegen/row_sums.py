@@ -21,7 +21,7 @@ import torch
 from . import ir
 from .ir import Node
 
-LINEAR_OPS = ("add", "sub", "mul", "neg")
+LINEAR_OPS = ("add", "sub", "mul", "div", "neg")
 
 
 def distribute_row_constants(graph: ir.Graph) -> list[Node]:
@@ -110,8 +110,14 @@ class _Rewrite:
         if n.op == "neg":
             ta = self.terms(a) if isinstance(a, Node) else None
             return None if ta is None else [(e, c, -g) for e, c, g in ta]
-        if not isinstance(a, Node) or not isinstance(b, Node):
-            return None  # a scalar beside a statistic: left as it is
+        if n.op in ("mul", "div") and isinstance(a, Node) and _number(b):  # a scale: each term scaled
+            ta = self.terms(a)
+            if ta is None or (n.op == "div" and n.attrs.get("rounding_mode") is not None):
+                return None
+            return [(self._scaled(e, n.op, b), c, g) if e is not None else (e, self._scaled(c, n.op, b), g)
+                    for e, c, g in ta]
+        if not isinstance(a, Node) or not isinstance(b, Node) or n.op == "div":
+            return None  # a number added to a statistic, or a division by a tensor: left as it is
         if n.op in ("add", "sub"):
             if n.attrs.get("alpha", 1) not in (1, None):
                 return None
@@ -158,6 +164,9 @@ class _Rewrite:
 
     def _binary(self, op, a, b, like) -> Node:
         return self._node(op, op, ir.POINTWISE, [a, b], {"self": a, "other": b}, like.shape, like.hint)
+
+    def _scaled(self, x: Node, op: str, number) -> Node:
+        return self._node(op, op, ir.POINTWISE, [x, number], {"self": x, "other": number}, x.shape, x.hint)
 
     def _mul(self, x, e, like) -> Node:
         return x if e is None else self._binary("mul", x, e, like if len(like.shape) >= len(e.shape) else e)
@@ -209,6 +218,10 @@ class _Rewrite:
         i = self.graph.nodes.index(self.s)
         self.graph.nodes[i:i] = self.new
         return rows
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def _needs_reduction(x: Node) -> bool:

@@ -18,6 +18,8 @@ LINEAR = {
     "kl_batchmean": "F.kl_div(torch.log_softmax(x, dim=-1), y, reduction='batchmean')",
     "soft_cross_entropy_per_row": "-(y * torch.log_softmax(x, dim=-1)).sum(-1)",
     "scaled_total": "(y * torch.log_softmax(x, dim=-1)).sum() * 0.5",
+    "cross_entropy_probability_targets": "F.cross_entropy(x, y)",
+    "scaled_terms": "(0.5 * torch.log_softmax(x, dim=-1) * y / 3.0).sum(-1)",
 }
 
 

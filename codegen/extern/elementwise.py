@@ -55,7 +55,7 @@ def emit(g) -> tuple[str, str]:
         lines.append("# Indices along the dimensions that broadcast inputs vary in.")
     for d in dims:
         if d == 0:
-            lines.append(f"idx0 = offs // inner0" if rank > 1 else "idx0 = offs")
+            lines.append("idx0 = offs // inner0" if rank > 1 else "idx0 = offs")
         elif d == rank - 1:
             lines.append(f"idx{d} = offs % size{d}")
         else:

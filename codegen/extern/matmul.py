@@ -186,10 +186,10 @@ def emit(g) -> tuple[str, str]:
                   "k_start = pid_m * 0", "k_end = tl.cdiv(K, BLOCK_K) + pid_m * 0"] + k_bounds
         loop = "for k in range(k_start, k_end):"
         lines += [
-            f"a_ptrs = a_ptr + offs_am[:, None] * stride_am"
-            f" + (k_start * BLOCK_K + offs_k[None, :]) * stride_ak",
-            f"b_ptrs = b_ptr + (k_start * BLOCK_K + offs_k[:, None]) * stride_bk"
-            f" + offs_bn[None, :] * stride_bn",
+            "a_ptrs = a_ptr + offs_am[:, None] * stride_am"
+            " + (k_start * BLOCK_K + offs_k[None, :]) * stride_ak",
+            "b_ptrs = b_ptr + (k_start * BLOCK_K + offs_k[:, None]) * stride_bk"
+            " + offs_bn[None, :] * stride_bn",
         ]
     else:
         loop = "for k in range(0, tl.cdiv(K, BLOCK_K)):"
