@@ -12,6 +12,7 @@ import re
 
 from . import ir
 from .ir import Node
+from .kernels import reductions_feeding
 from .scope import NeedMaterialize, Scope, _deps
 
 
@@ -188,7 +189,8 @@ class RowReductions:
         for r in self._needed_reductions():
             y = r.inputs[0]
             if (id(y) in seen or tuple(y.shape) != tuple(x.shape) or list(r.attrs["dims"]) != list(self.A)
-                    or r.attrs.get("split") != split or r.attrs.get("combine") or self._reads_reduction(y)
+                    or r.attrs.get("split") != split or r.attrs.get("combine")
+                    or reductions_feeding(y, self.materialized)
                     or (r.op, id(y), r.attrs.get("correction")) in self.reduced):
                 continue
             seen.add(id(y))
@@ -197,28 +199,7 @@ class RowReductions:
 
     def _needed_reductions(self) -> list:
         """The reductions this kernel's outputs are computed from (not read from memory)."""
-        found, stack, seen = [], list(self.outputs), set()
-        while stack:
-            n = stack.pop()
-            if id(n) in seen:
-                continue
-            seen.add(id(n))
-            if n.kind == ir.REDUCTION and (n not in self.materialized or n in self.outputs):
-                found.append(n)
-            stack.extend(i for i in n.inputs if i not in self.materialized)
-        return found
-
-    def _reads_reduction(self, y: Node) -> bool:
-        stack, seen = [y], set()
-        while stack:
-            n = stack.pop()
-            if id(n) in seen or n in self.materialized:
-                continue
-            seen.add(id(n))
-            if n.kind == ir.REDUCTION:
-                return True
-            stack.extend(n.inputs)
-        return False
+        return [r for o in self.outputs for r in reductions_feeding(o, self.materialized) if r.kind == ir.REDUCTION]
 
     def _reduce_tile(self, op: str, x: Node, node: Node | None) -> str:
         """A reduction over whole rows held in one register tile."""

@@ -20,6 +20,7 @@ import torch
 
 from . import ir
 from .ir import Node
+from .kernels import reductions_feeding
 
 LINEAR_OPS = ("add", "sub", "mul", "div", "neg")
 
@@ -52,23 +53,16 @@ class _Rewrite:
     def _statistics(self) -> list[Node]:
         """The reductions the sum's input reads, all over the same dims (inside the sum's), of
         inputs that need no reduction themselves; [] where the sum does not qualify."""
-        found, stack, seen = [], [self.e], set()
-        while stack:
-            n = stack.pop()
-            if id(n) in seen:
-                continue
-            seen.add(id(n))
-            if n.kind == ir.REDUCTION:
-                found.append(n)
-            elif n.kind in (ir.POINTWISE, ir.VIEW, ir.CONST):
-                stack.extend(n.inputs)
+        found = reductions_feeding(self.e, ())
+        if any(r.kind != ir.REDUCTION for r in found):
+            return []  # a scan
         dims = {tuple(sorted(r.attrs["dims"])) for r in found}
         if len(dims) != 1 or not all(r.attrs.get("keepdim") and not r.attrs.get("split") for r in found):
             return []
         d = next(iter(dims))
         if not set(d) <= set(self.s.attrs["dims"]) or d != tuple(range(self.rank - len(d), self.rank)):
             return []  # statistics over the sum's innermost dims only
-        if any(r.op not in ("amax", "sumexp", "sum", "mean") or _needs_reduction(r.inputs[0])
+        if any(r.op not in ("amax", "sumexp", "sum", "mean") or reductions_feeding(r.inputs[0], ())
                or tuple(r.inputs[0].shape) != tuple(self.e.shape) for r in found):
             return []
         if not any(r.op in ("amax", "sumexp") for r in found):
@@ -77,17 +71,7 @@ class _Rewrite:
 
     # -- classification ----------------------------------------------------------------------
     def _uses_stats(self, n: Node) -> bool:
-        stack, seen = [n], set()
-        while stack:
-            m = stack.pop()
-            if id(m) in seen:
-                continue
-            seen.add(id(m))
-            if m in self.stats:
-                return True
-            if m.kind in (ir.POINTWISE, ir.VIEW):
-                stack.extend(m.inputs)
-        return False
+        return any(r in self.stats for r in reductions_feeding(n, ()))
 
     def _row_constant(self, n: Node) -> bool:
         """n is broadcast along the statistics' dims (size 1 there, aligned to the right)."""
@@ -222,17 +206,3 @@ class _Rewrite:
 
 def _number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _needs_reduction(x: Node) -> bool:
-    stack, seen = [x], set()
-    while stack:
-        n = stack.pop()
-        if id(n) in seen:
-            continue
-        seen.add(id(n))
-        if n.kind == ir.REDUCTION:
-            return True
-        if n.kind in (ir.POINTWISE, ir.VIEW):
-            stack.extend(n.inputs)
-    return False
