@@ -11,10 +11,11 @@ One compiler in three stages:
   naming (naming.py); sizes the trace baked in re-expressed over input sizes. The same front end
   traces before autograd's decompositions for the templates (capture.trace_templates: linear,
   matmul, conv2d, attention whole).
-- schedule (lower.py, rewrites.py, plans.py): rewrites for fewer passes (online softmax
-  statistics, split reductions), then the graph grouped into declared kernel plans (pointwise,
-  row: persistent / looped / split / tiled). Graphs with matmul / convolution / attention go to
-  the templates of codegen.extern, which plan groups around each template op; where a norm,
+- schedule (lower.py, rewrites.py, row_sums.py, plans.py): rewrites for fewer passes (online
+  softmax statistics, split reductions, sums linear in their rows' statistics read once), then
+  the graph grouped into declared kernel plans (pointwise, row: persistent / looped / split /
+  tiled). Graphs with matmul / convolution / attention go to the templates of codegen.extern,
+  which plan groups around each template op; where a norm,
   reduction or pooling follows the product, the product stays a vendor call in forward and the
   rest is scheduled here (hybrid.py); a convolution alone is one direct Triton kernel
   (conv_direct.py).
