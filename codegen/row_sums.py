@@ -26,8 +26,9 @@ LINEAR_OPS = ("add", "sub", "mul", "div", "neg")
 
 
 def distribute_row_constants(graph: ir.Graph) -> list[Node]:
-    """Every float sum whose input needs statistics over the sum's innermost dims (amax, sumexp,
-    sum, mean of stat-free values), and is linear in them, becomes sums of stat-free terms.
+    """Every float sum whose input needs log_softmax's statistics (amax, sumexp) of values that
+    need no reduction, over the sum's innermost dims, and is linear in them, becomes sums of
+    stat-free terms (means are left alone: x - mean(x) has no shift that keeps it accurate).
     Returns the per-row results that a further sum over other dims reads: each is stored by its
     row kernel (one value a row), the rest is a small kernel over them."""
     per_row = []
@@ -62,11 +63,9 @@ class _Rewrite:
         d = next(iter(dims))
         if not set(d) <= set(self.s.attrs["dims"]) or d != tuple(range(self.rank - len(d), self.rank)):
             return []  # statistics over the sum's innermost dims only
-        if any(r.op not in ("amax", "sumexp", "sum", "mean") or reductions_feeding(r.inputs[0], ())
-               or tuple(r.inputs[0].shape) != tuple(self.e.shape) for r in found):
+        if not found or any(r.op not in ("amax", "sumexp") or reductions_feeding(r.inputs[0], ())
+                            or tuple(r.inputs[0].shape) != tuple(self.e.shape) for r in found):
             return []
-        if not any(r.op in ("amax", "sumexp") for r in found):
-            return []  # x - mean(x) has no shift that keeps it accurate (_shifted): left in two reads
         return found
 
     # -- classification ----------------------------------------------------------------------
