@@ -19,6 +19,7 @@ IMPORTS = [
     ("import torch.nn.functional as F", r"\bF\."),
     ("import triton", r"\btriton\.(?!language|jit)|@triton\.jit"),
     ("import triton.language as tl", r"\btl\."),
+    ("from triton.tools.tensor_descriptor import TensorDescriptor", r"\bTensorDescriptor\b"),
 ]
 
 # Launchers run on every forward call: host time spent there is time the GPU may sit idle, so

@@ -155,6 +155,45 @@ def test_causal_attention_whole_key_blocks_skip_masks_below_the_diagonal():
     assert "CAUSAL_MASK=False" in low.code and "CAUSAL_MASK=True" in low.code
 
 
+TMA_ATTENTION = NO_INIT + ("    def forward(self, q, k, v):\n"
+                           "        return F.scaled_dot_product_attention(q, k, v, is_causal={causal})\n")
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_attention_reads_whole_key_blocks_through_tensor_descriptors(causal):
+    # head_dim 128 in half: the defaults ask for TMA with 128-key blocks; 256 keys are two whole
+    # blocks, so the launcher builds descriptors (the interpreter emulates them) and the result
+    # must still match SDPA, the causal band included.
+    src = task(TMA_ATTENTION.format(causal=causal),
+               "[torch.randn(1, 2, 192, 128, dtype=torch.float16),"
+               " torch.randn(1, 2, 256, 128, dtype=torch.float16),"
+               " torch.randn(1, 2, 256, 128, dtype=torch.float16)]")
+    low = check(src, expect_kernels=1)
+    assert "BLOCK_N=128" in low.code and "TMA=1" in low.code
+    gen = load_generated(low.code, "extern_generated")
+    k, v = torch.randn(1, 2, 256, 128, dtype=torch.float16), torch.randn(1, 2, 256, 128, dtype=torch.float16)
+    k_src, v_src, tma = gen["key_value_sources"](k, v, 128, 1)
+    assert tma and type(k_src).__name__ == "TensorDescriptor"
+
+
+def test_attention_falls_back_to_strided_loads_where_descriptors_would_read_wrong_rows():
+    # 200 keys (not whole 128-key blocks: a descriptor over all heads' rows would read the next
+    # head's keys) and keys given transposed (not contiguous): both read through pointers.
+    src = task(NO_INIT + "    def forward(self, q, k, v):\n"
+               "        return F.scaled_dot_product_attention(q, k.transpose(1, 2), v)\n",
+               "[torch.randn(1, 2, 64, 128, dtype=torch.float16),"
+               " torch.randn(1, 200, 2, 128, dtype=torch.float16),"
+               " torch.randn(1, 2, 200, 128, dtype=torch.float16)]")
+    low = check(src, expect_kernels=1)
+    gen = load_generated(low.code, "extern_generated")
+    sources = gen["key_value_sources"]
+    k = torch.randn(1, 2, 256, 128, dtype=torch.float16)
+    k200 = torch.randn(1, 2, 200, 128, dtype=torch.float16)
+    assert sources(k, k, 128, 1)[2] and not sources(k200, k200, 128, 1)[2]
+    assert not sources(k.transpose(2, 3).contiguous().transpose(2, 3), k, 128, 1)[2]
+    assert not sources(k, k, 128, 0)[2]  # the config said no
+
+
 def test_attention_scale_3d_and_epilogue():
     src = task(NO_INIT + "    def forward(self, q, k, v, r):\n"
                "        o = F.scaled_dot_product_attention(q, k, v, scale=0.3)\n"
