@@ -329,6 +329,7 @@ class RowReductions:
             if "amax" in ops:
                 results["amax"] = mx
         if welford:
+            self.welford_loop = True
             wn, wmean, wm2 = self.tmp("w_n"), self.tmp("w_mean"), self.tmp("w_m2")
             init += [f"{wn} = tl.zeros({tile}, tl.float32)", f"{wmean} = tl.zeros({tile}, tl.float32)",
                      f"{wm2} = tl.zeros({tile}, tl.float32)"]

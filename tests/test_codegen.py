@@ -253,6 +253,22 @@ def test_a_looped_row_kernel_run_on_short_rows_holds_several_rows_per_program(tm
     assert (block_m, block_n) == (16, 128)
 
 
+def test_a_column_loop_of_welford_updates_gets_8_warps_and_other_loops_keep_4(tmp_path):
+    """A looped variance (instance norm's statistics) launches its 2048-column steps with 8 warps,
+    a looped softmax's online statistics with 4 (8 helped the first on an H100 and slowed the
+    second class: BENCHMARKS.md, "Benchmark sizes"), and both stay right."""
+    src = make_task("(x.var(dim=1), torch.softmax(x, dim=1))", "[torch.randn(ROWS, COLS)]",
+                    consts="ROWS = 4\nCOLS = 5000")
+    res = run_both(tmp_path, src, tunables={"reduce.strategy": "looped", "reduce.split_programs": 0})
+    launches = [line for line in res.code.splitlines() if "= row_blocks(" in line]
+    assert len(launches) == 2 and sum("welford=True" in line for line in launches) == 1, launches
+    cand_file = tmp_path / "welford_warps.py"
+    cand_file.write_text(res.code)
+    row_blocks = load(cand_file, "cand").row_blocks
+    assert row_blocks(4, 5000, persistent=False, welford=True)[2] == 8
+    assert row_blocks(4, 5000, persistent=False)[2] == 4
+
+
 def test_pointwise_and_tiled_kernels_take_wide_blocks_under_the_interpreter_only(tmp_path):
     """The interpreter runs programs one by one: a pointwise program or a rows x columns tile there
     holds 16 pointwise blocks, on the GPU one (many small programs stream best)."""
