@@ -30,10 +30,10 @@ def cdiv(a, b):
     return -(-a // b)
 
 
-def row_blocks(n_rows, n_cols, persistent, strided=False):
+def row_blocks(n_rows, n_cols, persistent, strided=False, welford=False):
     """Block sizes of a row kernel: whole rows (several per program when short), a column loop,
     or (strided: rows are the contiguous dim, laid across threads) a wide block of rows holding
-    whole columns or looping over them."""
+    whole columns or looping over them. welford: the column loop updates a variance."""
     if persistent:
         block_n = triton.next_power_of_2(max(n_cols, 1))
         # strided: 16-64 contiguous rows (whole 64-256 byte segments), at most 16384 elements
@@ -45,7 +45,15 @@ def row_blocks(n_rows, n_cols, persistent, strided=False):
     else:  # no wider than the row (a kernel planned at a longer row, run shrunk on the CPU), rows filling the block
         block_n = min(ROW_BLOCK_N, triton.next_power_of_2(max(n_cols, 1)))
         block_m = max(1, min(triton.next_power_of_2(max(n_rows, 1)), ROW_BLOCK_N // block_n))
-    warps = ROW_WARPS or (4 if block_m * block_n <= 2048 else 8 if block_m * block_n <= 8192 else 16)
+    if ROW_WARPS:
+        warps = ROW_WARPS
+    elif welford and not persistent and not strided:
+        # a column loop of Welford updates (a variance) runs a longer dependent chain an element:
+        # 8 warps to a 2048-column step hide it (H100, by do_bench: conv + group norm + instance
+        # norm 16.2 -> 14.8 ms, instance norm 8.0 -> 7.8; loops without it gained nothing, or lost)
+        warps = 8 if block_m * block_n >= 2048 else 4
+    else:
+        warps = 4 if block_m * block_n <= 2048 else 8 if block_m * block_n <= 8192 else 16
     return block_m, block_n, warps
 
 
