@@ -11,8 +11,9 @@ One compiler in three stages:
   naming (naming.py); sizes the trace baked in re-expressed over input sizes. The same front end
   traces before autograd's decompositions for the templates (capture.trace_templates: linear,
   matmul, conv2d, attention whole).
-- schedule (lower.py, rewrites.py, row_sums.py, plans.py): rewrites for fewer passes (online
-  softmax statistics, split reductions, sums linear in their rows' statistics read once), then
+- schedule (lower.py, rewrites.py, shared_rows.py, row_sums.py, plans.py): rewrites for fewer
+  passes (online softmax statistics, statistics of one tensor's rows in one pass, split
+  reductions, sums linear in their rows' statistics read once), then
   the graph grouped into declared kernel plans (pointwise, row: persistent / looped / split /
   tiled). Graphs with matmul / convolution / attention go to the templates of codegen.extern,
   which plan groups around each template op; where a norm,

@@ -32,6 +32,7 @@ from .reductions import MAX_INLINE_PARTS
 from .scope import NeedMaterialize
 from .kernels import reductions_feeding, strip_views
 from .rewrites import hint_prod, next_pow2, online_softmax, split_reductions
+from .shared_rows import share_row_reductions, sources_of
 from .row_sums import distribute_row_constants
 from .ir import Node, Unsupported
 from .plans import ROW, KernelPlan
@@ -175,6 +176,7 @@ def _dedupe(graph: ir.Graph) -> None:
 def _schedule(graph: ir.Graph, tun: dict, operands=()):
     """operands: nodes a vendor call in forward reads (codegen.hybrid): each gets a kernel."""
     online_softmax(graph)
+    share_row_reductions(graph)  # before the split, which leaves the rows it shares whole
     split_reductions(graph, tun)
     per_row = distribute_row_constants(graph)  # after the split: statistics it split stay as they are
     _dedupe(graph)
@@ -194,7 +196,7 @@ def _schedule(graph: ir.Graph, tun: dict, operands=()):
             for n in targets:
                 if n in taken:
                     continue
-                siblings = _siblings(n, targets)
+                siblings = _siblings(n, targets, known)
                 k = _make_kernel(n, known, tun, large, siblings, groups)
                 taken.update(k.outputs)
                 kernels.append(k)
@@ -206,7 +208,7 @@ def _schedule(graph: ir.Graph, tun: dict, operands=()):
     raise Unsupported("unsupported: scheduling did not converge")
 
 
-def _siblings(node: Node, targets: list) -> list:
+def _siblings(node: Node, targets: list, known: set) -> list:
     """Other materialised reductions over the same input and dims (and the same chunks, for split
     partials): one kernel computes them all, reading the input once."""
     if node.kind != ir.REDUCTION:
@@ -216,8 +218,23 @@ def _siblings(node: Node, targets: list) -> list:
         return [t for t in targets if t is not node and t.kind == ir.REDUCTION and t.attrs.get("combine")
                 and (tuple(t.inputs[0].shape), tuple(t.attrs["dims"]), t.attrs.get("keepdim")) == key]
     key = (id(node.inputs[0]), tuple(node.attrs["dims"]), node.attrs.get("split"))
-    return [t for t in targets if t is not node and t.kind == ir.REDUCTION
-            and (id(t.inputs[0]), tuple(t.attrs["dims"]), t.attrs.get("split")) == key]
+    same_input = [t for t in targets if t is not node and t.kind == ir.REDUCTION
+                  and (id(t.inputs[0]), tuple(t.attrs["dims"]), t.attrs.get("split")) == key]
+    return same_input + _row_mates(node, [t for t in targets if t not in same_input], known)
+
+
+def _row_mates(node: Node, targets: list, known: set) -> list:
+    """Reductions of other tensors over the same rows, computed from the same tensors in memory
+    (no more, no fewer) without a statistic of their own (instance norm's of relu(y) beside group
+    norm's partials of y): the kernel's one column loop accumulates them all
+    (RowReductions._loop_mates), one read of each."""
+    x = node.inputs[0]
+    sources = sources_of(x, known)
+    if node.attrs.get("split") or sources is None:
+        return []
+    return [t for t in targets if t is not node and t.kind == ir.REDUCTION and not t.attrs.get("split")
+            and not t.attrs.get("combine") and tuple(t.inputs[0].shape) == tuple(x.shape)
+            and list(t.attrs["dims"]) == list(node.attrs["dims"]) and sources_of(t.inputs[0], known) == sources]
 
 
 def _make_kernel(node: Node, known: set, tun: dict, large: bool, siblings=(), groups=None) -> Kernel:

@@ -218,6 +218,17 @@ def _layout_split(graph: ir.Graph, r: Node, target: int, done: dict) -> bool:
     # the combine of a reduction to one value is its own small kernel, whatever its count
     if hint_prod(x, inner) < 1024 or hint_prod(x, rest) * 2 <= target or (hint_prod(x, outer) > 256 and not full):
         return False
+    split_at(graph, r, inner, outer, done)
+    return True
+
+
+def split_at(graph: ir.Graph, r: Node, inner: list, outer: list, done: dict) -> None:
+    """r as partials over its `inner` dims (one row per index of the others) and a combine of
+    the partials over its `outer` dims."""
+    x = r.inputs[0]
+    nd = len(x.shape)
+    dims = sorted(r.attrs["dims"])
+    rest = [d for d in range(nd) if d not in inner]
     p_shape = tuple(x.shape[d] for d in rest)
     p_hint = tuple(x.hint[d] for d in rest)
     pdims = [i for i, d in enumerate(rest) if d in outer]
@@ -239,7 +250,6 @@ def _layout_split(graph: ir.Graph, r: Node, target: int, done: dict) -> bool:
     else:
         new, value = _combine_plain(r, partial, final, n, done)
     _replace(graph, r, value, new)
-    return True
 
 
 def _reads_per_row(x: Node) -> bool:

@@ -30,13 +30,13 @@ def dim_groups(view: Node, src: Node) -> list[tuple[list[int], list[int]]] | Non
             else:
                 return None
         # ... the symbolic sizes must agree at every size, not only the traced one
-        if not _same_size([view.shape[d] for d in group[0]], [src.shape[d] for d in group[1]]):
+        if not same_size([view.shape[d] for d in group[0]], [src.shape[d] for d in group[1]]):
             return None
         groups.append(group)
     return groups if i == len(out) and j == len(src_dims) else None
 
 
-def _same_size(a: list[str], b: list[str]) -> bool:
+def same_size(a: list[str], b: list[str]) -> bool:
     if a == b:
         return True
     try:

@@ -310,6 +310,28 @@ def test_groupnorm_statistics_in_one_pass(tmp_path):
     assert _loads_of(res.code, "x") == 2
 
 
+def test_statistics_of_one_tensor_over_the_same_rows_share_one_read(tmp_path):
+    """conv -> group norm, plus instance norm of its ReLU: group norm's per-channel partials (few
+    long groups) and instance norm's statistics are reductions of y and relu(y) over the same
+    (n, c) rows, so one column loop accumulates both: the conv output is read twice in all (the
+    statistics, then the normalisations), the conv bias loaded once a row."""
+    init = ("|self.conv = nn.Conv2d(3, 8, 3); self.gn = nn.GroupNorm(2, 8); "
+            "self.inorm = nn.InstanceNorm2d(8)")
+    src = make_task("(lambda y: self.gn(y) + self.inorm(torch.relu(y)))(self.conv(x))",
+                    "[torch.randn(1, 3, 132, 132)]", init=init)
+    res = run_both(tmp_path, src, tunables={"reduce.split_programs": 8})
+    stats = [k for k in res.kernels if "looped" in k]
+    assert len(stats) == 1 and "wm2" in stats[0] and "var" in stats[0] and "relu" in stats[0], res.kernels
+    assert _loads_of(res.code, "conv_out") == 2
+    assert "conv_bias_ptr + row" in res.code  # per row in the statistics loop, not per element
+    shifted = src.replace("[torch.randn(1, 3, 132, 132)]", "[50.0 + torch.randn(1, 3, 132, 132)]")
+    run_both(tmp_path, shifted, tunables={"reduce.split_programs": 8})
+    # the conv called twice: two vendor results, so two reads, each kernel after its own call
+    twice = src.replace("(lambda y: self.gn(y) + self.inorm(torch.relu(y)))(self.conv(x))",
+                        "self.gn(self.conv(x)) + self.inorm(torch.relu(self.conv(x)))")
+    run_both(tmp_path, twice, tunables={"reduce.split_programs": 8})
+
+
 def test_batchnorm_training_layout_split(tmp_path):
     """Batch statistics over (N, H, W): per-(n, c) partials over the contiguous H*W (one read), then
     the normalisation combines the N partials of its channel in place: two kernels."""
