@@ -224,10 +224,18 @@ def test_concurrent_jobs_do_not_share_a_candidate_process():
 def test_inputs_where_the_reference_keeps_no_correct_digit_judge_nothing():
     """A KL divergence on inputs +1000: every term cancels, torch's fp32 result is further from float64
     than float64's own value, and a kernel whose log rounds like a GPU's fast log2 lands elsewhere in
-    that noise. It was rejected on those inputs (GPU); it is right on every other trial."""
-    verdict = verify(str(TASKS / "kl_div_batchmean.py"), str(HERE / "candidates" / "kl_div_fast_log.py"))
+    that noise. It was rejected on those inputs (GPU); it is right on every other trial.
+
+    Whether the reference keeps a digit there depends on the inputs drawn: for about 1 seed in 25
+    its error stays just under the float64 value, and then the shifted inputs do judge (this
+    candidate, 1000 times further from float64 than the reference, is rejected). So the seeds are
+    chosen: 0, where the reference keeps none, and 389609433, where it keeps one."""
+    task, candidate = str(TASKS / "kl_div_batchmean.py"), str(HERE / "candidates" / "kl_div_fast_log.py")
+    verdict = verify(task, candidate, seed=0)
     assert verdict.accepted, verdict.summary
     assert any("not judged on the shifted inputs" in flag for flag in verdict.flags)
+    judged = verify(task, candidate, seed=389609433)
+    assert judged.status == "mismatch" and "shifted inputs" in judged.summary, judged.summary
 
 
 def test_the_digest_kept_of_earlier_outputs_sees_any_change_to_their_bytes():
