@@ -277,6 +277,7 @@ class RowReductions:
         # reductions these need go before it
         caller_section, self.current_section = self.current_section, section
         post = []
+        self._loop_counts = None  # (per-lane counts, 1 / block number, row counts): one set a loop
         done = [(x, members, self._accumulate(x, members, section.lines, post)) for x, members in loops]
         self._close_loop(section, body, "col_start")
         self.current_section = caller_section
@@ -330,22 +331,30 @@ class RowReductions:
                 results["amax"] = mx
         if welford:
             self.welford_loop = True
-            wn, wmean, wm2 = self.tmp("w_n"), self.tmp("w_mean"), self.tmp("w_m2")
-            init += [f"{wn} = tl.zeros({tile}, tl.float32)", f"{wmean} = tl.zeros({tile}, tl.float32)",
-                     f"{wm2} = tl.zeros({tile}, tl.float32)"]
+            # the per-lane counts are the loop's, shared by every variance it accumulates (same
+            # columns, same mask): the first variance of the loop makes them
+            first = self._loop_counts is None
+            wn = self.tmp("w_n") if first else self._loop_counts[0]
+            wmean, wm2 = self.tmp("w_mean"), self.tmp("w_m2")
+            init += ([f"{wn} = tl.zeros({tile}, tl.float32)"] if first else []) + [
+                f"{wmean} = tl.zeros({tile}, tl.float32)", f"{wm2} = tl.zeros({tile}, tl.float32)"]
             vf = self.assign(f"{v}.to(tl.float32)", "v") if is_int else v
-            inv, d = self.tmp("inv"), self.tmp("d")
-            # every lane still in range has seen one element per block so far
-            self.emit(f"{inv} = 1.0 / (col_start // BLOCK_N + 1)")
+            inv = self.tmp("inv") if first else self._loop_counts[1]
+            d = self.tmp("d")
+            if first:  # every lane still in range has seen one element per block so far
+                self.emit(f"{inv} = 1.0 / (col_start // BLOCK_N + 1)")
             self.emit(f"{d} = {vf} - {wmean}")
             self.emit(f"{wmean} = tl.where({mask}, {wmean} + {d} * {inv}, {wmean})")
             self.emit(f"{wm2} = tl.where({mask}, {wm2} + {d} * ({vf} - {wmean}), {wm2})")
-            self.emit(f"{wn} = {wn} + tl.where({mask}, 1.0, 0.0)")
-            n, mean, dm, m2 = self.tmp("count"), self.tmp("mean"), self.tmp("dm"), self.tmp("m2")
-            post += [f"{n} = tl.sum({wn}, axis=1)[:, None]",
+            if first:
+                self.emit(f"{wn} = {wn} + tl.where({mask}, 1.0, 0.0)")
+            n = self.tmp("count") if first else self._loop_counts[2]
+            mean, dm, m2 = self.tmp("mean"), self.tmp("dm"), self.tmp("m2")
+            post += ([f"{n} = tl.sum({wn}, axis=1)[:, None]"] if first else []) + [
                      f"{mean} = tl.sum({wn} * {wmean}, axis=1)[:, None] / tl.maximum({n}, 1.0)",
                      f"{dm} = {wmean} - {mean}",
                      f"{m2} = tl.sum({wm2} + {wn} * {dm} * {dm}, axis=1)[:, None]"]
+            self._loop_counts = (wn, inv, n)
             results.update(wcount=n, wmean=mean, wm2=m2)
         for op in ops:
             if op in results or op in ("var", "sumexp"):

@@ -324,6 +324,7 @@ def test_statistics_of_one_tensor_over_the_same_rows_share_one_read(tmp_path):
     assert len(stats) == 1 and "wm2" in stats[0] and "var" in stats[0] and "relu" in stats[0], res.kernels
     assert _loads_of(res.code, "conv_out") == 2
     assert "conv_bias_ptr + row" in res.code  # per row in the statistics loop, not per element
+    assert res.code.count("+ tl.where(mask, 1.0, 0.0)") == 1  # one count for both variances
     shifted = src.replace("[torch.randn(1, 3, 132, 132)]", "[50.0 + torch.randn(1, 3, 132, 132)]")
     run_both(tmp_path, shifted, tunables={"reduce.split_programs": 8})
     # the conv called twice: two vendor results, so two reads, each kernel after its own call
