@@ -129,7 +129,6 @@ def emit(g) -> tuple[str, str]:
     kernel = _key_blocks_source(block, fp32, half, dot_kw) + "\n\n" + jit_source(kname, params, g.doc, lines)
 
     cfg = f"{g.kernel_name.upper()}_CONFIG"
-
     scale = "1.0 / math.sqrt(head_dim)" if g.scale is None else repr(float(g.scale))
     setup = [f"    out_shape = {g.q_expr}.shape",
              f"    q, k, v = attention_operands({g.q_expr}, {g.k_expr}, {g.v_expr})",
