@@ -49,6 +49,7 @@ class Kernel(IndexViews, WindowPools, RowReductions, RowScans, Skeletons):
         self.ptrs: dict[Node, str] = {}
         self.stride_reads: dict[Node, set] = {}  # inputs read through their strides -> the dims read
         self.welford_loop = False  # a column loop carries Welford accumulators (row_blocks gives it more warps)
+        self._loop_counts = None  # the current column loop's Welford counts (RowReductions._accumulate)
         self.flat_reads: set = set()  # inputs read at contiguous offsets (the forward makes them so)
         self.counter = 0
         self.helpers: set[str] = set()  # jit helpers (reduction combines) the kernel calls

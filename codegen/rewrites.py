@@ -222,9 +222,9 @@ def _layout_split(graph: ir.Graph, r: Node, target: int, done: dict) -> bool:
     return True
 
 
-def split_at(graph: ir.Graph, r: Node, inner: list, outer: list, done: dict) -> None:
+def split_at(graph: ir.Graph, r: Node, inner: list, outer: list, done: dict) -> list:
     """r as partials over its `inner` dims (one row per index of the others) and a combine of
-    the partials over its `outer` dims."""
+    the partials over its `outer` dims; returns the nodes added (the partials among them)."""
     x = r.inputs[0]
     nd = len(x.shape)
     dims = sorted(r.attrs["dims"])
@@ -250,6 +250,7 @@ def split_at(graph: ir.Graph, r: Node, inner: list, outer: list, done: dict) -> 
     else:
         new, value = _combine_plain(r, partial, final, n, done)
     _replace(graph, r, value, new)
+    return new
 
 
 def _reads_per_row(x: Node) -> bool:

@@ -43,10 +43,8 @@ def share_row_reductions(graph: ir.Graph) -> None:
         for r, src, cut, outer in members:
             x = r.inputs[0]
             if outer:  # group norm: partials a channel a row, combined over the group after
-                before = set(map(id, graph.nodes))
-                split_at(graph, r, [d for d in r.attrs["dims"] if d not in outer], outer, {})
-                for p in [n for n in graph.nodes if id(n) not in before and n.kind == ir.REDUCTION
-                          and n.inputs[0] is x]:
+                added = split_at(graph, r, [d for d in r.attrs["dims"] if d not in outer], outer, {})
+                for p in [n for n in added if n.kind == ir.REDUCTION and n.inputs[0] is x]:
                     _onto_source(graph, p, src, cut)
             elif x is not src:
                 _onto_source(graph, r, src, cut)
