@@ -14,7 +14,8 @@ needs only shapes and dtypes: the generated ModelNew keeps the reference's own c
 
 `capture` traces `functional_call(model, state, inputs)` with `make_fx` over symbolic sizes and a
 decomposition table that breaks composite ops (softmax, norms, losses, activations) down to
-pointwise math and plain reductions. Parameters and buffers are graph inputs, so the generated
+pointwise math and plain reductions; a product with one output column or row (a matrix times a
+vector) becomes a sum of products, a reduction. Parameters and buffers are graph inputs, so the generated
 ModelNew passes `self.weight` etc. and keeps the reference's state_dict keys.
 `trace_templates` traces the same call before autograd's decompositions (pre-dispatch, sizes as
 traced), so `linear`, `matmul`, `conv2d` and `scaled_dot_product_attention` stay whole: the graph
@@ -65,7 +66,34 @@ def decomposition_table() -> dict:
     for op in list(table):  # keep the ops codegen.extern lowers whole
         if _packet_name(op) in EXTERN_OPS and _packet_name(op) not in DECOMPOSED_EXTERN:
             del table[op]
+    table.update({aten.mm.default: _matvec_as_row_sums, aten.bmm.default: _matvec_as_row_sums,
+                  aten.mv.default: _matvec_as_row_sums, aten.addmm.default: _addmv_as_row_sums,
+                  aten.dot.default: _matvec_as_row_sums})
     return table
+
+
+def _matvec_as_row_sums(a, b):
+    """A product with one output column or one output row (matrix x vector, vector x matrix: a
+    linear layer at batch 1) is a reduction, not a matmul: it reads the matrix once, at two flops a
+    value, so tensor-core tiles would sit 15/16 idle on a vector padded to 16. As a sum of products
+    it gets the reduction kernels' read bandwidth (along the matrix's rows whichever way it is
+    stored) and fuses with what follows. fp32 accumulation, as the vendor GEMV. Other products
+    stay whole for the matmul template."""
+    if b.dim() == 1:  # mv (M, K) x (K,), dot (K,) x (K,)
+        return (a.float() * b.float()).sum(-1).to(a.dtype)
+    if b.shape[-1] == 1:
+        return (a.float() * b.float().transpose(-1, -2)).sum(-1, keepdim=True).to(a.dtype)
+    if a.shape[-2] == 1:
+        return (a.float().transpose(-1, -2) * b.float()).sum(-2, keepdim=True).to(a.dtype)
+    return NotImplemented
+
+
+def _addmv_as_row_sums(bias, a, b, *, beta=1, alpha=1):
+    """addmm (a linear layer) with one output column or row: see _matvec_as_row_sums."""
+    product = _matvec_as_row_sums(a, b)
+    if product is NotImplemented:
+        return NotImplemented
+    return (bias if beta == 1 else beta * bias) + (product if alpha == 1 else alpha * product)
 
 
 def _packet_name(target) -> str:

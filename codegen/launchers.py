@@ -23,6 +23,7 @@ from .render import assemble, module_names, reference_parts, state_access
 TUNABLES = [
     ("POINTWISE_BLOCK", "pointwise.BLOCK", "elements per program of a pointwise kernel (and of a rows x columns tile)"),
     ("POINTWISE_WARPS", "pointwise.num_warps", ""),
+    ("POOL_BLOCK", "pointwise.pool_BLOCK", "outputs per program of a pool's rows x columns tile"),
     ("ROW_TILE", "reduce.TILE", "elements per program of a persistent row block, or per loop step of a strided reduction"),
     ("ROW_BLOCK_N", "reduce.BLOCK_N", "column block of a looped reduction"),
     ("ROW_STRIDED_M", "reduce.strided_BLOCK_M", "rows per program of a looped reduction over dims that are not innermost"),
@@ -56,11 +57,11 @@ ROW_BLOCKS = '''def row_blocks(n_rows, n_cols, persistent, strided=False, welfor
         warps = 4 if block_m * block_n <= 2048 else 8 if block_m * block_n <= 8192 else 16
     return block_m, block_n, warps'''
 
-TILE_BLOCKS = '''def tile_blocks(n_rows, n_cols):
-    """Tile of a rows x columns elementwise kernel: as many elements as a pointwise program
-    (many small programs stream best), columns first; 16 times as many under the CPU interpreter,
-    which runs programs one by one."""
-    budget = POINTWISE_BLOCK * (16 if INTERPRETED else 1)
+TILE_BLOCKS = '''def tile_blocks(n_rows, n_cols, elements):
+    """Tile of a rows x columns elementwise kernel: `elements` a program (many small programs
+    stream best), columns first; 16 times as many under the CPU interpreter, which runs programs
+    one by one."""
+    budget = elements * (16 if INTERPRETED else 1)
     block_n = min(triton.next_power_of_2(max(n_cols, 1)), budget)
     block_m = max(1, min(triton.next_power_of_2(max(n_rows, 1)), budget // block_n))
     return block_m, block_n, POINTWISE_WARPS'''
@@ -202,7 +203,8 @@ def render_file(graph: ir.Graph, kernels: list[Kernel], task_source: str, tun: d
                      f"    {kname}[grid]({call_args}, SPLIT={plan.split}, BLOCK_M=block_m, BLOCK_N=block_n{extra}, num_warps=warps, num_stages=NUM_STAGES)"]
         elif plan.launch[1] == "tiled":
             lsrc += [f"    n_rows, n_cols = {k.n_rows}, {k.n_cols}",
-                     "    block_m, block_n, warps = tile_blocks(n_rows, n_cols)",
+                     "    block_m, block_n, warps = tile_blocks(n_rows, n_cols, "
+                     + ("POOL_BLOCK)" if plan.pool else "POINTWISE_BLOCK)"),
                      "    grid = (cdiv(n_rows, block_m) * cdiv(n_cols, block_n),)",
                      f"    {kname}[grid]({call_args}, BLOCK_M=block_m, BLOCK_N=block_n{extra}, num_warps=warps, num_stages=NUM_STAGES)"]
         else:

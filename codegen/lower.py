@@ -250,7 +250,8 @@ def _plan(node: Node, known: set, tun: dict, outputs: tuple) -> KernelPlan:
         if cols:
             # rows x columns tiles: per-row operands (statistics, per-channel parameters) once per row
             return KernelPlan(node, outputs, ROW, "tiled", tuple(node.shape),
-                              tuple(range(len(node.shape) - cols, len(node.shape))))
+                              tuple(range(len(node.shape) - cols, len(node.shape))),
+                              pool=_computes_pool(node, known))
         return KernelPlan(node, outputs)
     x = anchor.inputs[0]
     dims = tuple(anchor.attrs["dims"] if anchor.kind == ir.REDUCTION else [anchor.attrs["dim"]])
@@ -278,7 +279,9 @@ def _tile_dims(node: Node, known: set) -> int:
     that every broadcast operand (a statistic, a per-channel parameter) is constant along, when
     there is such an operand and the run is long. 0: a flat 1-D kernel suits it as well."""
     nd = len(node.shape)
-    if nd >= 2 and node.kind == ir.POOL and hint_prod(node, [nd - 1]) >= 32:
+    pool = strip_views(node, known)  # max_pool1d is a 2-D pool over (N, C, 1, L), viewed back
+    if (nd >= 2 and pool.kind == ir.POOL and pool.shape[-1] == node.shape[-1]
+            and hint_prod(node, [nd - 1]) >= 32):
         # a window per output element: rows (batch, channel, outer spatial dims) decomposed once
         # per row, the last dim's outputs along the columns, no per-element index division
         return 1
@@ -316,6 +319,19 @@ def _tile_dims(node: Node, known: set) -> int:
     if cols in (0, nd) or hint_prod(node, range(nd - cols, nd)) < 256:
         return 0
     return cols
+
+
+def _computes_pool(node: Node, known: set) -> bool:
+    """Whether the kernel of `node` computes a pool's windows in place."""
+    stack, seen = [node], set()
+    while stack:
+        n = stack.pop()
+        if n.kind == ir.POOL:
+            return True
+        if id(n) not in seen:
+            seen.add(id(n))
+            stack += [a for a in n.inputs if a not in known]
+    return False
 
 
 def _inlinable(r: Node) -> bool:

@@ -24,6 +24,7 @@ class KernelPlan:
     reduced: tuple = ()          # ROW: the dims laid along the columns (reduced, scanned or tiled)
     split: int = 0               # split: programs per row
     strided: bool = False        # ROW: the reduced dims are not innermost (rows are the contiguous dim)
+    pool: bool = False           # tiled: the kernel computes a pool's windows (several reads an output)
 
     @property
     def launch(self) -> tuple:

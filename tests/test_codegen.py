@@ -153,6 +153,18 @@ def test_pooling(tmp_path):
     run_both(tmp_path, src)
 
 
+@pytest.mark.parametrize("forward", ["F.max_pool1d(x, 4, 2, 1, dilation=3)", "F.avg_pool2d(x.view(3, 4, 20, 100), 3, 2, 1)"])
+def test_pools_take_tiles_of_their_own_size_with_no_division_an_element(tmp_path, forward):
+    """A pool's output reads several inputs: its rows x columns tile has a budget of its own
+    (POOL_BLOCK), and a 1-D pool (a 2-D window over an unsqueezed input, viewed back) is tiled too."""
+    src = make_task(forward, "[torch.randn(3, 4, 2000)]")
+    res = run_both(tmp_path, src)
+    assert "tile_blocks(n_rows, n_cols, POOL_BLOCK)" in res.code and "POOL_BLOCK = 512" in res.code
+    assert "offs //" not in res.code and "offs %" not in res.code
+    small = run_both(tmp_path, src, tunables={"pointwise.pool_BLOCK": 128})
+    assert "POOL_BLOCK = 128" in small.code
+
+
 def test_batchnorm_eval_and_batch_statistics(tmp_path):
     src = make_task("(self.bn(x), F.batch_norm(x, None, None, self.bn.weight, self.bn.bias, training=True))",
                     "[torch.randn(4, 3, 5, 5)]", init="|self.bn = nn.BatchNorm2d(3)")
@@ -280,9 +292,10 @@ def test_pointwise_and_tiled_kernels_take_wide_blocks_under_the_interpreter_only
     cand_file = tmp_path / "tiled.py"
     cand_file.write_text(res.code)
     cand = load(cand_file, "cand")
-    assert cand.INTERPRETED and cand.tile_blocks(1024, 196)[:2] == (16 * cand.POINTWISE_BLOCK // 256, 256)
+    block = cand.POINTWISE_BLOCK
+    assert cand.INTERPRETED and cand.tile_blocks(1024, 196, block)[:2] == (16 * block // 256, 256)
     cand.INTERPRETED = False
-    assert cand.tile_blocks(1024, 196)[:2] == (cand.POINTWISE_BLOCK // 256, 256)
+    assert cand.tile_blocks(1024, 196, block)[:2] == (block // 256, 256)
 
 
 def test_strided_looped_softmax_and_variance(tmp_path):
@@ -403,3 +416,29 @@ def get_init_inputs():
     lowering = codegen.lower(task)
     assert lowering.ok, lowering.reason
     compile(lowering.code, "<generated>", "exec")
+
+
+@pytest.mark.parametrize("forward,inputs,sig", [
+    ("a @ b", "[torch.randn(40, 300), torch.randn(300, 1)]", "a, b"),
+    ("torch.mv(a, b)", "[torch.randn(40, 300), torch.randn(300)]", "a, b"),
+    ("torch.dot(a, b)", "[torch.randn(3000), torch.randn(3000)]", "a, b"),
+    ("torch.bmm(a, b)", "[torch.randn(3, 20, 300), torch.randn(3, 300, 1)]", "a, b"),
+    ("torch.relu(F.linear(a, w, c))", "[torch.randn(40, 300), torch.randn(1, 300), torch.randn(1)]", "a, w, c"),
+    ("torch.addmm(c, a, b, beta=0.5, alpha=2.0)", "[torch.randn(40, 1), torch.randn(40, 300), torch.randn(300, 1)]",
+     "c, a, b"),
+    # one output row: a linear layer at batch 1 (the weight read along its rows), a row times a matrix
+    ("F.silu(F.linear(a, w, c))", "[torch.randn(1, 300), torch.randn(70, 300), torch.randn(70)]", "a, w, c"),
+    ("a @ b", "[torch.randn(1, 300), torch.randn(300, 70)]", "a, b"),
+])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=str)
+def test_a_product_with_one_output_column_or_row_is_a_row_sum(tmp_path, forward, inputs, sig, dtype):
+    """A matrix times a vector reads the matrix once at two flops a value: a reduction, not a
+    tensor-core matmul with a vector padded to 16 columns."""
+    res = run_both(tmp_path, make_task(forward, inputs, sig=sig), dtype=dtype)
+    assert "tl.dot" not in res.code and "tl.sum(" in res.code
+    assert len(res.kernels) == 1  # the epilogue (bias, relu, the cast back) in the same kernel
+
+
+def test_a_product_with_two_output_columns_and_rows_stays_a_matmul(tmp_path):
+    res = run_both(tmp_path, make_task("a @ b", "[torch.randn(2, 64), torch.randn(64, 2)]", sig="a, b"))
+    assert "tl.dot" in res.code
