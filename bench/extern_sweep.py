@@ -39,6 +39,16 @@ def parse_tunables(text: str) -> dict:
     return out
 
 
+def lower_with(path: Path, tried: dict, target: str = "cuda") -> codegen.Lowering:
+    """The task lowered with `tried`; not ok when a key of it is not a knob of this task's file
+    (its row would time the defaults under another name)."""
+    low = codegen.lower(path.read_text(), tunables=tried, target=target)
+    foreign = sorted(k for k in tried if k not in low.space)
+    if low.ok and foreign:
+        low.ok, low.reason = False, f"not tunables of this task: {', '.join(foreign)}"
+    return low
+
+
 def _task_namespace(path: Path) -> dict:
     ns: dict = {"__name__": path.stem}
     exec(compile(path.read_text(), str(path), "exec"), ns)
@@ -63,7 +73,7 @@ def sweep_task(path: Path, tries: list[str], with_compile: bool, flush, overhead
         for text in [""] + tries:
             row = {"task": path.stem, "try": text or "default", "eager_ms": eager, "compile_ms": compiled_ms}
             try:
-                low = codegen.lower(path.read_text(), tunables=parse_tunables(text), target="cuda")
+                low = lower_with(path, parse_tunables(text))
                 if not low.ok:
                     row["error"] = low.reason
                     rows.append(row)

@@ -77,14 +77,18 @@ def _matvec_as_row_sums(a, b):
     linear layer at batch 1) is a reduction, not a matmul: it reads the matrix once, at two flops a
     value, so tensor-core tiles would sit 15/16 idle on a vector padded to 16. As a sum of products
     it gets the reduction kernels' read bandwidth (along the matrix's rows whichever way it is
-    stored) and fuses with what follows. fp32 accumulation, as the vendor GEMV. Other products
-    stay whole for the matmul template."""
+    stored) and fuses with what follows. Accumulated in fp32 (fp64 kept), as the vendor GEMV.
+    Other products, and integer ones, stay whole for the matmul template."""
+    if not a.dtype.is_floating_point:
+        return NotImplemented
+    acc = torch.promote_types(a.dtype, torch.float32)
+    a, b, dtype = a.to(acc), b.to(acc), a.dtype
     if b.dim() == 1:  # mv (M, K) x (K,), dot (K,) x (K,)
-        return (a.float() * b.float()).sum(-1).to(a.dtype)
+        return (a * b).sum(-1).to(dtype)
     if b.shape[-1] == 1:
-        return (a.float() * b.float().transpose(-1, -2)).sum(-1, keepdim=True).to(a.dtype)
+        return (a * b.transpose(-1, -2)).sum(-1, keepdim=True).to(dtype)
     if a.shape[-2] == 1:
-        return (a.float().transpose(-1, -2) * b.float()).sum(-2, keepdim=True).to(a.dtype)
+        return (a.transpose(-1, -2) * b).sum(-2, keepdim=True).to(dtype)
     return NotImplemented
 
 

@@ -178,7 +178,8 @@ def lone_convolution(graph: ir.Graph) -> Node | None:
     return conv
 
 
-def lower_lone_convolution(graph: ir.Graph, conv: Node, task_source: str) -> tuple[str, list[str]]:
+def lower_lone_convolution(graph: ir.Graph, conv: Node, task_source: str, tun: dict) -> tuple[str, list[str]]:
+    """The file of a task whose only compute is one convolution; `tun`: the direct_conv.* tunables."""
     a = conv.attrs
     operands = [a.get("input"), a.get("weight"), a.get("bias")]
     if any(isinstance(o, Node) and o.dtype.is_complex for o in operands if o is not None):
@@ -204,15 +205,15 @@ def lower_lone_convolution(graph: ir.Graph, conv: Node, task_source: str) -> tup
             lines.append(f"        {sym} = {graph.inputs[pos].name}.shape[{dim}]")
     lines.append(call)
     preamble, model_src = reference_parts(task_source, "\n".join(lines))
-    tunables = ("# Tunables of the direct convolution: rows (output channels) and output positions of a\n"
-                "# program's tile, warps.\n"
-                "CONV_BLOCK_R = 16\n"
+    tunables = ("# Tunables of the direct convolution (the search space is codegen.tunables.SPACE, direct_conv.*):\n"
+                "# rows (output channels) and output positions of a program's tile, warps.\n"
+                f"CONV_BLOCK_R = {tun['direct_conv.BLOCK_R']}\n"
                 "# rows that each read their own plane (H100, depthwise 3x3: 4 rows 2.05 ms, 8: 2.86, 16: 8.03)\n"
-                "CONV_BLOCK_R_DEPTHWISE = 4\n"
-                "CONV_BLOCK_S = 256\n"
+                f"CONV_BLOCK_R_DEPTHWISE = {tun['direct_conv.BLOCK_R_DEPTHWISE']}\n"
+                f"CONV_BLOCK_S = {tun['direct_conv.BLOCK_S']}\n"
                 "# a 1-D convolution's (H100: 1.21x over 256; transposed 1-D, 2-D and 3-D were slower)\n"
-                "CONV_BLOCK_S_1D = 512\n"
-                "CONV_WARPS = 4\n\n"
+                f"CONV_BLOCK_S_1D = {tun['direct_conv.BLOCK_S_1D']}\n"
+                f"CONV_WARPS = {tun['direct_conv.num_warps']}\n\n"
                 "# Under TRITON_INTERPRET=1 the kernels run on the CPU (correctness only).\n"
                 'INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") == "1"')
     kind = "transposed convolution" if a.get("transposed") else "convolution"

@@ -69,12 +69,17 @@ def _lower_captured(cap, ns: dict, task_source: str, tunables: dict | None, targ
     vendor_product = False
     lone = conv_direct.lone_convolution(cap.graph)
     if lone is not None:  # cuDNN alone would be rejected: a direct Triton convolution
+        space = tunables_mod.space_of("direct_conv")
+        try:
+            tun = tunables_mod.resolve_direct_conv(tunables)
+        except KeyError as e:
+            return Lowering(False, reason=str(e.args[0]), space=space)
         _generalize_sizes(cap, task_source, ns)
         try:
-            code, kernels = conv_direct.lower_lone_convolution(cap.graph, lone, task_source)
+            code, kernels = conv_direct.lower_lone_convolution(cap.graph, lone, task_source, tun)
         except Unsupported as e:
-            return Lowering(False, reason=str(e))
-        return Lowering(True, code=code, kernels=kernels, space={}, tunables={})
+            return Lowering(False, reason=str(e), space=space, tunables=tun)
+        return Lowering(True, code=code, kernels=kernels, space=space, tunables=tun)
     if cap.graph.of_kind(ir.EXTERN):  # the extern templates declare (and check) their own tunables
         scalar_args = any(n.attrs.get("scalar") for n in cap.graph.inputs)
         res = None if scalar_args else _lower_extern(task_source, tunables, target)

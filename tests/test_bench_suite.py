@@ -32,3 +32,15 @@ def test_the_suite_through_akg_op_run_refuses_options_a_user_run_does_not_have(t
     done = subprocess.run([sys.executable, "-m", "bench.run_suite", "--device", "cpu", "--via-cli", str(tmp_path),
                            "--no-measure"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "--via-cli runs the product as a user does" in done.stderr
+
+
+def test_a_sweep_refuses_a_knob_the_tasks_file_does_not_have():
+    """bench.extern_sweep: a try whose key belongs to another family (attention's on a pool) would
+    time the defaults under that name; it is reported instead."""
+    from bench.extern_sweep import lower_with
+
+    pool = REPO / "bench" / "tasks_large" / "pool_max2d.py"
+    foreign = lower_with(pool, {"attn.TMA": 0, "pointwise.pool_BLOCK": 256}, target="cpu")
+    assert not foreign.ok and foreign.reason == "not tunables of this task: attn.TMA"
+    own = lower_with(pool, {"pointwise.pool_BLOCK": 256}, target="cpu")
+    assert own.ok and "POOL_BLOCK = 256" in own.code

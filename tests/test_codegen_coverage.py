@@ -151,3 +151,29 @@ def test_a_direct_convolution_matches_torch_at_uneven_strides_and_dilations(tmp_
     new.load_state_dict(model.state_dict())
     x = torch.randn(*shape)
     torch.testing.assert_close(new(x), model(x), rtol=1e-5, atol=1e-5)
+
+
+def test_a_direct_convolutions_tile_is_a_tunable_the_search_can_move(tmp_path):
+    """A lone convolution's file has tunables of its own (direct_conv.*): the search's space is
+    not empty, a chosen tile is written into the file, and the file stays right with it."""
+    source = ("import torch\nimport torch.nn as nn\n\nclass Model(nn.Module):\n"
+              "    def __init__(self):\n        super().__init__()\n"
+              "        self.conv = nn.ConvTranspose2d(8, 8, 3, stride=2, padding=1, output_padding=1)\n\n"
+              "    def forward(self, x):\n        return self.conv(x)\n\n\n"
+              "def get_inputs():\n    return [torch.randn(2, 8, 9, 10)]\n\n\ndef get_init_inputs():\n    return []\n")
+    default = codegen.lower(source)
+    assert set(default.space) == {k for k in codegen.SPACE if k.startswith("direct_conv.")}
+    assert default.tunables["direct_conv.BLOCK_S"] == 256 and "CONV_BLOCK_S = 256" in default.code
+    res = codegen.lower(source, tunables={"direct_conv.BLOCK_S": 64, "direct_conv.BLOCK_R": 4})
+    assert res.ok and "CONV_BLOCK_S = 64" in res.code and "CONV_BLOCK_R = 4" in res.code
+    ns: dict = {}
+    exec(source, ns)
+    model = ns["Model"]()
+    generated = _load(tmp_path, res.code, "direct_conv_tuned")
+    generated.INTERPRETED = False  # the GPU's tiles, run by the interpreter
+    new = generated.ModelNew()
+    new.load_state_dict(model.state_dict())
+    x = torch.randn(2, 8, 9, 10)
+    torch.testing.assert_close(new(x), model(x), rtol=1e-5, atol=1e-5)
+    wrong = codegen.lower(source, tunables={"direct_conv.BLOCK_Z": 4})
+    assert not wrong.ok and wrong.reason == "unknown tunables: direct_conv.BLOCK_Z"
