@@ -86,10 +86,13 @@ def _lower_captured(cap, ns: dict, task_source: str, tunables: dict | None, targ
         if (res is not None and res.ok) or not hybrid.eligible(cap.graph):
             return res if res is not None else Lowering(False, reason="unsupported: a number argument beside a matmul or convolution")
         vendor_product = True  # a norm, reduction or pooling after the product: vendor product, the rest scheduled here
+    space = tunables_mod.space_of("pointwise")
+    if not cap.graph.of_kind(ir.POOL):  # a pool's knobs move nothing here: a search would waste proposals on them
+        space = {k: v for k, v in space.items() if not k.startswith("pointwise.pool_")}
     try:
         tun = tunables_mod.resolve(tunables, target)
     except KeyError as e:
-        return Lowering(False, reason=str(e.args[0]), space=tunables_mod.space_of("pointwise"))
+        return Lowering(False, reason=str(e.args[0]), space=space)
     _generalize_sizes(cap, task_source, ns)
     # after generalising, which compares this graph with other traces: prepare rewrites it (a conv's bias)
     vendor = hybrid.prepare(cap.graph) if vendor_product else None
@@ -97,8 +100,8 @@ def _lower_captured(cap, ns: dict, task_source: str, tunables: dict | None, targ
         code, kernels = render_file(cap.graph, _schedule(cap.graph, tun, vendor or ()), task_source, tun, cap.calls,
                                     vendor_calls=(lambda ks: hybrid.statements(cap.graph, ks)) if vendor is not None else None)
     except Unsupported as e:
-        return Lowering(False, reason=str(e), space=tunables_mod.space_of("pointwise"), tunables=tun)
-    return Lowering(True, code=code, kernels=kernels, space=tunables_mod.space_of("pointwise"), tunables=tun)
+        return Lowering(False, reason=str(e), space=space, tunables=tun)
+    return Lowering(True, code=code, kernels=kernels, space=space, tunables=tun)
 
 
 DOUBLED_TRACE_BYTES = 1 << 28  # a task's inputs and state up to this size may be traced at twice its sizes

@@ -55,7 +55,7 @@ SPACE: dict[str, list] = {
     # a convolution with nothing fused around it (codegen.conv_direct): a program's tile of output
     # channels x positions; depthwise rows each read their own plane; 1-D non-transposed positions
     "direct_conv.BLOCK_R": [4, 8, 16, 32, 64],
-    "direct_conv.BLOCK_R_DEPTHWISE": [1, 2, 4, 8, 16],
+    "direct_conv.BLOCK_R_DEPTHWISE": [2, 4, 8, 16],
     "direct_conv.BLOCK_S": [64, 128, 256, 512, 1024],
     "direct_conv.BLOCK_S_1D": [128, 256, 512, 1024],
     "direct_conv.num_warps": [2, 4, 8],

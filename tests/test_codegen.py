@@ -162,7 +162,10 @@ def test_pools_take_tiles_of_their_own_size_with_no_division_an_element(tmp_path
     assert "tile_blocks(n_rows, n_cols, POOL_BLOCK)" in res.code and "POOL_BLOCK = 512" in res.code
     assert "offs //" not in res.code and "offs %" not in res.code
     small = run_both(tmp_path, src, tunables={"pointwise.pool_BLOCK": 128})
-    assert "POOL_BLOCK = 128" in small.code
+    assert "POOL_BLOCK = 128" in small.code and "pointwise.pool_BLOCK" in small.space
+    # a file without a pool offers no pool knobs to a search (a move there would change nothing)
+    relu = codegen.lower(make_task("torch.relu(x)", "[torch.randn(3, 4, 2000)]"))
+    assert relu.ok and not any(k.startswith("pointwise.pool_") for k in relu.space)
 
 
 def test_batchnorm_eval_and_batch_statistics(tmp_path):
