@@ -86,9 +86,7 @@ def _lower_captured(cap, ns: dict, task_source: str, tunables: dict | None, targ
         if (res is not None and res.ok) or not hybrid.eligible(cap.graph):
             return res if res is not None else Lowering(False, reason="unsupported: a number argument beside a matmul or convolution")
         vendor_product = True  # a norm, reduction or pooling after the product: vendor product, the rest scheduled here
-    space = tunables_mod.space_of("pointwise")
-    if not cap.graph.of_kind(ir.POOL):  # a pool's knobs move nothing here: a search would waste proposals on them
-        space = {k: v for k, v in space.items() if not k.startswith("pointwise.pool_")}
+    space = _knobs_that_move(cap.graph)
     try:
         tun = tunables_mod.resolve(tunables, target)
     except KeyError as e:
@@ -102,6 +100,18 @@ def _lower_captured(cap, ns: dict, task_source: str, tunables: dict | None, targ
     except Unsupported as e:
         return Lowering(False, reason=str(e), space=space, tunables=tun)
     return Lowering(True, code=code, kernels=kernels, space=space, tunables=tun)
+
+
+def _knobs_that_move(graph: ir.Graph) -> dict:
+    """The pointwise family's knobs that can change this graph's file: a pool's knobs need a pool,
+    the row kernels' a reduction or a scan. A search or a fix that moved another would propose the
+    same file again and spend the attempt."""
+    space = tunables_mod.space_of("pointwise")
+    if not graph.of_kind(ir.POOL):
+        space = {k: v for k, v in space.items() if not k.startswith("pointwise.pool_")}
+    if not graph.of_kind(ir.REDUCTION) and not graph.of_kind(ir.SCAN):
+        space = {k: v for k, v in space.items() if not k.startswith("reduce.")}
+    return space
 
 
 DOUBLED_TRACE_BYTES = 1 << 28  # a task's inputs and state up to this size may be traced at twice its sizes

@@ -163,9 +163,20 @@ def test_pools_take_tiles_of_their_own_size_with_no_division_an_element(tmp_path
     assert "offs //" not in res.code and "offs %" not in res.code
     small = run_both(tmp_path, src, tunables={"pointwise.pool_BLOCK": 128})
     assert "POOL_BLOCK = 128" in small.code and "pointwise.pool_BLOCK" in small.space
-    # a file without a pool offers no pool knobs to a search (a move there would change nothing)
+    assert not any(k.startswith("reduce.") for k in small.space)
+
+
+def test_a_search_is_offered_only_knobs_that_change_the_file(tmp_path):
+    """A move of a knob the file does not use proposes the same file again: no pool knobs without
+    a pool, no row-kernel knobs without a reduction or scan."""
     relu = codegen.lower(make_task("torch.relu(x)", "[torch.randn(3, 4, 2000)]"))
-    assert relu.ok and not any(k.startswith("pointwise.pool_") for k in relu.space)
+    assert relu.ok and set(relu.space) == {"pointwise.BLOCK", "pointwise.num_warps", "num_stages"}
+    for knob, values in relu.space.items():
+        moved = codegen.lower(make_task("torch.relu(x)", "[torch.randn(3, 4, 2000)]"),
+                              tunables={knob: next(v for v in values if v != relu.tunables[knob])})
+        assert moved.code != relu.code, knob
+    softmax = codegen.lower(make_task("torch.softmax(x, -1)", "[torch.randn(3, 4, 2000)]"))
+    assert "reduce.BLOCK_N" in softmax.space and "pointwise.pool_BLOCK" not in softmax.space
 
 
 def test_batchnorm_eval_and_batch_statistics(tmp_path):
