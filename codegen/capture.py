@@ -15,8 +15,8 @@ needs only shapes and dtypes: the generated ModelNew keeps the reference's own c
 `capture` traces `functional_call(model, state, inputs)` with `make_fx` over symbolic sizes and a
 decomposition table that breaks composite ops (softmax, norms, losses, activations) down to
 pointwise math and plain reductions; a product with one output column or row (a matrix times a
-vector) becomes a sum of products, a reduction. Parameters and buffers are graph inputs, so the generated
-ModelNew passes `self.weight` etc. and keeps the reference's state_dict keys.
+vector) becomes a sum of products, a reduction. Parameters and buffers are graph inputs, so the
+generated ModelNew passes `self.weight` etc. and keeps the reference's state_dict keys.
 `trace_templates` traces the same call before autograd's decompositions (pre-dispatch, sizes as
 traced), so `linear`, `matmul`, `conv2d` and `scaled_dot_product_attention` stay whole: the graph
 the matmul / attention / convolution templates plan their groups on.

@@ -77,6 +77,21 @@ LAYOUT = {
 }
 
 
+def _size_one_guards(graph: ir.Graph) -> list[str]:
+    """A dim the trace saw at size 1 is planned as 1 (a broadcast, a batch of one: the kernels read
+    its index 0 only), so an input with another size there is refused, not silently half-read."""
+    lines = []
+    for n in graph.inputs:
+        ones = [d for d, size in enumerate(n.shape) if size == "1"]
+        if n.attrs["state"] or n.attrs.get("scalar") or not ones:
+            continue
+        dims = ", ".join(map(str, ones))
+        lines += [f"        if {' or '.join(f'{n.name}.shape[{d}] != 1' for d in ones)}:",
+                  f'            raise ValueError(f"ModelNew was generated for size 1 in dim {dims} of {n.name}, as the '
+                  f'task gave it; got shape {{tuple({n.name}.shape)}}: generate it again for this size")']
+    return lines
+
+
 def tunables_block(tun: dict, text: str) -> str:
     lines = ["# Tunables (the search space is codegen.tunables.SPACE)."]
     for name, key, comment in TUNABLES:
@@ -229,6 +244,7 @@ def render_file(graph: ir.Graph, kernels: list[Kernel], task_source: str, tun: d
             fwd.append(f"        {n.name} = {state_access(graph.state_names[n.attrs['position']])}")
         elif not n.attrs.get("scalar") and (n in flat or n not in strided):
             fwd.append(f"        {n.name} = {n.name}.contiguous()")
+    fwd += _size_one_guards(graph)
     bound = set()
     for sym, (pos, dim) in symbols.items():
         fwd.append(f"        {sym} = {graph.inputs[pos].name}.shape[{dim}]")

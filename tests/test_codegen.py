@@ -456,3 +456,21 @@ def test_a_product_with_one_output_column_or_row_is_a_row_sum(tmp_path, forward,
 def test_a_product_with_two_output_columns_and_rows_stays_a_matmul(tmp_path):
     res = run_both(tmp_path, make_task("a @ b", "[torch.randn(2, 64), torch.randn(64, 2)]", sig="a, b"))
     assert "tl.dot" in res.code
+
+
+@pytest.mark.parametrize("forward,inputs,sig", [
+    ("torch.relu(x) * s", "[torch.randn(1, 64), torch.randn(64)]", "x, s"),  # a batch of one
+    ("F.gelu(F.linear(x, w))", "[torch.randn(1, 64), torch.randn(48, 64)]", "x, w"),  # a linear layer at batch 1
+    ("x * y", "[torch.randn(8, 64), torch.randn(8, 1)]", "x, y"),  # a broadcast operand
+])
+def test_a_dim_traced_at_size_one_refuses_another_size_rather_than_reading_its_first_index(tmp_path, forward, inputs,
+                                                                                         sig):
+    """The kernels plan a size-1 dim as 1 (a batch of one reads row 0 only; a broadcast operand
+    index 0): called with another size there, the file must say so, not return a wrong result."""
+    res = run_both(tmp_path, make_task(forward, inputs, sig=sig))
+    cand_file = tmp_path / "one.py"
+    cand_file.write_text(res.code)
+    new = load(cand_file, "cand").ModelNew()
+    args = eval(inputs.replace("1, 64", "3, 64").replace("8, 1)", "8, 64)"))
+    with pytest.raises(ValueError, match=r"generated for size 1 in dim (0|1) of (x|y)"):
+        new(*args)
