@@ -85,9 +85,9 @@ def _size_one_guards(graph: ir.Graph) -> list[str]:
         ones = [d for d, size in enumerate(n.shape) if size == "1"]
         if n.attrs["state"] or n.attrs.get("scalar") or not ones:
             continue
-        dims = ", ".join(map(str, ones))
+        dims = f"dim {ones[0]}" if len(ones) == 1 else "dims " + ", ".join(map(str, ones))
         lines += [f"        if {' or '.join(f'{n.name}.shape[{d}] != 1' for d in ones)}:",
-                  f'            raise ValueError(f"ModelNew was generated for size 1 in dim {dims} of {n.name}, as the '
+                  f'            raise ValueError(f"ModelNew was generated for size 1 in {dims} of {n.name}, as the '
                   f'task gave it; got shape {{tuple({n.name}.shape)}}: generate it again for this size")']
     return lines
 
