@@ -3,6 +3,7 @@ worker; failures of the worker become verdicts, and only bad input raises (Harne
 from __future__ import annotations
 
 import ast
+import threading
 from pathlib import Path
 
 from harness.sandbox import Worker, resolve_device, shared_worker
@@ -10,6 +11,12 @@ from harness.secrets import redact, redact_tree
 from harness.verdict import HarnessInputError, SandboxResult, TaskCheck, Verdict
 
 JUDGE_GRACE_S = 10.0  # the judge enforces the timeout itself and needs a moment to write the verdict
+# The pool's threads check their jobs' files at once, and CPython 3.11's ast module keeps its
+# recursion depth in interpreter-wide state: a parse interleaved with another's (a thread switch
+# while one builds its tree) can fail with "SystemError: AST constructor recursion depth mismatch"
+# (seen once in a full test run, in the pool's crash-and-hang test; reported against 3.11 in
+# threaded programs, CPython gh-106905). One parse at a time.
+_PARSE_LOCK = threading.Lock()
 
 
 def _defined_names(path: str, role: str) -> set[str] | None:
@@ -17,8 +24,10 @@ def _defined_names(path: str, role: str) -> set[str] | None:
     file = Path(path)
     if not file.is_file():
         raise HarnessInputError(f"{role} file not found: {path}")
+    source = file.read_text(encoding="utf-8", errors="replace")
     try:
-        tree = ast.parse(file.read_text(encoding="utf-8", errors="replace"), filename=path)
+        with _PARSE_LOCK:
+            tree = ast.parse(source, filename=path)
     except SyntaxError:
         return None
     names = set()
