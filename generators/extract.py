@@ -22,6 +22,8 @@ import re
 import textwrap
 from dataclasses import dataclass
 
+from harness.api import parse_python
+
 _THINK = re.compile(r"<think>.*?(</think>|\Z)", re.DOTALL | re.IGNORECASE)
 # An opening fence at line start, optional tag, then everything up to a closing fence at line
 # start or the end of the reply (a reply cut off at max_tokens has no closing fence).
@@ -72,7 +74,7 @@ def extract_code(reply: str, classes: tuple[str, ...], functions: tuple[str, ...
         return Extracted(None, f"the reply had no code defining {what}")
 
     try:
-        tree = ast.parse(code)
+        tree = parse_python(code)  # proposals are extracted in parallel threads
     except SyntaxError as exc:
         line = (exc.text or "").strip()
         where = f"line {exc.lineno}" + (f" ({line[:80]})" if line else "")
@@ -145,7 +147,7 @@ def _unfenced_code(text: str) -> str | None:
 
 def _safe_parse(code: str) -> ast.Module | None:
     try:
-        return ast.parse(code)
+        return parse_python(code)
     except SyntaxError:
         return None
 

@@ -15,8 +15,14 @@ JUDGE_GRACE_S = 10.0  # the judge enforces the timeout itself and needs a moment
 # recursion depth in interpreter-wide state: a parse interleaved with another's (a thread switch
 # while one builds its tree) can fail with "SystemError: AST constructor recursion depth mismatch"
 # (seen once in a full test run, in the pool's crash-and-hang test; reported against 3.11 in
-# threaded programs, CPython gh-106905). One parse at a time.
+# threaded programs, CPython gh-106905). One parse at a time, for every caller in this process.
 _PARSE_LOCK = threading.Lock()
+
+
+def parse_python(source: str, filename: str = "<unknown>") -> ast.Module:
+    """ast.parse, safe to call from several threads at once (see _PARSE_LOCK)."""
+    with _PARSE_LOCK:
+        return ast.parse(source, filename=filename)
 
 
 def _defined_names(path: str, role: str) -> set[str] | None:
@@ -26,8 +32,7 @@ def _defined_names(path: str, role: str) -> set[str] | None:
         raise HarnessInputError(f"{role} file not found: {path}")
     source = file.read_text(encoding="utf-8", errors="replace")
     try:
-        with _PARSE_LOCK:
-            tree = ast.parse(source, filename=path)
+        tree = parse_python(source, filename=path)
     except SyntaxError:
         return None
     names = set()

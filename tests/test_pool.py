@@ -59,3 +59,31 @@ def test_an_unreachable_ray_cluster_is_a_one_line_error(monkeypatch):
     monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")  # nothing listens there: no minutes of retries
     with pytest.raises(harness.HarnessInputError, match="no Ray cluster answers at 127.0.0.1:1"):
         RayPool()
+
+
+def test_the_pools_threads_parse_candidate_files_one_at_a_time(monkeypatch, tmp_path):
+    """CPython 3.11's ast keeps its recursion depth in state shared by threads: two parses
+    interleaved can fail with "AST constructor recursion depth mismatch" (it failed this module's
+    pool test once). The pool's threads check their candidates' files through one lock."""
+    import ast
+    import threading
+
+    from harness.api import check_candidate_file
+
+    inside, most = [0], [0]
+    real_parse = ast.parse
+
+    def slow_parse(*args, **kwargs):
+        inside[0] += 1
+        most[0] = max(most[0], inside[0])
+        time.sleep(0.05)  # long enough for every other thread to arrive
+        inside[0] -= 1
+        return real_parse(*args, **kwargs)
+
+    monkeypatch.setattr(ast, "parse", slow_parse)
+    threads = [threading.Thread(target=check_candidate_file, args=(candidate("relu_ok"),)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] == 1
