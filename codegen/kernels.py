@@ -186,8 +186,13 @@ def strip_views(node: Node, materialized) -> Node:
 
 
 def reductions_feeding(node: Node, known, skip=None) -> list[Node]:
-    """Reductions and scans that node is computed from (node itself included), in depth-first
-    order, not looking past known tensors; `skip(n)` drops n and what it is computed from."""
+    """Reductions and scans that node is computed from: see nodes_feeding."""
+    return nodes_feeding(node, known, (ir.REDUCTION, ir.SCAN), skip)
+
+
+def nodes_feeding(node: Node, known, kinds: tuple, skip=None) -> list[Node]:
+    """Nodes of `kinds` that node is computed from (node itself included), in depth-first order,
+    not looking past known tensors; `skip(n)` drops n and what it is computed from."""
     seen, stack, found = set(), [node], []
     while stack:
         n = stack.pop()
@@ -196,7 +201,7 @@ def reductions_feeding(node: Node, known, skip=None) -> list[Node]:
         seen.add(id(n))
         if n is not node and (n in known or n.kind in (ir.INPUT, ir.EXTERN) or (skip and skip(n))):
             continue
-        if n.kind in (ir.REDUCTION, ir.SCAN):
+        if n.kind in kinds:
             found.append(n)
         stack.extend(n.inputs)
     return found

@@ -30,7 +30,7 @@ from .capture import capture, load_task
 from .emit import Kernel
 from .reductions import MAX_INLINE_PARTS
 from .scope import NeedMaterialize
-from .kernels import reductions_feeding, strip_views
+from .kernels import nodes_feeding, reductions_feeding, strip_views
 from .rewrites import hint_prod, next_pow2, online_softmax, split_reductions
 from .shared_rows import share_row_reductions, sources_of
 from .row_sums import distribute_row_constants
@@ -71,7 +71,7 @@ def _lower_captured(cap, ns: dict, task_source: str, tunables: dict | None, targ
     if lone is not None:  # cuDNN alone would be rejected: a direct Triton convolution
         space = tunables_mod.space_of("direct_conv")
         try:
-            tun = tunables_mod.resolve_direct_conv(tunables)
+            tun = tunables_mod.resolve(tunables, defaults=tunables_mod.DIRECT_CONV_DEFAULTS)
         except KeyError as e:
             return Lowering(False, reason=str(e.args[0]), space=space)
         _generalize_sizes(cap, task_source, ns)
@@ -269,7 +269,7 @@ def _plan(node: Node, known: set, tun: dict, outputs: tuple) -> KernelPlan:
             # rows x columns tiles: per-row operands (statistics, per-channel parameters) once per row
             return KernelPlan(node, outputs, ROW, "tiled", tuple(node.shape),
                               tuple(range(len(node.shape) - cols, len(node.shape))),
-                              pool=_computes_pool(node, known))
+                              pool=bool(nodes_feeding(node, known, (ir.POOL,))))
         return KernelPlan(node, outputs)
     x = anchor.inputs[0]
     dims = tuple(anchor.attrs["dims"] if anchor.kind == ir.REDUCTION else [anchor.attrs["dim"]])
@@ -337,19 +337,6 @@ def _tile_dims(node: Node, known: set) -> int:
     if cols in (0, nd) or hint_prod(node, range(nd - cols, nd)) < 256:
         return 0
     return cols
-
-
-def _computes_pool(node: Node, known: set) -> bool:
-    """Whether the kernel of `node` computes a pool's windows in place."""
-    stack, seen = [node], set()
-    while stack:
-        n = stack.pop()
-        if n.kind == ir.POOL:
-            return True
-        if id(n) not in seen:
-            seen.add(id(n))
-            stack += [a for a in n.inputs if a not in known]
-    return False
 
 
 def _inlinable(r: Node) -> bool:

@@ -107,27 +107,16 @@ TARGET_DEFAULTS: dict[str, dict] = {
 }
 
 
-def resolve(tunables: dict | None, target: str = "cuda") -> dict:
-    """Defaults for `target`, overridden by `tunables` (unknown keys are an error)."""
-    out = dict(DEFAULTS)
-    out.update(TARGET_DEFAULTS.get(target, {}))
+def resolve(tunables: dict | None, target: str = "cuda", defaults: dict | None = None) -> dict:
+    """`defaults` (the fused kernels' for `target` unless given), overridden by `tunables`
+    (unknown keys are an error; other families' knobs do not apply to the file and are left out)."""
+    out = dict(DEFAULTS) | TARGET_DEFAULTS.get(target, {}) if defaults is None else dict(defaults)
     problem = check_keys(tunables)
     if problem:
         raise KeyError(problem)
     for key, value in (tunables or {}).items():
         if key in out:
             out[key] = value
-    return out
-
-
-def resolve_direct_conv(tunables: dict | None) -> dict:
-    """The direct convolution's knobs: its defaults, overridden by `tunables` (unknown keys are an
-    error; other families' knobs do not apply to its file and are left out)."""
-    problem = check_keys(tunables)
-    if problem:
-        raise KeyError(problem)
-    out = dict(DIRECT_CONV_DEFAULTS)
-    out.update({k: v for k, v in (tunables or {}).items() if k in out})
     return out
 
 
