@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-from . import hybrid, ir
+from . import hybrid, ir, tunables
 from .launchers import _rename_symbols
 from .ir import Node, Unsupported
 from .render import assemble, forward_signature, reference_parts, state_access
@@ -41,16 +41,19 @@ def conv_direct_kernel(x_ptr, w_ptr, b_ptr, out_ptr, N_ROWS, C_IN, D, H, W, C_OU
     and the CPU interpreter, which wants few wide programs) each row reads its own input plane.
 
     A transposed convolution's outputs are split into stride phases (o % stride == p in every
-    dim), one phase per program (program_id 1): a kernel tap then feeds all of a program's outputs
+    dim), one phase per program: a kernel tap then feeds all of a program's outputs
     or none of them, decided once per tap rather than masked per element (at stride 2, 3x3, a
     quarter of the taps), and neighbouring outputs read neighbouring inputs. A convolution has
-    one phase."""
+    one phase. The phases of one tile are neighbouring programs: each writes every stride-th
+    output of the same lines, and run together their partial lines meet in L2 (run one phase
+    after another over a multi-GB output, each evicted line was read back to be completed)."""
     program = tl.program_id(0)
-    phase = tl.program_id(1)
     if INT64_INDEX:  # 2**31 elements or more in the input or the output: 64-bit offsets
         program = program.to(tl.int64)
-    s_block = program % S_BLOCKS
-    row_block = program // S_BLOCKS
+    phase = program % (PHASES_D * PHASES_H * PHASES_W)
+    tile = program // (PHASES_D * PHASES_H * PHASES_W)
+    s_block = tile % S_BLOCKS
+    row_block = tile // S_BLOCKS
     pd = phase // (PHASES_H * PHASES_W)
     ph = (phase // PHASES_W) % PHASES_H
     pw = phase % PHASES_W
@@ -154,9 +157,9 @@ LAUNCHER = '''def conv_direct(x, weight, bias, stride, padding, dilation, transp
         # the group's channels, at most CONV_BLOCK_R), or, one output channel a group, of several
         one_group = cout_per_group > 1
         block_r = min(cout_per_group & -cout_per_group, CONV_BLOCK_R) if one_group else CONV_BLOCK_R_DEPTHWISE
-        block_s = CONV_BLOCK_S_1D if nd == 1 and not transposed else CONV_BLOCK_S
+        block_s = CONV_BLOCK_S_TRANSPOSED if transposed else CONV_BLOCK_S_1D if nd == 1 else CONV_BLOCK_S
     s_blocks = cdiv(per_phase, block_s)
-    grid = (cdiv(rows, block_r) * s_blocks, phases[0] * phases[1] * phases[2])
+    grid = (cdiv(rows, block_r) * s_blocks * phases[0] * phases[1] * phases[2],)
     conv_direct_kernel[grid](x, weight, bias if bias is not None else weight, out, rows, c_in, D, H, W, c_out,
                              OD, OH, OW, c_in // groups, cout_per_group, s_blocks,
                              SD=SD, SH=SH, SW=SW, PD=PD, PH=PH, PW=PW, DD=DD, DH=DH, DW=DW, KD=KD, KH=KH, KW=KW,
@@ -176,6 +179,17 @@ def lone_convolution(graph: ir.Graph) -> Node | None:
     if others or graph.outputs != [conv]:
         return None
     return conv
+
+
+def knobs_that_move(conv: Node) -> dict:
+    """The direct_conv.* knobs this convolution's launch reads: of the three position tiles, the
+    one of its kind (transposed, else 1-D, else 2-D/3-D). Both row knobs stay: whether a group has
+    one output channel (depthwise rows) is read at run time."""
+    a = conv.attrs
+    positions = ("direct_conv.BLOCK_S_TRANSPOSED" if a.get("transposed")
+                 else "direct_conv.BLOCK_S_1D" if len(a["stride"]) == 1 else "direct_conv.BLOCK_S")
+    return {k: v for k, v in tunables.space_of("direct_conv").items()
+            if not k.startswith("direct_conv.BLOCK_S") or k == positions}
 
 
 def lower_lone_convolution(graph: ir.Graph, conv: Node, task_source: str, tun: dict) -> tuple[str, list[str]]:
@@ -205,23 +219,25 @@ def lower_lone_convolution(graph: ir.Graph, conv: Node, task_source: str, tun: d
             lines.append(f"        {sym} = {graph.inputs[pos].name}.shape[{dim}]")
     lines.append(call)
     preamble, model_src = reference_parts(task_source, "\n".join(lines))
-    tunables = ("# Tunables of the direct convolution (the search space is codegen.tunables.SPACE, direct_conv.*):\n"
-                "# rows (output channels) and output positions of a program's tile, warps.\n"
-                f"CONV_BLOCK_R = {tun['direct_conv.BLOCK_R']}\n"
-                "# rows that each read their own plane (H100, depthwise 3x3: 4 rows 2.05 ms, 8: 2.86, 16: 8.03)\n"
-                f"CONV_BLOCK_R_DEPTHWISE = {tun['direct_conv.BLOCK_R_DEPTHWISE']}\n"
-                f"CONV_BLOCK_S = {tun['direct_conv.BLOCK_S']}\n"
-                "# a 1-D convolution's (H100: 1.21x over 256; transposed 1-D, 2-D and 3-D were slower)\n"
-                f"CONV_BLOCK_S_1D = {tun['direct_conv.BLOCK_S_1D']}\n"
-                f"CONV_WARPS = {tun['direct_conv.num_warps']}\n\n"
-                "# Under TRITON_INTERPRET=1 the kernels run on the CPU (correctness only).\n"
-                'INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") == "1"')
+    constants = ("# Tunables of the direct convolution (the search space is codegen.tunables.SPACE, direct_conv.*):\n"
+                 "# rows (output channels) and output positions of a program's tile, warps.\n"
+                 f"CONV_BLOCK_R = {tun['direct_conv.BLOCK_R']}\n"
+                 "# rows that each read their own plane (H100, depthwise 3x3: 4 rows 2.05 ms, 8: 2.86, 16: 8.03)\n"
+                 f"CONV_BLOCK_R_DEPTHWISE = {tun['direct_conv.BLOCK_R_DEPTHWISE']}\n"
+                 f"CONV_BLOCK_S = {tun['direct_conv.BLOCK_S']}\n"
+                 "# a 1-D convolution's (H100: 1.21x over 256)\n"
+                 f"CONV_BLOCK_S_1D = {tun['direct_conv.BLOCK_S_1D']}\n"
+                 "# a transposed convolution's, a stride phase's positions (H200, 2-D stride 2: 512 3.93 ms, 256 4.68)\n"
+                 f"CONV_BLOCK_S_TRANSPOSED = {tun['direct_conv.BLOCK_S_TRANSPOSED']}\n"
+                 f"CONV_WARPS = {tun['direct_conv.num_warps']}\n\n"
+                 "# Under TRITON_INTERPRET=1 the kernels run on the CPU (correctness only).\n"
+                 'INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") == "1"')
     kind = "transposed convolution" if a.get("transposed") else "convolution"
     doc = (f"Triton lowering of the task's Model (1 kernel), generated by akg-op's embedded generator.\n\n"
            f"conv_direct_kernel: direct {len(conv.shape) - 2}-D {kind} (groups={a.get('groups')}), "
            "output channels of a group tiled against output positions, summed over the group's input channels "
            "and the kernel taps.\n\n"
            "Sizes are read from the inputs at run time, so the file serves any size of the task's shapes.")
-    code = _rename_symbols(assemble(doc, [tunables, KERNEL, LAUNCHER], model_src, preamble), graph)
+    code = _rename_symbols(assemble(doc, [constants, KERNEL, LAUNCHER], model_src, preamble), graph)
     return code, [
         f"conv_direct_kernel: direct {kind}"]

@@ -69,7 +69,7 @@ def _lower_captured(cap, ns: dict, task_source: str, tunables: dict | None, targ
     vendor_product = False
     lone = conv_direct.lone_convolution(cap.graph)
     if lone is not None:  # cuDNN alone would be rejected: a direct Triton convolution
-        space = tunables_mod.space_of("direct_conv")
+        space = conv_direct.knobs_that_move(lone)
         try:
             tun = tunables_mod.resolve(tunables, defaults=tunables_mod.DIRECT_CONV_DEFAULTS)
         except KeyError as e:

@@ -53,11 +53,13 @@ SPACE: dict[str, list] = {
     "ew.BLOCK_SIZE": [256, 512, 1024, 2048, 4096],
     "ew.num_warps": [2, 4, 8],
     # a convolution with nothing fused around it (codegen.conv_direct): a program's tile of output
-    # channels x positions; depthwise rows each read their own plane; 1-D non-transposed positions
+    # channels x positions; depthwise rows each read their own plane; positions of a 1-D
+    # convolution, and of a transposed convolution's stride phase, have their own tiles
     "direct_conv.BLOCK_R": [4, 8, 16, 32, 64],
     "direct_conv.BLOCK_R_DEPTHWISE": [2, 4, 8, 16],
     "direct_conv.BLOCK_S": [64, 128, 256, 512, 1024],
     "direct_conv.BLOCK_S_1D": [128, 256, 512, 1024],
+    "direct_conv.BLOCK_S_TRANSPOSED": [128, 256, 512, 1024],
     "direct_conv.num_warps": [2, 4, 8],
 }
 
@@ -92,12 +94,15 @@ DEFAULTS: dict[str, object] = {
 
 # A lone convolution's direct kernel (codegen.conv_direct), a family of its own: its file has no
 # pointwise or row kernels. H100, bench/tasks_large: depthwise 3x3 at 4 rows 2.05 ms, 8: 2.86,
-# 16: 8.03; a 1-D convolution at 512 positions 1.21x over 256 (transposed 1-D, 2-D, 3-D slower).
+# 16: 8.03; a 1-D convolution at 512 positions 1.21x over 256. H200, bench/extern_sweep.py, a
+# transposed convolution's phases at 512 positions against 256: 2-D 3.93 / 4.68 ms, 1-D 4.98 /
+# 5.10, 3-D 9.78 / 10.18 (1024 slower on all three; 2 warps mixed).
 DIRECT_CONV_DEFAULTS: dict[str, object] = {
     "direct_conv.BLOCK_R": 16,
     "direct_conv.BLOCK_R_DEPTHWISE": 4,
     "direct_conv.BLOCK_S": 256,
     "direct_conv.BLOCK_S_1D": 512,
+    "direct_conv.BLOCK_S_TRANSPOSED": 512,
     "direct_conv.num_warps": 4,
 }
 
