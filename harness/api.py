@@ -10,7 +10,13 @@ from harness.sandbox import Worker, resolve_device, shared_worker
 from harness.secrets import redact, redact_tree
 from harness.verdict import HarnessInputError, SandboxResult, TaskCheck, Verdict
 
-JUDGE_GRACE_S = 10.0  # the judge enforces the timeout itself and needs a moment to write the verdict
+JUDGE_GRACE_S = 10.0  # the judge enforces the candidate's timeout itself and needs a moment to write the verdict
+# On a GPU, once the candidate's process has ended, the judge times eager and torch.compile itself
+# (compiling included): its own work, as long as the task's reference makes it, never the
+# candidate's time. A 196-ms reference (a grouped 3-D transposed convolution at benchmark size)
+# took 109 s of it, and a judge killed at the candidate's 120 s plus grace rejected a kernel 19x
+# faster than eager as a timeout. The job's backstop leaves the baselines this much more.
+BASELINES_ALLOWANCE_S = 240.0
 # The pool's threads check their jobs' files at once, and CPython 3.11's ast module keeps its
 # recursion depth in interpreter-wide state: a parse interleaved with another's (a thread switch
 # while one builds its tree) can fail with "SystemError: AST constructor recursion depth mismatch"
@@ -62,10 +68,16 @@ def check_candidate_file(candidate_path: str) -> None:
         raise HarnessInputError(f"candidate file {candidate_path} defines no ModelNew")
 
 
-def _failed_job_verdict(result: SandboxResult, device: str, timeout_s: float) -> Verdict:
+def judge_grace_s(device: str, measure: bool) -> float:
+    """How long a judge job may run past the candidate's timeout before its worker kills it."""
+    return JUDGE_GRACE_S + (BASELINES_ALLOWANCE_S if measure and device != "cpu" else 0.0)
+
+
+def _failed_job_verdict(result: SandboxResult, device: str, timeout_s: float, grace_s: float) -> Verdict:
     """Verdict for a job that produced no report: it hung, died or the judge itself raised."""
-    if result.status == "timeout":
-        status, reason = "timeout", f"no result within {timeout_s:g} s (infinite loop or far too slow?)"
+    if result.status == "timeout":  # the judge stops a slow candidate itself: its whole job outlasting the grace is more
+        status, reason = "timeout", (f"no result within {timeout_s + grace_s:g} s (the candidate's limit {timeout_s:g} s, "
+                                     f"then the judge's own reference runs and baselines; infinite loop or far too slow?)")
     elif result.status == "crash" and result.signal_name == "SIGKILL":
         status, reason = "oom", "the worker was killed (SIGKILL), most likely for using too much memory"
     elif result.status == "crash":
@@ -90,10 +102,11 @@ def verify_on(worker: Worker, task_path: str, candidate_path: str, *, dsl: str =
     kwargs = dict(task_path=str(Path(task_path).resolve()), candidate_path=str(Path(candidate_path).resolve()),
                   device=worker.device, dsl=dsl, trials=trials, measure=measure, seed=seed,
                   memory_limit_mb=memory_limit_mb, reference_timings=reference_timings, timeout_s=timeout_s)
+    grace_s = judge_grace_s(worker.device, measure)
     result = worker.call("harness.judge:verify_job", kwargs, timeout_s=timeout_s, memory_limit_mb=memory_limit_mb,
-                         grace_s=JUDGE_GRACE_S)
+                         grace_s=grace_s)
     if not result.ok:
-        verdict = _failed_job_verdict(result, worker.device, timeout_s)
+        verdict = _failed_job_verdict(result, worker.device, timeout_s, grace_s)
     else:
         verdict = Verdict.from_dict(result.value)
         verdict.log_tail = result.log_tail

@@ -24,7 +24,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.api import JUDGE_GRACE_S, check_candidate_file, check_task_file, verify_on
+from harness.api import check_candidate_file, check_task_file, judge_grace_s, verify_on
 from harness.pool import Evaluation
 from harness.sandbox import REPLY_GRACE_S, STARTUP_TIMEOUT_S, Worker
 from harness.verdict import HarnessInputError, Verdict
@@ -229,7 +229,8 @@ class RayPool:
             except Exception as error:  # bad input reaches the submitter, as from the local pool
                 job.future.set_exception(error)
                 continue
-            deadline = float(job.kwargs.get("timeout_s", 120.0)) + JUDGE_GRACE_S + DEADLINE_MARGIN_S
+            deadline = (float(job.kwargs.get("timeout_s", 120.0)) + DEADLINE_MARGIN_S
+                        + judge_grace_s(self.device, job.kwargs.get("measure", True)))
             try:
                 result = ray.get(actor.verify.remote(files, task_name, candidate_name, job.kwargs), timeout=deadline)
             except ray.exceptions.RayTaskError as error:  # the harness itself raised: as locally, say so

@@ -79,6 +79,33 @@ def test_a_hang_becomes_a_timeout_verdict():
     assert verdict.status == "timeout" and "3 s" in verdict.summary
 
 
+def test_a_gpu_judge_has_room_for_its_own_baselines_past_the_candidates_limit():
+    """The judge stops a slow candidate at its limit itself. After the candidate's process ends, a
+    GPU judge times eager and torch.compile, as long as the reference makes it (a 196-ms reference
+    took 109 s): the worker's backstop leaves room for that on a GPU that measures, and only there;
+    a job the backstop kills says both limits."""
+    from harness import api
+    from harness.verdict import SandboxResult
+
+    graces, verdicts = [], []
+
+    class RecordingWorker:  # the job's fate decided here: killed by the backstop
+        def __init__(self, device):
+            self.device = device
+
+        def call(self, target, kwargs, *, timeout_s, memory_limit_mb, grace_s):
+            graces.append(grace_s)
+            return SandboxResult(status="timeout")
+
+    for device, measure in (("cuda:0", True), ("cuda:0", False), ("cpu", True)):
+        verdicts.append(api.verify_on(RecordingWorker(device), RELU, candidate("relu_ok"), timeout_s=120,
+                                      measure=measure))
+    assert graces == [api.JUDGE_GRACE_S + api.BASELINES_ALLOWANCE_S, api.JUDGE_GRACE_S, api.JUDGE_GRACE_S]
+    assert api.BASELINES_ALLOWANCE_S >= 120  # more than the 109 s the slow reference's baselines took
+    assert all(v.status == "timeout" and "the candidate's limit 120 s" in v.summary for v in verdicts)
+    assert f"no result within {120 + api.JUDGE_GRACE_S + api.BASELINES_ALLOWANCE_S:g} s" in verdicts[0].summary
+
+
 def test_the_memory_limit_turns_a_huge_allocation_into_oom():
     verdict = cpu_verify(RELU, "huge_allocation", memory_limit_mb=256)
     assert verdict.status == "oom", verdict.summary
