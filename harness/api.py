@@ -75,7 +75,7 @@ def judge_grace_s(device: str, measure: bool) -> float:
 
 def _failed_job_verdict(result: SandboxResult, device: str, timeout_s: float, grace_s: float) -> Verdict:
     """Verdict for a job that produced no report: it hung, died or the judge itself raised."""
-    if result.status == "timeout":  # the judge stops a slow candidate itself: its whole job outlasting the grace is more
+    if result.status == "timeout":  # the backstop: the judge stops a slow candidate itself, this job outlasted the grace too
         status, reason = "timeout", (f"no result within {timeout_s + grace_s:g} s (the candidate's limit {timeout_s:g} s, "
                                      f"then the judge's own reference runs and baselines; infinite loop or far too slow?)")
     elif result.status == "crash" and result.signal_name == "SIGKILL":
