@@ -2,11 +2,12 @@
 
 Measured alone, the harness's speedups agree with an independent do_bench script; measured while
 other processes use the GPU they were off by up to 4x and nothing said so. Around each timing
-the judge asks NVML (nvidia-ml-py, optional: without it nothing is claimed either way) which
-processes hold a compute context on the device, before and after, and how busy each was in
-between (per-process SM utilisation samples). Processes of this job (the judge and the candidate
-it started) are not "other work". When other work was seen, the judge times once more; a figure
-still contended is kept, marked `timings["contended"]`, and flagged in the verdict.
+the judge asks NVML (nvidia-ml-py) which processes hold a compute context on the device, before
+and after, and how busy each was in between (per-process SM utilisation samples). Processes of
+this job (the judge and the candidate it started) are not "other work". When other work was seen,
+the judge times once more; a figure still contended is kept, marked `timings["contended"]`, and
+flagged in the verdict. Where NVML cannot be asked (not installed, or it fails), nothing is
+claimed either way: `timings["contended"]` is None and a flag says the figures were not checked.
 """
 from __future__ import annotations
 
@@ -133,7 +134,7 @@ class DeviceWatch:
 def time_watched(judge, step, watch=DeviceWatch, retries: int = 1) -> None:
     """step() (a timing of the judge's) under a DeviceWatch; when other work used the device, time
     again (up to `retries` times). The timings say whether the figure kept was contended (either
-    step's), and a contended one is flagged."""
+    step's: True), seen alone (False) or not seen (None); a contended or unseen one is flagged."""
     index = 0
     try:
         import torch
@@ -151,9 +152,19 @@ def time_watched(judge, step, watch=DeviceWatch, retries: int = 1) -> None:
     timings = judge.report.get("timings")
     if timings is None:
         return
-    if "contention" not in timings or seen.get("contended"):  # the worse of the steps
+    worse = seen.get("contended") or (not seen.get("checked") and not timings.get("contended"))
+    if "contention" not in timings or worse:  # the worse of the steps: contended, else unseen
         timings["contention"] = dict(seen, attempts=attempt + 1)
-    timings["contended"] = bool(timings.get("contended")) or bool(seen.get("contended"))
+    if timings.get("contended") or seen.get("contended"):
+        timings["contended"] = True
+    elif seen.get("checked") and timings.get("contended", False) is False:
+        timings["contended"] = False
+    else:  # this step or an earlier one unseen: unknown, never said uncontended
+        timings["contended"] = None
+        unchecked = (f"not checked for other work on the GPU while timing ({seen.get('why')}): "
+                     "if the GPU was shared, the times and speedups may be off")
+        if not seen.get("checked") and unchecked not in judge.report["flags"]:
+            judge.report["flags"].append(unchecked)
     if seen.get("contended"):
         judge.report["flags"].append(
             f"contended: {seen['other_processes']} other process(es) used the GPU while timing "

@@ -23,7 +23,9 @@ def _timing_lines(verdict: dict) -> list[str]:
     if roofline.get("achieved_gbps"):
         lines.append(f"- achieved {roofline['achieved_gbps']:.0f} GB/s"
                      + (f" ({roofline['fraction_of_peak_bw']:.0%} of peak)" if roofline.get("fraction_of_peak_bw") else ""))
-    if "contended" in timings:
+    if timings.get("contended") is None and "contended" in timings:
+        lines.append("- not checked for other processes on the GPU while timing (see flag)")
+    elif "contended" in timings:
         lines.append("- timed on a GPU shared with other processes: figures may be off (see flag)"
                      if timings["contended"] else "- timed with no other process working on the GPU")
     memory = verdict.get("memory") or {}

@@ -262,6 +262,38 @@ def test_the_baselines_timed_in_a_step_of_their_own_keep_a_contended_candidate_f
     assert timings["eager"]["median_ms"] == 3.0 and timings["candidate"]["median_ms"] == 2.0
 
 
+def test_a_timing_nvml_could_not_watch_is_never_said_uncontended():
+    """Without NVML (not installed, or failing) nothing was seen: the figure is not called
+    uncontended in the timings, the verdict or the report; it is flagged as not checked, once,
+    and stays unknown even when a later step (the baselines) could look."""
+    from harness.contention import DeviceWatch, time_watched
+    from harness.summary import summarize
+    from nodes.report import _timing_lines
+
+    def blind(index):
+        watcher = DeviceWatch(0, nvml=None, pids=lambda: OURS)
+        watcher.handle = None
+        return watcher
+
+    judge = FakeJudge()
+    time_watched(judge, judge.time_candidate, watch=blind)
+    baselines = lambda: judge.report["timings"].update(eager={"median_ms": 3.0})  # noqa: E731
+    time_watched(judge, baselines, watch=lambda index: watch(FakeNVML([[100, 101]])))
+    timings = judge.report["timings"]
+    assert judge.timed == 1 and timings["contended"] is None and not timings["contention"]["checked"]
+    unchecked = [f for f in judge.report["flags"] if f.startswith("not checked for other work on the GPU")]
+    assert len(unchecked) == 1 and "NVML is not available" in unchecked[0]
+    assert "not checked for other work" in summarize({**judge.report, "status": "accepted", "trials": 5})
+    lines = _timing_lines({"timings": timings, "flags": judge.report["flags"]})
+    assert "- not checked for other processes on the GPU while timing (see flag)" in lines
+    assert not any("no other process" in line for line in lines)
+
+    seen = FakeJudge()  # the honest twin: watched and alone, said so
+    time_watched(seen, seen.time_candidate, watch=lambda index: watch(FakeNVML([[100, 101]])))
+    assert seen.report["timings"]["contended"] is False
+    assert "- timed with no other process working on the GPU" in _timing_lines({"timings": seen.report["timings"]})
+
+
 def test_the_suite_table_records_footprint_peak_memory_and_contention():
     from bench.run_suite import _memory_gb, table
     verdict = harness.Verdict(status="accepted", summary="", timings={"candidate": {"median_ms": 1.0}, "contended": True},
