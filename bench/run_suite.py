@@ -10,7 +10,8 @@
 The table: task, family, verdict, eager / torch.compile / ours (ms, median), speedups, achieved
 GB/s and % of the device's peak bandwidth (from the harness's roofline figures), the task's memory
 footprint, the judge's peak device (GPU) or host (CPU) memory, and whether the timing was taken while
-other processes used the GPU (contended: re-timed once, then flagged). A summary line
+other processes used the GPU (contended: re-timed once, then flagged; "unchecked" where NVML could
+not look). A summary line
 gives the acceptance rate and, on a GPU, geometric-mean speedups per family.
 """
 from __future__ import annotations
@@ -109,6 +110,18 @@ def _in_budget(tasks: list[Path], rows: list, budget_s: float | None, on_row, lo
         yield path
 
 
+_CONTENDED = {True: "yes", False: "no", "unchecked": "unchecked"}
+
+
+def _contended(v) -> bool | str | None:
+    """True / False as the judge saw other work on the GPU while timing; "unchecked" where it
+    timed but could not look (NVML); None where nothing was timed."""
+    timings = v.timings or {}
+    if "contended" not in timings:
+        return None
+    return "unchecked" if timings["contended"] is None else timings["contended"]
+
+
 def _judged(row: dict, v, log, t0: float) -> dict:
     """`row` completed from verdict `v`, and logged."""
     roof = v.roofline or {}
@@ -119,7 +132,7 @@ def _judged(row: dict, v, log, t0: float) -> dict:
                tflops=roof.get("achieved_tflops"), compute_frac=roof.get("compute_fraction"),
                max_abs_err=v.max_abs_err, device_name=v.device_name, launch_us=_launch_us(v),
                footprint_gb=_memory_gb(v)[0], peak_gb=_memory_gb(v)[1],
-               contended=(v.timings or {}).get("contended"), phase_s=v.phase_s)
+               contended=_contended(v), phase_s=v.phase_s)
     name = row["task"]
     log(f"{name:45s} {v.status:12s} ours={_fmt(row['ours_ms'])}ms eager={_fmt(row['eager_ms'])}ms "
         f"compile={_fmt(row['compile_ms'])}ms x{_fmt(row['vs_eager'], 2)} / x{_fmt(row['vs_compile'], 2)} "
@@ -206,7 +219,7 @@ def table(rows: list[dict], device: str, command: str) -> str:
                    f"{_fmt(r.get('vs_compile'), 2)} | {_fmt(r.get('gbps'), 0)} | "
                    f"{'-' if frac is None else f'{100 * frac:.0f}'} | {_fmt(r.get('launch_us'), 0)} | "
                    f"{_fmt(r.get('footprint_gb'), 2)} | {_fmt(r.get('peak_gb'), 2)} | "
-                   f"{'-' if r.get('contended') is None else 'yes' if r['contended'] else 'no'} |")
+                   f"{_CONTENDED.get(r.get('contended'), '-')} |")
     failed = [r for r in rows if r["verdict"] != "accepted"]
     if failed:
         out += ["", "Not accepted:", ""]

@@ -306,6 +306,12 @@ def test_the_suite_table_records_footprint_peak_memory_and_contention():
     header = next(line for line in text.splitlines() if line.startswith("| task |"))
     assert header.endswith("| footprint GB | peak device GB | contended |")
     assert "| 12.88 | 25.77 | yes |" in text
+    from bench.run_suite import _contended
+    unseen = harness.Verdict(status="accepted", summary="", timings={"candidate": {"median_ms": 1.0}, "contended": None})
+    assert _contended(unseen) == "unchecked" and _contended(verdict) is True
+    assert _contended(harness.Verdict(status="accepted", summary="")) is None  # not timed (CPU)
+    text = table([{**rows[0], "contended": "unchecked"}], "cuda", "python -m bench.run_suite --device cuda")
+    assert "| 12.88 | 25.77 | unchecked |" in text
 
 
 def test_a_zero_output_task_is_said_at_confirm_task_and_gets_an_accepted_kernel(tmp_path, cli_env):
