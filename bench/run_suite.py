@@ -11,8 +11,8 @@ The table: task, family, verdict, eager / torch.compile / ours (ms, median), spe
 GB/s and % of the device's peak bandwidth (from the harness's roofline figures), the task's memory
 footprint, the judge's peak device (GPU) or host (CPU) memory, and whether the timing was taken while
 other processes used the GPU (contended: re-timed once, then flagged; "unchecked" where NVML could
-not look). A summary line
-gives the acceptance rate and, on a GPU, geometric-mean speedups per family.
+not look). A summary line gives the acceptance rate and, on a GPU, geometric-mean speedups per
+family.
 """
 from __future__ import annotations
 
