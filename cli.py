@@ -136,6 +136,8 @@ def run(
     dsl: Optional[str] = typer.Option(None, "--dsl", help="Kernel language: triton_cuda or triton_ascend."),
     max_iterations: int = typer.Option(10, "--max-iterations", min=1, max=100,
                                        help="Generate/fix attempts of a kernelgen run."),
+    judge_timeout: float = typer.Option(120.0, "--judge-timeout", min=10, max=3600,
+                                        help="Seconds a candidate gets in each judgement (its trials, checks and timing)."),
     llm: Optional[str] = typer.Option(None, "--llm", help="embedded or openai (default: openai when OPENAI_* is set)."),
     model: Optional[str] = typer.Option(None, "--model", help="Model name for --llm openai."),
     llm_timeout: Optional[float] = typer.Option(None, "--llm-timeout", help="Seconds per model request."),
@@ -154,8 +156,9 @@ def run(
             task=str(task) if task else None, source=str(source) if source else None, target=target,
             shapes=shapes, dtype=dtype, workflow=workflow, yes=yes, workdir=workdir,
             out=str(out_dir) if out_dir else None, in_place=in_place, framework=framework, backend=backend,
-            arch=arch, dsl=dsl, max_iterations=max_iterations, llm=llm, model=model, llm_timeout=llm_timeout,
-            temperature=temperature, max_tokens=max_tokens, option=option, background=background))
+            arch=arch, dsl=dsl, max_iterations=max_iterations, judge_timeout=judge_timeout, llm=llm, model=model,
+            llm_timeout=llm_timeout, temperature=temperature, max_tokens=max_tokens, option=option,
+            background=background))
         settings = build_settings(request, options)
     except UserError as exc:
         _fail(str(exc))

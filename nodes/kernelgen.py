@@ -183,6 +183,8 @@ def _failure_reason(run: RunRecord, max_iterations: int) -> str:
     if last is None:
         return "no attempt was made"
     reason = last.summary.splitlines()[0] if last.summary else last.status
+    if last.status == "timeout":  # a slow reference leaves a candidate little of the judge's time
+        reason += " (a slow task can be given longer: --judge-timeout SECONDS)"
     if last.give_up:
         return f"the generator cannot handle this task: {reason}"
     if run.iterations >= max_iterations:

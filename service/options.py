@@ -35,6 +35,7 @@ class RunOptions(BaseModel):
     arch: Optional[str] = None
     dsl: Optional[str] = None
     max_iterations: int = Field(10, ge=1, le=100)
+    judge_timeout: float = Field(120.0, ge=10, le=3600)
     llm: Optional[str] = None
     model: Optional[str] = None
     llm_timeout: Optional[float] = None
@@ -79,7 +80,8 @@ def build_settings(request: str, options: RunOptions, cwd: Path | None = None) -
         workflow=options.workflow, workdir=_absolute(options.workdir, cwd),
         # Without --out: a kernel goes to the current directory, an integration beside --source.
         out_dir=out or (None if options.source else str(cwd)),
-        in_place=options.in_place, max_iterations=options.max_iterations, llm=llm.provider,
+        in_place=options.in_place, max_iterations=options.max_iterations,
+        harness_timeout_s=options.judge_timeout, llm=llm.provider,
         model=llm.model, llm_base_url=llm.base_url, llm_timeout_s=llm.timeout_s,
         temperature=llm.temperature, max_tokens=llm.max_tokens, overrides=overrides,
         search_options=parse_search_options(options.option), auto_approve=options.yes,

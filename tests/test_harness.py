@@ -106,6 +106,33 @@ def test_a_gpu_judge_has_room_for_its_own_baselines_past_the_candidates_limit():
     assert f"no result within {120 + api.JUDGE_GRACE_S + api.BASELINES_ALLOWANCE_S:g} s" in verdicts[0].summary
 
 
+def test_judge_timeout_gives_a_slow_task_longer_and_a_timeout_says_so(tmp_path, monkeypatch):
+    """`--judge-timeout` (and the HTTP option judge_timeout) is the candidate's limit in every
+    judgement of the session; a run that ends on a timeout names it."""
+    from nodes import evaluate, kernelgen
+    from service.options import build_settings, run_options
+    from session_state import Attempt, EnvInfo, Params, RunRecord, SessionState
+
+    monkeypatch.setenv("AKG_OP_HOME", str(tmp_path))
+    settings = build_settings("", run_options({"task": RELU, "judge-timeout": 600, "workdir": str(tmp_path)}))
+    assert settings.harness_timeout_s == 600
+    assert build_settings("", run_options({"task": RELU, "workdir": str(tmp_path)})).harness_timeout_s == 120
+    asked = {}
+
+    def judged(task, code, **kwargs):
+        asked.update(kwargs)
+        return harness.Verdict(status="timeout", summary="REJECTED (timeout): no result within 600 s.")
+
+    monkeypatch.setattr(harness, "verify", judged)
+    state = SessionState(settings=settings, task_path=RELU, env=EnvInfo(device_kind="cpu"),
+                         params=Params(backend="cpu", arch="cpu", dsl="triton_cuda"))
+    assert evaluate.evaluate_candidate(state, candidate("relu_ok"), "kernelgen_1")["status"] == "timeout"
+    assert asked["timeout_s"] == 600
+    run = RunRecord(workflow="kernelgen", index=1, dir=str(tmp_path), iterations=3, attempts=[
+        Attempt(iteration=3, action="fix", status="timeout", summary="REJECTED (timeout): no result within 600 s.")])
+    assert "--judge-timeout SECONDS" in kernelgen._failure_reason(run, max_iterations=3)
+
+
 def test_the_memory_limit_turns_a_huge_allocation_into_oom():
     verdict = cpu_verify(RELU, "huge_allocation", memory_limit_mb=256)
     assert verdict.status == "oom", verdict.summary

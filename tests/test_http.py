@@ -54,6 +54,7 @@ def test_bad_input_is_a_one_line_4xx(server, tmp_path):
     with server.client() as client:
         cases = [({"request": "frobnicate (8, 8)"}, 400, "no known operator"),
                  ({"request": REQUEST, "options": {"max_iterations": 0}}, 400, "max_iterations"),
+                 ({"request": REQUEST, "options": {"judge-timeout": 5}}, 400, "judge_timeout"),
                  ({"request": REQUEST, "options": {"colour": "red"}}, 400, "unknown option 'colour'"),
                  ({"session_id": "feedbeef0000", "answer": "yes"}, 404, "no session"),
                  ({"bogus": 1}, 422, "bogus")]
