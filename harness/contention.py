@@ -163,7 +163,7 @@ def time_watched(judge, step, watch=DeviceWatch, retries: int = 1) -> None:
         timings["contended"] = None
         unchecked = (f"not checked for other work on the GPU while timing ({seen.get('why')}): "
                      "if the GPU was shared, the times and speedups may be off")
-        if not seen.get("checked") and unchecked not in judge.report["flags"]:
+        if not seen.get("checked") and unchecked not in judge.report["flags"]:  # once, though both steps are blind
             judge.report["flags"].append(unchecked)
     if seen.get("contended"):
         judge.report["flags"].append(

@@ -7,6 +7,12 @@ from session_state import RunRecord, SessionState, log
 from integration.integrate import report_section
 
 
+# timings["contended"]: other work seen on the GPU while timing, none seen, or not looked for
+_CONTENTION_LINES = {True: "- timed on a GPU shared with other processes: figures may be off (see flag)",
+                     False: "- timed with no other process working on the GPU",
+                     None: "- not checked for other processes on the GPU while timing (see flag)"}
+
+
 def _timing_lines(verdict: dict) -> list[str]:
     timings = verdict.get("timings")
     if not timings:
@@ -23,11 +29,8 @@ def _timing_lines(verdict: dict) -> list[str]:
     if roofline.get("achieved_gbps"):
         lines.append(f"- achieved {roofline['achieved_gbps']:.0f} GB/s"
                      + (f" ({roofline['fraction_of_peak_bw']:.0%} of peak)" if roofline.get("fraction_of_peak_bw") else ""))
-    if timings.get("contended") is None and "contended" in timings:
-        lines.append("- not checked for other processes on the GPU while timing (see flag)")
-    elif "contended" in timings:
-        lines.append("- timed on a GPU shared with other processes: figures may be off (see flag)"
-                     if timings["contended"] else "- timed with no other process working on the GPU")
+    if "contended" in timings:
+        lines.append(_CONTENTION_LINES[timings["contended"]])
     memory = verdict.get("memory") or {}
     if memory.get("peak_device_bytes"):
         footprint = (memory.get("footprint") or {}).get("total_bytes") or 0

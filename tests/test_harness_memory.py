@@ -288,6 +288,11 @@ def test_a_timing_nvml_could_not_watch_is_never_said_uncontended():
     assert "- not checked for other processes on the GPU while timing (see flag)" in lines
     assert not any("no other process" in line for line in lines)
 
+    both_blind = FakeJudge()  # candidate and baselines unseen: one flag
+    time_watched(both_blind, both_blind.time_candidate, watch=blind)
+    time_watched(both_blind, lambda: None, watch=blind)
+    assert sum(f.startswith("not checked") for f in both_blind.report["flags"]) == 1
+
     seen = FakeJudge()  # the honest twin: watched and alone, said so
     time_watched(seen, seen.time_candidate, watch=lambda index: watch(FakeNVML([[100, 101]])))
     assert seen.report["timings"]["contended"] is False
