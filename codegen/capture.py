@@ -281,6 +281,30 @@ def bind(target, args, kwargs) -> dict:
     return out
 
 
+def _tensor_constant(new, fxn, value) -> Node:
+    """A tensor made in forward() from a number (`torch.min(x, torch.tensor(0.5))`) is a constant
+    the trace holds for real: one value, a 0-d fill like `torch.full`. A constant with more
+    elements would have to be stored beside the kernel; it is refused by name."""
+    if not isinstance(value, torch.Tensor) or value.dim() != 0 or value.is_meta:
+        shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+        raise Unsupported(f"unsupported: a tensor constant made in forward() ({shape}); "
+                          "only a single number (torch.tensor(0.5)) can be inlined")
+    number = value.item()
+    return new(_ident(fxn.name), "full", ir.CONST, [number], {"value": number}, value)
+
+
+def _sizes_of_input(reduction: Node) -> None:
+    """A reduction's kept sizes written as its input's. The trace may write one size two ways
+    (`((s - 8) // 2 + 1 - 3) // 3 + 1` after two pools, `(s // 2 + t) // 3 - 1` for their sum over
+    channels), and kernels find a reduction's rows by comparing the sizes' text."""
+    x = reduction.inputs[0]
+    dims, keep = set(reduction.attrs["dims"]), reduction.attrs.get("keepdim", False)
+    kept = [("1", 1) if d in dims else (size, hint)
+            for d, (size, hint) in enumerate(zip(x.shape, x.hint)) if keep or d not in dims]
+    if [hint for _, hint in kept] == list(reduction.hint):
+        reduction.shape = tuple(size for size, _ in kept)
+
+
 def _to_ir(gm: torch.fx.GraphModule, state_names, arg_names) -> ir.Graph:
     env: dict = {}  # fx node -> Node | Sym | tuple
     nodes: list[Node] = []
@@ -331,6 +355,9 @@ def _to_ir(gm: torch.fx.GraphModule, state_names, arg_names) -> ir.Graph:
             continue
         if fxn not in live:
             continue
+        if fxn.op == "get_attr":
+            env[fxn] = _tensor_constant(new, fxn, getattr(gm, fxn.target))
+            continue
         target = fxn.target
         val = meta(fxn)
         if target is operator.getitem:
@@ -360,7 +387,11 @@ def _to_ir(gm: torch.fx.GraphModule, state_names, arg_names) -> ir.Graph:
         b = {k: lookup(v) for k, v in b.items()}
         name = _ident(fxn.name)
         tensor_val = val if isinstance(val, torch.Tensor) else val[0]
-        env[fxn] = _convert(new, name, op, ns, target, b, tensor_val, fxn)
+        converted = _convert(new, name, op, ns, target, b, tensor_val, fxn)
+        for node in converted if isinstance(converted, tuple) else (converted,):
+            if isinstance(node, Node) and node.kind == ir.REDUCTION:
+                _sizes_of_input(node)
+        env[fxn] = converted
         if inplace and isinstance(fxn.args[0], torch.fx.Node):
             env[fxn.args[0]] = env[fxn]
     # sizes are read from forward()'s arguments first, then from parameters and buffers

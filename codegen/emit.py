@@ -23,7 +23,7 @@ import re
 
 from . import ir
 from .ir import Node, Sym, Unsupported
-from .pointwise import NotPointwise, compute_type, expression, literal
+from .pointwise import NotPointwise, cast, compute_type, expression, literal
 from .reductions import RowReductions
 from .scans import RowScans
 from .scope import TL_DTYPE, Scope, _balanced, _deps, _prod, index_of, split_key
@@ -52,6 +52,7 @@ class Kernel(IndexViews, WindowPools, RowReductions, RowScans, Skeletons):
         self._loop_counts = None  # the current column loop's Welford counts (RowReductions._accumulate)
         self.flat_reads: set = set()  # inputs read at contiguous offsets (the forward makes them so)
         self.counter = 0
+        self.open_pools = 0  # pools whose window is being folded (codegen.pools)
         self.helpers: set[str] = set()  # jit helpers (reduction combines) the kernel calls
         self.root = Scope()
         self.scope = self.root
@@ -262,9 +263,9 @@ class Kernel(IndexViews, WindowPools, RowReductions, RowScans, Skeletons):
                 if node.op not in ("where", "eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or",
                                    "logical_not", "logical_xor", "isnan", "isinf", "signbit", "bitwise_not") \
                         and compute_type(v.dtype) != want and not node.op.startswith(("_to_copy", "convert")):
-                    return f"{e}.to({want})"
+                    return cast(e, want)
                 if node.op in ("where",) and v is not node.attrs.get("condition") and compute_type(v.dtype) != compute_type(node.dtype):
-                    return f"{e}.to({compute_type(node.dtype)})"
+                    return cast(e, compute_type(node.dtype))
                 return e
             return literal(v) if not isinstance(v, str) else v
 

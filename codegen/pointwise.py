@@ -9,6 +9,7 @@ bool. Every float op computes in fp32; the store casts to the output dtype.
 from __future__ import annotations
 
 import math
+import re
 
 import torch
 
@@ -59,6 +60,20 @@ def literal(value) -> str:
             return 'float("inf")' if value > 0 else '-float("inf")'
         return repr(value)
     raise NotPointwise(f"literal {value!r}")
+
+
+_NUMBER = re.compile(r"-?\d+(\.\d*)?([eE][-+]?\d+)?")
+
+
+def cast(expr: str, tl_type: str) -> str:
+    """expr converted to tl_type. A number (a constant the trace holds, `torch.tensor(-1)`) is
+    converted here, as torch converts a tensor of it: Triton has no `.to` on a Python number."""
+    if _NUMBER.fullmatch(expr):
+        value = float(expr)
+        if tl_type == "tl.float32":
+            return literal(value)
+        return literal(bool(value)) if tl_type == "tl.int1" else literal(int(value))
+    return f"{expr}.to({tl_type})"
 
 
 def _tanh(x: str) -> str:
@@ -150,7 +165,7 @@ def expression(node: Node, operand) -> str:
             x = arg("src")
         if x is None:
             x = operand(node.inputs[0])
-        return f"{x}.to({compute_type(node.dtype)})"
+        return cast(x, compute_type(node.dtype))
     if op == "pow":
         if "exponent" in a and not isinstance(a["exponent"], Node):
             e = a["exponent"]

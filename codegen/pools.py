@@ -36,17 +36,23 @@ class WindowPools:
         in_place = self._reads_in_place(src)
         pairs = in_place and self._reads_pairs(node, idx)
         windows = self._windows(src, idx, starts, pairs) if in_place else None
+        # a pool whose window reads another pool (two max pools in a row) names its taps apart:
+        # the inner loops would otherwise rebind the outer taps that its later iterations read
+        depth = self.open_pools
+        taps = [f"k{j}_{depth + 1}" if depth else f"k{j}" for j in range(nd)]
         outer = self.scope
         self.scope = Scope(parent=outer)
+        self.open_pools += 1
         if windows is not None:
-            loops = self._fold_masked_taps(node, starts, acc, init, *windows)
+            loops = self._fold_masked_taps(node, taps, starts, acc, init, *windows)
         else:
-            loops = self._fold_clamped_taps(node, idx, starts, acc)
+            loops = self._fold_clamped_taps(node, taps, idx, starts, acc)
+        self.open_pools -= 1
         block = self.scope.lines
         self.scope = outer
         # a static loop per window dim: the window is small and known, so it unrolls
         for j in reversed(range(loops)):
-            block = [f"for k{j} in tl.static_range({a['kernel'][j]}):"] + ["    " + line for line in block]
+            block = [f"for {taps[j]} in tl.static_range({a['kernel'][j]}):"] + ["    " + line for line in block]
         outer.lines.extend(block)
         if is_max:
             return acc, deps
@@ -81,14 +87,14 @@ class WindowPools:
         pair = self.assign(f"{self.ptr(src)} + {self.linear(at[:-1] + [(even, idx[-1][1])], src.shape)[0]}", "window")
         return window, pair, even, deps
 
-    def _fold_masked_taps(self, node: Node, starts, acc, fill, window, pair, even, deps) -> int:
+    def _fold_masked_taps(self, node: Node, tap_names, starts, acc, fill, window, pair, even, deps) -> int:
         """The window folded from loads at its first element plus each tap's offset. Returns how
         many dims the static loops cover (the last is unrolled here where it reads a pair)."""
         a, src = node.attrs, node.inputs[0]
         nd = a["nd"]
         sizes = src.shape[len(src.shape) - nd:]
         steps = [_prod(sizes[j + 1:]) for j in range(nd)]
-        taps = [_times(f"k{j}", a["dilation"][j]) for j in range(nd)]
+        taps = [_times(tap_names[j], a["dilation"][j]) for j in range(nd)]
         inner = [_inside(f"{starts[j]} + {taps[j]}", sizes[j]) for j in range(nd)]
         base_mask = self.mask(deps)
         cast = f".to({compute_type(src.dtype)})"
@@ -128,7 +134,7 @@ class WindowPools:
                                  f"other={fill}){cast}", "x"))
         return last
 
-    def _fold_clamped_taps(self, node: Node, idx, starts, acc) -> int:
+    def _fold_clamped_taps(self, node: Node, tap_names, idx, starts, acc) -> int:
         """The window of a computed source: each tap's indices clamped into it, padding selected away."""
         a, src = node.attrs, node.inputs[0]
         nd = a["nd"]
@@ -136,7 +142,7 @@ class WindowPools:
         src_idx = list(idx[:lead])
         valid = []
         for j in range(nd):
-            pos = self.assign(f"{starts[j]} + k{j} * {a['dilation'][j]}", "p")
+            pos = self.assign(f"{starts[j]} + {tap_names[j]} * {a['dilation'][j]}", "p")
             size = src.shape[lead + j]
             valid.append(f"({pos} >= 0) & ({pos} < {size})")
             src_idx.append((self.assign(f"tl.minimum(tl.maximum({pos}, 0), {size} - 1)", "p"), idx[lead + j][1]))

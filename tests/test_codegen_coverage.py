@@ -220,3 +220,41 @@ def test_a_transposed_convolutions_stride_phases_of_one_tile_are_neighbouring_pr
     out = new(x)
     torch.testing.assert_close(out[0], model(x)[0], rtol=1e-5, atol=1e-5)  # every phase of tile 0
     assert out[1].isnan().all()  # and no other tile
+
+
+def _task(init: str, forward: str, sizes: str, inputs: str) -> str:
+    return ("import torch\nimport torch.nn as nn\n\n\nclass Model(nn.Module):\n    def __init__(self):\n"
+            f"        super().__init__()\n{init}\n\n    def forward(self, x):\n{forward}\n\n\n{sizes}\n\n\n"
+            f"def get_inputs():\n    return [{inputs}]\n\n\ndef get_init_inputs():\n    return []\n")
+
+
+def test_a_number_made_a_tensor_in_forward_is_a_constant_of_the_kernel(tmp_path):
+    # `torch.min(x, torch.tensor(0.5))` (public benchmark tasks write it so) was refused as
+    # "unsupported: _tensor_constant0"; an integer constant exercises the cast to the float result
+    source = _task("        self.conv = nn.Conv2d(CIN, COUT, 3)",
+                   "        x = torch.min(self.conv(x), torch.tensor(0.5))\n"
+                   "        return torch.maximum(x, torch.tensor(-1, device=x.device)) * 2.0",
+                   "BATCH = 4\nCIN = 4\nCOUT = 8\nSIZE = 32", "torch.randn(BATCH, CIN, SIZE, SIZE)")
+    res, verdict = judge(tmp_path, source, 32, 16)
+    assert verdict.status == "accepted", verdict.summary + "\n" + (verdict.log_tail or "")[-2000:]
+    assert "0.5" in res.code and "_tensor_constant" not in res.code
+
+
+def test_a_tensor_constant_of_several_numbers_is_refused_by_name():
+    source = _task("        pass", "        return x + torch.tensor([1.0, 2.0, 3.0, 4.0])",
+                   "ROWS = 64", "torch.randn(ROWS, 4)")
+    res = codegen.lower(source)
+    assert not res.ok and "a tensor constant made in forward() ((4,))" in res.reason
+
+
+def test_two_pools_in_a_row_then_a_sum_over_channels_is_one_correct_kernel(tmp_path):
+    # Two faults, each seen on a public benchmark task (transposed conv 3-D, two max pools, sum):
+    # the trace wrote the pooled sizes two ways, so the sum's rows were "not schedulable"; and the
+    # second pool's window loops reused the first's loop variables, so the outer window's later
+    # taps read the wrong positions (a wrong answer in every element).
+    source = _task("        self.first = nn.MaxPool2d(2)\n        self.second = nn.MaxPool2d(3)",
+                   "        return torch.sum(self.second(self.first(x)), dim=1, keepdim=True)",
+                   "BATCH = 4\nCHANNELS = 8\nHEIGHT = 36\nWIDTH = 48", "torch.randn(BATCH, CHANNELS, HEIGHT, WIDTH)")
+    res, verdict = judge(tmp_path, source, 64, 64)
+    assert res.kernels == ["max_pool2d_kernel: persistent row kernel: pool, sum"], res.kernels
+    assert verdict.status == "accepted", verdict.summary + "\n" + (verdict.log_tail or "")[-2000:]
