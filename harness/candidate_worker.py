@@ -22,6 +22,7 @@ from harness.anticheat import TorchOps, launch_hook_intact, triton_launches
 from harness.channel import Channel, ChannelClosed
 from harness.errors import classify_exception
 from harness import isolation
+from harness.interpreter import interpret_like_the_gpu
 
 KEEP_CALLS = 2  # outputs of the last calls held, as a caller would, for the persistence check
 
@@ -303,6 +304,8 @@ def run(sock, on_gpu: bool, memory_limit_mb: int | None, switch_user: bool, kern
     if on_gpu:  # make this process's CUDA context while the judge makes its own, not after
         torch.cuda.init()
         torch.empty(1, device="cuda")
+    else:
+        interpret_like_the_gpu()
     CandidateWorker(channel, on_gpu).serve()
     sys.stdout.flush()
     sys.stderr.flush()
