@@ -12,6 +12,7 @@ import torch
 
 MAX_INPUT_ELEMENTS = 65536  # per input tensor, so the Triton interpreter finishes in seconds
 REFERENCE_PROBE_FACTOR = 64  # undoing halvings stops this far above the target size
+MADE_PER_INPUT = 8  # the largest tensor the reference makes, in inputs' worth of elements
 _module_ids = itertools.count()
 
 
@@ -50,6 +51,32 @@ def _input_sizes(task: ModuleType) -> tuple[int, int]:
             inputs = task.get_inputs()
     counts = [x.numel() for x in inputs if isinstance(x, torch.Tensor)]
     return max(counts, default=0), sum(counts)
+
+
+def _largest_made(task: ModuleType) -> int | None:
+    """Elements of the largest tensor the reference makes, from a forward on meta tensors; None
+    where the reference cannot run on them (it reads values, or builds on the host)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_leaves
+
+    class LargestMade(TorchDispatchMode):
+        elements = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            made = [t.numel() for t in tree_leaves(out) if isinstance(t, torch.Tensor)]
+            self.elements = max([self.elements] + made)
+            return out
+
+    try:
+        with torch.device("meta"):
+            model = task.Model(*task.get_init_inputs())
+            inputs = task.get_inputs()
+            with LargestMade() as probe, torch.no_grad():
+                model(*inputs)
+    except Exception:
+        return None
+    return probe.elements
 
 
 def _reference_runs(task: ModuleType, max_elements: int) -> bool:
@@ -149,8 +176,10 @@ def _task_source(task: ModuleType, source: str | None) -> str | None:
 def shrink_task(task: ModuleType, max_elements: int = MAX_INPUT_ELEMENTS,
                 source: str | None = None) -> dict[str, list[int]] | None:
     """Halve the task's module-level size constants, largest first, keeping only halvings that make
-    the largest input smaller, until every input tensor has at most max_elements elements and the
-    reference still runs. Sizes are probed on meta/fake tensors: nothing runs at the full size.
+    the largest input smaller, until every input tensor has at most max_elements elements, then
+    until no tensor the reference makes (an output, an intermediate) has more than MADE_PER_INPUT
+    times that, as long as the reference still runs. Sizes are probed on meta/fake tensors:
+    nothing runs at the full size.
     Where the task's source is known (its file, or `source`), the module is re-executed with the new
     sizes, so every module-level value computed from them is shrunk with them; otherwise the
     constants are replaced in place. Mutates the module; returns {name: [original, shrunk]} or None."""
@@ -180,28 +209,43 @@ def shrink_task(task: ModuleType, max_elements: int = MAX_INPUT_ELEMENTS,
             namespace[name] = value
 
     history: list[tuple[str, int]] = []
-    # A halving counts when the largest input shrinks, or stays and the inputs as a whole shrink:
-    # two equally large inputs that each have a dim the other lacks (a matmul's M and N) only
-    # shrink one at a time.
-    largest = _input_sizes(task)
-    frozen: set[str] = set()
-    while largest[0] > max_elements:
-        shrinkable = sorted((n for n in sizes if n not in frozen and current[n] >= 2), key=lambda n: -current[n])
-        if not shrinkable:
-            break
-        name = shrinkable[0]
-        old = current[name]
-        try:
-            apply(name, old // 2)
-            smaller = _input_sizes(task)
-        except Exception:
-            smaller = largest
-        if smaller < largest:
-            history.append((name, old))
-            largest = smaller
-        else:
-            apply(name, old)
-            frozen.add(name)
+    # Where the reference runs on meta tensors, each halving is tried there: one that breaks it
+    # (a LayerNorm sized by a knob that the convolution before it also reads) is not taken.
+    runs_on_meta = _largest_made(task) is not None
+
+    def halve_while(measure, too_big) -> None:
+        """Halve the largest size knob while too_big(measure()), keeping a halving only where the
+        measure drops and the reference still runs; a knob whose halving does not qualify is left
+        alone from then on."""
+        value = measure()
+        frozen: set[str] = set()
+        while value is not None and too_big(value):
+            shrinkable = sorted((n for n in sizes if n not in frozen and current[n] >= 2), key=lambda n: -current[n])
+            if not shrinkable:
+                break
+            name = shrinkable[0]
+            old = current[name]
+            try:
+                apply(name, old // 2)
+                smaller = measure()
+                if runs_on_meta and _largest_made(task) is None:
+                    smaller = None
+            except Exception:
+                smaller = None
+            if smaller is not None and smaller < value:
+                history.append((name, old))
+                value = smaller
+            else:
+                apply(name, old)
+                frozen.add(name)
+
+    # The inputs first. A halving counts when the largest input shrinks, or stays and the inputs
+    # as a whole shrink: two equally large inputs that each have a dim the other lacks (a matmul's
+    # M and N) only shrink one at a time.
+    halve_while(lambda: _input_sizes(task), lambda counts: counts[0] > max_elements)
+    # Then what the reference makes from them: a transposed convolution's output can be 40 times
+    # its input, and the interpreter's time goes with the tensors the kernels walk.
+    halve_while(lambda: _largest_made(task), lambda made: made > MADE_PER_INPUT * max_elements)
     # Undo the last halvings until the reference runs again (e.g. a kernel larger than its image).
     while history and not _reference_runs(task, max_elements):
         name, old = history.pop()

@@ -122,6 +122,72 @@ def test_two_equally_large_inputs_with_dims_of_their_own_both_shrink(tmp_path):
     assert task.M * task.K <= MAX_INPUT_ELEMENTS and task.K * task.N <= MAX_INPUT_ELEMENTS
 
 
+TRANSPOSED_CONV_GROWS = """import torch
+import torch.nn as nn
+batch_size = 128
+in_channels = 3
+out_channels = 16
+depth, height, width = 16, 32, 32
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.up = nn.ConvTranspose3d(in_channels, out_channels, 3, stride=2, padding=1, output_padding=1)
+    def forward(self, x):
+        return torch.sigmoid(self.up(x)).amax(dim=1)
+def get_inputs():
+    return [torch.randn(batch_size, in_channels, depth, height, width)]
+def get_init_inputs():
+    return []
+"""
+
+
+def test_a_task_whose_reference_makes_a_tensor_far_larger_than_its_input_is_shrunk_by_that_too(tmp_path):
+    # The convolution's output is 43 times its input: shrunk by the input alone it held 2.1 M
+    # elements, and the interpreted kernels timed out at the judge's 120 s.
+    from harness.task_loading import MADE_PER_INPUT, MAX_INPUT_ELEMENTS, _largest_made, load_task
+    path = tmp_path / "transposed_conv_grows.py"
+    path.write_text(TRANSPOSED_CONV_GROWS)
+    task, shrunk = load_task(str(path), shrink=True)
+    made = _largest_made(task)
+    assert made is not None and made <= MADE_PER_INPUT * MAX_INPUT_ELEMENTS, (made, shrunk)
+    assert made > MADE_PER_INPUT * MAX_INPUT_ELEMENTS // 16, "shrunk far past the target"
+    check = harness.validate_task(str(path), device="cpu")
+    assert check.ok, check.problems
+
+
+NORM_SIZED_BY_A_KNOB = """import torch
+import torch.nn as nn
+batch_size = 32
+in_channels = 32
+out_channels = 64
+depth, height, width = 16, 32, 32
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.up = nn.ConvTranspose3d(in_channels, out_channels, 3, stride=2, padding=1, output_padding=1)
+        self.norm = nn.LayerNorm((out_channels,))   # normalises the last dim: 2 * width must equal it
+    def forward(self, x):
+        return self.norm(self.up(x))
+def get_inputs():
+    return [torch.rand(batch_size, in_channels, depth, height, width)]
+def get_init_inputs():
+    return []
+"""
+
+
+def test_a_halving_that_breaks_the_reference_is_not_taken_and_the_rest_still_shrink(tmp_path):
+    # Halving width or out_channels alone breaks the LayerNorm. Before, such a halving was kept
+    # and undone at the end with every halving after it, and the task stayed at 2 M input elements.
+    from harness.task_loading import MAX_INPUT_ELEMENTS, load_task
+    path = tmp_path / "norm_sized_by_a_knob.py"
+    path.write_text(NORM_SIZED_BY_A_KNOB)
+    task, shrunk = load_task(str(path), shrink=True)
+    assert "width" not in shrunk and "out_channels" not in shrunk, shrunk
+    x, = task.get_inputs()
+    assert x.numel() <= MAX_INPUT_ELEMENTS, shrunk
+    assert task.Model()(x).shape[-1] == 64
+
+
 def test_the_full_size_layernorm_task_is_shrunk_consistently_and_judged_with_a_hand_written_kernel():
     """(16, 64, 256, 256), normalized over the last three dims, on CPU: reference and kernel agree
     at the shrunk size."""
