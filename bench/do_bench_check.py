@@ -28,6 +28,7 @@ import triton.testing
 
 from bench.output_check import output_problem
 from bench.selection import matches
+from nodes.task_files import op_name_from
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -150,9 +151,11 @@ def main(argv=None) -> int:
         if args.only and not any(matches(task_path, pattern, task_paths) for pattern in args.only):
             continue
         kernels = {}
-        for label, folder in kernel_dirs.items():  # `{task}.py`, or run_suite's `{task}_generated.py`
-            found = [p for p in (Path(folder) / task_path.name, Path(folder) / f"{task_path.stem}_generated.py")
-                     if p.exists()]
+        # `{task}.py`, or the `{op}_generated.py` that `akg-op run` delivers (op: the task's file
+        # name made an identifier, '26_GELU_.py' -> '26_gelu')
+        names = (task_path.name, f"{task_path.stem}_generated.py", f"{op_name_from(task_path.name)}_generated.py")
+        for label, folder in kernel_dirs.items():
+            found = [Path(folder) / name for name in names if (Path(folder) / name).exists()]
             if found:
                 kernels[label] = found[0]
         if not kernels:
