@@ -204,7 +204,12 @@ def reference_has_no_digit(judge, expected, inputs) -> bool:
     """Whether the reference, on these inputs, is further from its float64 evaluation than that
     evaluation's own largest value: it keeps no correct digit (a KL divergence on inputs +1000,
     where every term cancels), so these inputs cannot judge anything that rounds differently."""
-    truth = float64_truth(judge, inputs, expected)
+    return keeps_no_digit(expected, float64_truth(judge, inputs, expected))
+
+
+def keeps_no_digit(expected, truth) -> bool:
+    """Whether every output of `expected` is further from its float64 evaluation `truth` than
+    the largest |value| of that evaluation: rounding noise, not a result."""
     outputs = tensors(expected)
     if truth is None or _count(truth) != len(outputs):
         return False

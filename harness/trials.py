@@ -151,13 +151,16 @@ def check_trials(judge):
 
 
 def _informative_reference(judge, inputs):
-    """The reference's output on trial 0's inputs; where it is all zeros at the task's own
-    initialisation, the reference's parameters are re-drawn (and sent to the candidate) so that
-    a kernel that only writes zeros cannot pass (harness.degenerate)."""
+    """The reference's output on trial 0's inputs; where it is all zeros or rounding noise at the
+    task's own initialisation, the reference's parameters are re-drawn (and sent to the candidate)
+    so that a kernel that only writes zeros cannot pass, and a correct one is not judged by digits
+    the reference does not have (harness.degenerate)."""
     expected = judge.run_reference(inputs, record_ops=True)
-    if not degenerate.all_zero(expected):
+    noise = not degenerate.all_zero(expected)
+    if noise and not degenerate.rounding_noise(judge.reference, inputs, expected, judge.device):
         return expected
-    informative, note = degenerate.informative_output(judge.reference, inputs, judge.seed + 7)
+    informative, note = degenerate.informative_output(judge.reference, inputs, judge.seed + 7, judge.device, noise)
+    judge.last_float64_truth = None  # of the parameters before
     judge.report["flags"].append(note)
     if informative is None:
         return expected

@@ -31,6 +31,42 @@ def test_a_zero_output_task_is_validated_with_a_note_not_refused():
     assert any("all zeros at the task's own initialisation" in note for note in check.notes)
 
 
+NOISE_MEAN = str(TASKS / "groupnorm_mean_noise.py")
+
+
+def test_a_kernel_that_writes_zeros_is_rejected_where_the_output_is_only_rounding_noise():
+    # The reference's ~1e-8 is noise around a true 0, so zeros are as close to the float64 value
+    # as the reference is: before, this cheat was accepted (5 trials, "reference rounding").
+    verdict = harness.verify(NOISE_MEAN, str(CANDIDATES / "groupnorm_mean_writes_zeros.py"), device="cpu",
+                             timeout_s=60)
+    assert verdict.status == "mismatch", verdict.summary
+
+
+def test_the_honest_kernel_of_a_noise_output_task_is_accepted_on_re_drawn_parameters(tmp_path):
+    import codegen
+    result = codegen.lower(Path(NOISE_MEAN).read_text())
+    assert result.ok, result.reason
+    candidate = tmp_path / "groupnorm_mean_generated.py"
+    candidate.write_text(result.code)
+    verdict = harness.verify(NOISE_MEAN, str(candidate), device="cpu", timeout_s=120)
+    assert verdict.status == "accepted", verdict.summary
+    assert any("rounding noise" in flag and "parameters re-drawn" in flag for flag in verdict.flags), verdict.flags
+    check = harness.validate_task(NOISE_MEAN, device="cpu")
+    assert check.ok and any("rounding noise" in note for note in check.notes), check.notes
+
+
+def test_a_small_but_exact_output_is_not_taken_for_noise():
+    import torch
+    from harness import degenerate
+
+    class Tiny(torch.nn.Module):  # 1e-6 x the input: small beside it, but every digit is real
+        def forward(self, x):
+            return x.sum(dim=1) * 1e-6
+
+    x = torch.randn(8, 64)
+    assert not degenerate.rounding_noise(Tiny(), [x], Tiny()(x), "cpu")
+
+
 LARGE = HERE.parent / "bench" / "tasks_large"
 FULL_SIZE_BYTES = 4096 * 393216 * 4  # one input of act_relu: 6.4 GB
 
