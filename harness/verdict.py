@@ -2,12 +2,26 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-# Part of every verdict-cache key: a verdict from an older judge is never served as a current one.
-HARNESS_VERSION = "2026.11-sealed-mem"  # -mem: zero-output tasks judged on re-drawn parameters
+
+
+def _judge_source_digest() -> str:
+    """A digest of the judge's own source (every module of this package). A version string bumped
+    by hand was forgotten once: a judge that rejects a cheat it used to accept served the old
+    'accepted' from the cache."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+# Part of every verdict-cache key: a verdict from another judge is never served as a current one.
+HARNESS_VERSION = f"2026.11-{_judge_source_digest()}"
 # Verdicts that the same code, task, device and judge would always get again. Timeouts, crashes and
 # out-of-memory depend on the machine's load at the time; they are judged afresh.
 CACHEABLE_STATUSES = ("accepted", "mismatch", "cheat", "compile_error", "invalid")

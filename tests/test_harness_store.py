@@ -72,6 +72,34 @@ def test_a_verdict_is_served_again_only_by_the_same_judge_and_only_when_definiti
     assert store.lookup_verdict(task, hash_text("slow code"), "cpu", judge, definitive) is None
 
 
+def test_any_change_to_the_judges_source_is_another_judge(tmp_path):
+    # the cache key follows the judge's code, not a version string someone must remember to bump
+    import importlib.util
+    import shutil
+    import sys
+    from pathlib import Path
+
+    import harness
+
+    copy = tmp_path / "harness"
+    shutil.copytree(Path(harness.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
+
+    def version() -> str:
+        spec = importlib.util.spec_from_file_location("verdict_copy", copy / "verdict.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["verdict_copy"] = module  # dataclasses look their module up
+        try:
+            spec.loader.exec_module(module)
+        finally:
+            del sys.modules["verdict_copy"]
+        return module.HARNESS_VERSION
+
+    assert version() == harness.HARNESS_VERSION
+    trials = copy / "trials.py"
+    trials.write_text(trials.read_text().replace("informative, note", "informative, note_", 1))
+    assert version() != harness.HARNESS_VERSION
+
+
 def test_nothing_secret_is_stored(tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-store-test-" + "9" * 20)
     store = ResultsStore(tmp_path / "results.db")
