@@ -92,4 +92,4 @@ def informative_output(model: torch.nn.Module, inputs, seed: int, device=None, n
                         "parameters re-drawn from N(0, 1), where the output is informative")
     restore_parameters(model, saved)
     return None, (f"the output is {what} on the task's inputs, with its own or with random parameters: "
-                  "it is judged as given")
+                  + ("it is judged as given" if noise else "it is zero by construction and judged as given"))

@@ -9,6 +9,7 @@ import numpy as np
 
 
 def interpret_like_the_gpu() -> None:
+    """Applied in the judge's CPU worker before any candidate runs (and in the test session)."""
     from triton.runtime import interpreter
 
     _without_overflow_checks(interpreter)

@@ -156,8 +156,11 @@ def _informative_reference(judge, inputs):
     so that a kernel that only writes zeros cannot pass, and a correct one is not judged by digits
     the reference does not have (harness.degenerate)."""
     expected = judge.run_reference(inputs, record_ops=True)
-    noise = not degenerate.all_zero(expected)
-    if noise and not degenerate.rounding_noise(judge.reference, inputs, expected, judge.device):
+    if degenerate.all_zero(expected):
+        noise = False
+    elif degenerate.rounding_noise(judge.reference, inputs, expected, judge.device):
+        noise = True
+    else:
         return expected
     informative, note = degenerate.informative_output(judge.reference, inputs, judge.seed + 7, judge.device, noise)
     judge.last_float64_truth = None  # of the parameters before

@@ -9,11 +9,9 @@ from pathlib import Path
 from typing import Any
 
 
-
 def _judge_source_digest() -> str:
     """A digest of the judge's own source (every module of this package). A version string bumped
-    by hand was forgotten once: a judge that rejects a cheat it used to accept served the old
-    'accepted' from the cache."""
+    by hand was forgotten once, and a changed judge was served its predecessor's verdicts."""
     digest = hashlib.sha256()
     for path in sorted(Path(__file__).parent.glob("*.py")):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
