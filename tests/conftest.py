@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(autouse=True, scope="session")
 def interpreter_as_the_judge_runs_it():
     """Kernels the tests run in-process under TRITON_INTERPRET run as the judge's CPU worker runs
-    them (without the interpreter's discarded overflow checks)."""
+    them (harness.interpreter: reductions folded in halves, no discarded overflow checks)."""
     from harness.interpreter import interpret_like_the_gpu
     interpret_like_the_gpu()
 
