@@ -215,8 +215,8 @@ def shrink_task(task: ModuleType, max_elements: int = MAX_INPUT_ELEMENTS,
 
     def halve_while(measure, too_big) -> None:
         """Halve the largest size knob while too_big(measure()), keeping a halving only where the
-        measure drops and the reference still runs; a knob whose halving does not qualify is left
-        alone from then on."""
+        measure drops (None: the halving broke the task); a knob whose halving does not qualify is
+        left alone from then on."""
         value = measure()
         frozen: set[str] = set()
         while value is not None and too_big(value):
@@ -228,8 +228,6 @@ def shrink_task(task: ModuleType, max_elements: int = MAX_INPUT_ELEMENTS,
             try:
                 apply(name, old // 2)
                 smaller = measure()
-                if runs_on_meta and _largest_made(task) is None:
-                    smaller = None
             except Exception:
                 smaller = None
             if smaller is not None and smaller < value:
@@ -242,7 +240,8 @@ def shrink_task(task: ModuleType, max_elements: int = MAX_INPUT_ELEMENTS,
     # The inputs first. A halving counts when the largest input shrinks, or stays and the inputs
     # as a whole shrink: two equally large inputs that each have a dim the other lacks (a matmul's
     # M and N) only shrink one at a time.
-    halve_while(lambda: _input_sizes(task), lambda counts: counts[0] > max_elements)
+    halve_while(lambda: _input_sizes(task) if not runs_on_meta or _largest_made(task) is not None else None,
+                lambda counts: counts[0] > max_elements)
     # Then what the reference makes from them: a transposed convolution's output can be 40 times
     # its input, and the interpreter's time goes with the tensors the kernels walk.
     halve_while(lambda: _largest_made(task), lambda made: made > MADE_PER_INPUT * max_elements)
