@@ -16,7 +16,9 @@ from .ir import Sym, Unsupported
 TEMPLATE_OPS = {
     "matmul": {"linear", "matmul", "mm", "bmm", "addmm", "mv", "einsum", "baddbmm"},
     "attention": {"scaled_dot_product_attention"},
-    "conv": {"conv1d", "conv2d", "conv3d", "convolution"},
+    # conv_transpose2d: cuDNN runs it channels-last in half the time (codegen.extern.conv_nhwc); the
+    # 1-D and 3-D ones gain nothing there and keep the core schedule's tiled epilogue (codegen.hybrid)
+    "conv": {"conv1d", "conv2d", "conv3d", "convolution", "conv_transpose2d"},
     "triangle": {"tril", "triu"},
 }
 # Composites torch decomposes into template ops (matmul -> mm/bmm, linear -> addmm ...).

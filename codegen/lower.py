@@ -34,6 +34,7 @@ from .kernels import nodes_feeding, reductions_feeding, strip_views
 from .rewrites import hint_prod, next_pow2, online_softmax, split_reductions
 from .shared_rows import share_row_reductions, sources_of
 from .row_sums import distribute_row_constants
+from .views import same_size
 from .ir import Node, Unsupported
 from .plans import ROW, KernelPlan
 
@@ -298,7 +299,7 @@ def _tile_dims(node: Node, known: set) -> int:
     there is such an operand and the run is long. 0: a flat 1-D kernel suits it as well."""
     nd = len(node.shape)
     pool = strip_views(node, known)  # max_pool1d is a 2-D pool over (N, C, 1, L), viewed back
-    if (nd >= 2 and pool.kind == ir.POOL and pool.shape[-1] == node.shape[-1]
+    if (nd >= 2 and pool.kind == ir.POOL and same_size([pool.shape[-1]], [node.shape[-1]])
             and hint_prod(node, [nd - 1]) >= 32):
         # a window per output element: rows (batch, channel, outer spatial dims) decomposed once
         # per row, the last dim's outputs along the columns, no per-element index division

@@ -45,7 +45,8 @@ SPACE: dict[str, list] = {
     "attn.num_stages": [2, 3, 4],
     "attn.INPUT_PRECISION": ["ieee", "tf32x3", "tf32"],
     "attn.TMA": [0, 1],  # keys and values through tensor descriptors where the operands allow
-    # 2-D convolutions: cuDNN on channels-last copies (1) or on the NCHW tensors as given (0).
+    # 2-D convolutions (and transposed ones without groups or dilation): cuDNN on channels-last
+    # copies (1) or on the NCHW tensors as given (0).
     "conv.channels_last": [0, 1],
     "conv.BLOCK_C": [16, 32, 64],
     "conv.BLOCK_HW": [32, 64, 128, 256],

@@ -258,6 +258,50 @@ def test_conv1d_without_bias_and_plain_conv():
     check(task(body, "[torch.randn(2, 4, 33)]"), expect_kernels=1)
 
 
+def test_a_number_made_a_tensor_in_forward_is_a_literal_of_the_conv_epilogue():
+    # torch.min(conv, torch.tensor(0.5)) (public fused tasks): the constant, and ops on constants
+    # alone, fold to numbers; torch.min of two tensors is minimum. Before, the extern lowering
+    # refused the graph ("get_attr _tensor_constant0") and the convolution ran NCHW (0.69x
+    # torch.compile at benchmark size on an H200; channels-last 0.99x).
+    body = ("    def __init__(self):\n        super().__init__()\n"
+            "        self.conv = nn.Conv2d(3, 8, 3)\n"
+            "        self.bias = nn.Parameter(torch.randn(8, 1, 1))\n"
+            "    def forward(self, x):\n"
+            "        x = torch.min(self.conv(x), torch.tensor(0.5))\n"
+            "        x = torch.max(x, torch.tensor(2, dtype=torch.int64) * -0.75)\n"
+            "        return (x + self.bias) * 2.0\n")
+    low = check(task(body, "[torch.randn(2, 3, 12, 10)]"), expect_kernels=1)
+    assert "to_channels_last(x," in low.code
+    assert "tl.minimum(" in low.code and "0.5" in low.code and "-1.5" in low.code
+
+
+def test_a_plain_transposed_conv2d_runs_channels_last_and_a_grouped_dilated_one_nchw():
+    # cuDNN: (128, 64, 64, 64) stride 2 transposed, channels-last 0.70 ms vs NCHW 1.32 (H200);
+    # grouped and dilated, channels-last made the whole task slower (65.9 vs 50.4 ms)
+    plain = ("    def __init__(self):\n        super().__init__()\n"
+             "        self.conv = nn.ConvTranspose2d(6, 4, 4, stride=2, padding=1)\n"
+             "    def forward(self, x):\n"
+             "        return F.gelu(torch.min(self.conv(x) + 0.5, torch.tensor(0.0))) * 2.0\n")
+    low = check(task(plain, "[torch.randn(2, 6, 7, 9)]"), expect_kernels=1)
+    assert "F.conv_transpose2d(to_channels_last(x," in low.code
+    grouped = plain.replace("padding=1)", "padding=1, groups=2, dilation=2)")
+    src = task(grouped, "[torch.randn(2, 6, 7, 9)]")
+    refused = lower_extern(src)
+    assert not refused.ok and "grouped or dilated conv_transpose2d" in refused.reason
+    import codegen
+    whole = codegen.lower(src)  # the core schedule's NCHW cuDNN call and tiled epilogue
+    assert whole.ok and "aten.convolution.default" in whole.code and "channels_last" not in whole.code
+    ns: dict = {}
+    exec(src, ns)
+    gen = load_generated(whole.code, "hybrid_generated")
+    model = ns["Model"]()
+    new = gen["ModelNew"]()
+    new.load_state_dict(model.state_dict())
+    x = torch.randn(2, 6, 7, 9)
+    with torch.no_grad():
+        torch.testing.assert_close(new(x), model(x), rtol=1e-4, atol=1e-4)
+
+
 def test_unsupported_is_reported_not_fallen_back():
     src = task(NO_INIT + "    def forward(self, a, b):\n"
                "        return torch.matmul(a, b).sum(dim=1)\n",

@@ -2,7 +2,7 @@
 
 On the H100, cuDNN runs a 2-D convolution several times faster on channels-last tensors (its
 tensor-core kernels want channels innermost) than on NCHW ones, even counting the conversion of
-the input. The result comes back channels-last; this kernel applies the fused epilogue (conv bias,
+the input; a transposed one without groups or dilation about twice as fast (H200). The result comes back channels-last; this kernel applies the fused epilogue (conv bias,
 activations, per-channel terms, same-shape inputs) and stores the output in the reference's
 NCHW layout in the same pass. Each program owns a [BLOCK_C, BLOCK_HW] tile of one image: it reads
 along channels (contiguous in NHWC) and writes along pixels (contiguous in NCHW); Triton stages
@@ -150,7 +150,7 @@ def fuse_epilogue(g, arg_name, tunables: dict, target: str) -> bool:
     ep.anchor_var = var(conv_name)
     layout = tn.conv_defaults(target)
     layout = tn.apply_overrides("conv", layout, tunables)
-    if fn == "F.conv2d" and layout["channels_last"] and eligible(g):
+    if fn in ("F.conv2d", "F.conv_transpose2d") and layout["channels_last"] and eligible(g):
         # cuDNN's channels-last kernels are much faster; the epilogue writes NCHW back.
         g.kind = "conv"
         g.launcher_prologue[0] = (
