@@ -72,7 +72,8 @@ def _lower_captured(cap, ns: dict, task_source: str, tunables: dict | None, targ
     if lone is not None:  # cuDNN alone would be rejected: a direct Triton convolution
         space = conv_direct.knobs_that_move(lone)
         try:
-            tun = tunables_mod.resolve(tunables, defaults=tunables_mod.DIRECT_CONV_DEFAULTS)
+            tun = tunables_mod.resolve(tunables, defaults=tunables_mod.DIRECT_CONV_DEFAULTS
+                                       | tunables_mod.CONV_GEMM_DEFAULTS)
         except KeyError as e:
             return Lowering(False, reason=str(e.args[0]), space=space)
         _generalize_sizes(cap, task_source, ns)

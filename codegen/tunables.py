@@ -62,13 +62,23 @@ SPACE: dict[str, list] = {
     "direct_conv.BLOCK_S_1D": [128, 256, 512, 1024],
     "direct_conv.BLOCK_S_TRANSPOSED": [128, 256, 512, 1024],
     "direct_conv.num_warps": [2, 4, 8],
+    # a lone convolution without groups (codegen.conv_gemm): an implicit GEMM on tensor cores (1),
+    # or the direct kernel above (0); its tile (channels: at most this many), warps, steps in
+    # flight, and fp32's precision on the tensor cores
+    "conv_gemm.use": [1, 0],
+    "conv_gemm.BLOCK_M": [64, 128, 256],
+    "conv_gemm.BLOCK_N": [32, 64, 128, 256],
+    "conv_gemm.BLOCK_K": [16, 32, 64],
+    "conv_gemm.num_warps": [4, 8],
+    "conv_gemm.num_stages": [2, 3, 4],
+    "conv_gemm.INPUT_PRECISION": ["tf32x3", "ieee", "tf32"],
 }
 
 # The knobs of each kernel family: a file's search space is its families' knobs.
 FAMILIES = {
     "pointwise": ("pointwise.", "reduce.", "num_stages"),  # the fused kernels of codegen.lower
     "matmul": ("mm.",), "attention": ("attn.",), "conv": ("conv.",), "elementwise": ("ew.",),
-    "direct_conv": ("direct_conv.",),
+    "direct_conv": ("direct_conv.",), "conv_gemm": ("conv_gemm.",),
 }
 
 
@@ -105,6 +115,19 @@ DIRECT_CONV_DEFAULTS: dict[str, object] = {
     "direct_conv.BLOCK_S_1D": 512,
     "direct_conv.BLOCK_S_TRANSPOSED": 512,
     "direct_conv.num_warps": 4,
+}
+
+# The implicit GEMM's tile: Triton's matmul tutorial's fp32 shape (128 x 128 x 32, 8 warps, 3
+# stages), fp32 as three TF32 products like the matmul template's default. Chosen without a GPU
+# measurement (none was left when it was written): a search moves these knobs.
+CONV_GEMM_DEFAULTS: dict[str, object] = {
+    "conv_gemm.use": 1,
+    "conv_gemm.BLOCK_M": 128,
+    "conv_gemm.BLOCK_N": 128,
+    "conv_gemm.BLOCK_K": 32,
+    "conv_gemm.num_warps": 8,
+    "conv_gemm.num_stages": 3,
+    "conv_gemm.INPUT_PRECISION": "tf32x3",
 }
 
 TARGET_DEFAULTS: dict[str, dict] = {

@@ -5,7 +5,7 @@ smaller one (so sizes the trace baked in would show): a Python number argument, 
 activations, cat/stack, batch norm in eval mode, pooling after a convolution or a matmul, dilated
 max-pooling 1-D, KL divergence, a large matrix-vector product, norms / reductions after a
 matmul, bmm or convolution, and convolutions (depthwise, grouped, transposed 1-D/2-D/3-D) alone
-(a direct Triton kernel) or with an epilogue.
+(a direct Triton kernel; a standard one an implicit GEMM) or with an epilogue.
 """
 from __future__ import annotations
 
@@ -60,6 +60,7 @@ def judge(tmp_path, source: str, lower_cap: int, run_cap: int, keep=()):
     ("fused_conv2d_groupnorm_instancenorm", 16, 8, ()),  # channels per group follows the channels
     ("fused_linear_bmm_reductions", 32, 16, ()),
     ("conv_depthwise2d", 16, 8, ()),
+    ("conv2d_standard", 16, 8, ()),
     ("conv_grouped1d_dilated", 32, 16, ("GROUPS",)),
     ("conv_transpose1d_grouped_dilated", 32, 16, ("GROUPS",)),
     ("conv_transpose2d_strided", 16, 8, ()),
@@ -74,9 +75,10 @@ def test_task_is_lowered_and_accepted_by_the_harness(tmp_path, name, lower_cap, 
     if name.startswith("fused_") and ("conv" in name or "linear" in name):
         # the product stays a vendor call only because Triton work is fused after it
         assert verdict.allowed_leftovers and res.kernels
-    if name.startswith("conv_"):  # nothing to fuse around it: no vendor convolution at all
-        assert not verdict.allowed_leftovers and res.kernels == ["conv_direct_kernel: direct " + (
-            "transposed convolution" if "transpose" in name else "convolution")]
+    if name.startswith("conv"):  # nothing to fuse around it: no vendor convolution at all
+        assert not verdict.allowed_leftovers and res.kernels == (
+            ["conv_implicit_gemm_kernel: implicit GEMM convolution"] if name == "conv2d_standard" else
+            ["conv_direct_kernel: direct " + ("transposed convolution" if "transpose" in name else "convolution")])
 
 
 def _load(tmp_path, code: str, name: str):
@@ -169,7 +171,7 @@ def test_a_direct_convolutions_tile_is_a_tunable_the_search_can_move(tmp_path):
     res = codegen.lower(source, tunables={"direct_conv.BLOCK_S_TRANSPOSED": 64, "direct_conv.BLOCK_R": 4})
     assert res.ok and "CONV_BLOCK_S_TRANSPOSED = 64" in res.code and "CONV_BLOCK_R = 4" in res.code
     plain = codegen.lower(source.replace("nn.ConvTranspose2d(8, 8, 3, stride=2, padding=1, output_padding=1)",
-                                         "nn.Conv1d(8, 8, 3)").replace("randn(2, 8, 9, 10)", "randn(2, 8, 9)"))
+                                         "nn.Conv1d(8, 8, 3, groups=2)").replace("randn(2, 8, 9, 10)", "randn(2, 8, 9)"))
     assert "direct_conv.BLOCK_S_1D" in plain.space and "direct_conv.BLOCK_S_TRANSPOSED" not in plain.space
     ns: dict = {}
     exec(source, ns)

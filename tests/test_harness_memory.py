@@ -487,9 +487,10 @@ def test_every_benchmark_size_task_validates_on_cpu_shrunk_without_touching_its_
 
 def test_the_benchmark_size_suite_is_sized_like_public_benchmarks_and_fits_an_80_gb_gpu():
     """Several GB per task, at most ~12 GB per tensor, and three copies plus intermediates under 80 GB
-    (estimated on fake tensors: nothing is allocated). A lone convolution runs as an untuned direct
-    Triton kernel, so its tasks stay at 50 GFLOP a call or less: well under a second on an H100,
-    far inside the judge's per-job timeout."""
+    (estimated on fake tensors: nothing is allocated). A lone depthwise, grouped or transposed
+    convolution runs as an untuned direct Triton kernel, so its tasks (conv_*) stay at 50 GFLOP a
+    call or less: well under a second on an H100, far inside the judge's per-job timeout. A
+    standard one (conv2d_*) runs on tensor cores and stays at a TFLOP, as the matmuls do."""
     import torch
     from torch._subclasses.fake_tensor import FakeTensorMode
     from torch.utils.flop_counter import FlopCounterMode
@@ -508,10 +509,11 @@ def test_the_benchmark_size_suite_is_sized_like_public_benchmarks_and_fits_an_80
         assert footprint.needed_bytes() < 80e9, (path.name, footprint.to_dict())
         assert max(footprint.input_bytes, footprint.output_bytes) < 13e9, path.name
         several_gb += footprint.input_bytes >= 2e9
-        if path.stem.startswith("conv_"):
+        if path.stem.startswith("conv"):
             with FakeTensorMode(allow_non_fake_inputs=True), torch.no_grad(), FlopCounterMode(display=False) as flops:
                 task.Model(*task.get_init_inputs())(*task.get_inputs())
-            assert 1e9 < flops.get_total_flops() <= 50e9, (path.name, flops.get_total_flops())
+            limit = 50e9 if path.stem.startswith("conv_") else 1e12
+            assert 1e9 < flops.get_total_flops() <= limit, (path.name, flops.get_total_flops())
     assert several_gb >= len(tasks) * 2 // 3
 
 
