@@ -187,9 +187,10 @@ def lone_convolution(graph: ir.Graph) -> Node | None:
 
 
 def knobs_that_move(conv: Node) -> dict:
-    """The direct_conv.* knobs this convolution's launch reads: of the three position tiles, the
-    one of its kind (transposed, else 1-D, else 2-D/3-D). Both row knobs stay: whether a group has
-    one output channel (depthwise rows) is read at run time."""
+    """The knobs this convolution's file reads: the implicit GEMM's (conv_gemm.*) where it serves;
+    else the direct kernel's, of whose three position tiles the one of its kind (transposed, else
+    1-D, else 2-D/3-D). Both row knobs stay: whether a group has one output channel (depthwise
+    rows) is read at run time."""
     if conv_gemm.serves(conv):  # the implicit GEMM's knobs (its switch leads to the direct defaults)
         return tunables.space_of("conv_gemm")
     a = conv.attrs

@@ -30,7 +30,8 @@ def conv_implicit_gemm_kernel(x_ptr, w_ptr, b_ptr, out_ptr, C_IN, D, H, W, C_OUT
     in flight (num_stages) while the tensor cores work on this one."""
     program = tl.program_id(0)
     n = tl.program_id(1).to(tl.int64)  # the image's base offset: whole tensors may pass 2**31 elements
-    co_block = program % CO_BLOCKS  # the output-channel tiles of one position tile are neighbours: its inputs are read once from DRAM
+    # the output-channel tiles of one position tile are neighbours: its inputs come from DRAM once
+    co_block = program % CO_BLOCKS
     p_block = program // CO_BLOCKS
     positions = OD * OH * OW
     p = p_block * BLOCK_M + tl.arange(0, BLOCK_M)
@@ -77,7 +78,7 @@ def conv_implicit_gemm_kernel(x_ptr, w_ptr, b_ptr, out_ptr, C_IN, D, H, W, C_OUT
 
 
 LAUNCHER = '''def conv_implicit_gemm(x, weight, bias, stride, padding, dilation, transposed, output_padding, groups):
-    """A convolution without groups, of any rank 1-3, as one implicit GEMM a image (tensor cores)."""
+    """A convolution without groups, of any rank 1-3, as one implicit GEMM an image (tensor cores)."""
     if transposed or groups != 1:
         raise ValueError("conv_implicit_gemm serves convolutions without groups, not transposed")
     nd = weight.dim() - 2

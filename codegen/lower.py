@@ -69,7 +69,7 @@ def lower(task_source: str, *, tunables: dict | None = None, target: str = "cuda
 def _lower_captured(cap, ns: dict, task_source: str, tunables: dict | None, target: str) -> Lowering:
     vendor_product = False
     lone = conv_direct.lone_convolution(cap.graph)
-    if lone is not None:  # cuDNN alone would be rejected: a direct Triton convolution
+    if lone is not None:  # cuDNN alone would be rejected: a Triton convolution (direct, or an implicit GEMM)
         space = conv_direct.knobs_that_move(lone)
         try:
             tun = tunables_mod.resolve(tunables, defaults=tunables_mod.DIRECT_CONV_DEFAULTS

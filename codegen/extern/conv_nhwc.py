@@ -2,7 +2,8 @@
 
 On the H100, cuDNN runs a 2-D convolution several times faster on channels-last tensors (its
 tensor-core kernels want channels innermost) than on NCHW ones, even counting the conversion of
-the input; a transposed one without groups or dilation about twice as fast (H200). The result comes back channels-last; this kernel applies the fused epilogue (conv bias,
+the input; a transposed one without groups or dilation about twice as fast (H200). The result
+comes back channels-last; this kernel applies the fused epilogue (conv bias,
 activations, per-channel terms, same-shape inputs) and stores the output in the reference's
 NCHW layout in the same pass. Each program owns a [BLOCK_C, BLOCK_HW] tile of one image: it reads
 along channels (contiguous in NHWC) and writes along pixels (contiguous in NCHW); Triton stages
