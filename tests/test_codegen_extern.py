@@ -14,6 +14,7 @@ os.environ.setdefault("TRITON_INTERPRET", "1")
 import pytest
 import torch
 
+import codegen
 from codegen.extern import has_extern, lower_extern
 from codegen.extern.loading import load_generated
 
@@ -288,7 +289,6 @@ def test_a_plain_transposed_conv2d_runs_channels_last_and_a_grouped_dilated_one_
     src = task(grouped, "[torch.randn(2, 6, 7, 9)]")
     refused = lower_extern(src)
     assert not refused.ok and "grouped or dilated conv_transpose2d" in refused.reason
-    import codegen
     whole = codegen.lower(src)  # the core schedule's NCHW cuDNN call and tiled epilogue
     assert whole.ok and "aten.convolution.default" in whole.code and "channels_last" not in whole.code
     ns: dict = {}

@@ -25,7 +25,7 @@ LARGE = Path(__file__).resolve().parent.parent / "bench" / "tasks_large" / "conv
 @pytest.mark.parametrize("conv,inputs,tunables", [
     # strided, padded, dilated, with a bias; positions not a multiple of the tile's
     ("nn.Conv2d(12, 24, 3, stride=2, padding=2, dilation=2)", "[torch.randn(2, 12, 19, 23)]", None),
-    # channels that leave partial tiles: 20 inputs in steps of 16, 20 outputs in tiles of 16
+    # channels that leave partial tiles: 20 inputs in steps of 16, 20 outputs in a tile of 32
     ("nn.Conv2d(20, 20, (3, 5), padding=(1, 0), bias=False)", "[torch.randn(2, 20, 9, 11)]",
      {"conv_gemm.BLOCK_N": 32, "conv_gemm.BLOCK_K": 16, "conv_gemm.BLOCK_M": 64}),
     ("nn.Conv1d(16, 32, 5, stride=3, padding=1)", "[torch.randn(3, 16, 70)]", None),
@@ -45,13 +45,13 @@ def test_half_precision_inputs_multiply_on_the_tensor_cores_as_they_are(tmp_path
     assert "conv_implicit_gemm_kernel" in res.code
 
 
-@pytest.mark.parametrize("conv,tunables", [
-    ("nn.Conv2d(3, 16, 3)", None),  # an image's 3 channels would leave most of each step zeros
-    ("nn.Conv2d(16, 32, 3)", {"conv_gemm.use": 0}),  # the switch: the direct kernel
+@pytest.mark.parametrize("channels,tunables", [
+    (3, None),  # an image's 3 channels would leave most of each step zeros
+    (16, {"conv_gemm.use": 0}),  # the switch: the direct kernel
 ])
-def test_few_input_channels_or_the_switch_keep_the_direct_kernel(tmp_path, conv, tunables):
-    source = make_task("self.conv(x)", "[torch.randn(2, int(str(self_c)), 10, 10)]".replace(
-        "int(str(self_c))", conv.split("(")[1].split(",")[0]), init=f"|self.conv = {conv}")
+def test_few_input_channels_or_the_switch_keep_the_direct_kernel(tmp_path, channels, tunables):
+    source = make_task("self.conv(x)", f"[torch.randn(2, {channels}, 10, 10)]",
+                       init=f"|self.conv = nn.Conv2d({channels}, 16, 3)")
     res = run_both(tmp_path, source, tunables=tunables)
     assert res.kernels == ["conv_direct_kernel: direct convolution"]
 
