@@ -1,6 +1,5 @@
 """A convolution with nothing to fuse around it (depthwise, grouped, transposed, 1-D/2-D/3-D) as
-one direct Triton kernel. A standard one (no groups, not transposed, 8 input channels or more)
-is an implicit GEMM on tensor cores instead (conv_gemm.py); this file writes either.
+one direct Triton kernel. A standard one (no groups, not transposed) is an implicit GEMM on tensor cores instead (conv_gemm.py); this file writes either.
 
 cuDNN alone would leave the whole task in a vendor library, which the judge rejects (vendor
 convolutions are allowed only with Triton work fused around them), so such a graph gets its own

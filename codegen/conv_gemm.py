@@ -6,7 +6,8 @@ and inputs at a time: right for depthwise and grouped convolutions, whose channe
 inputs, but a standard 2-D convolution at benchmark size, (16, 16, 1024, 1024) -> 128 channels,
 3x3, ran at 64.5 ms on an H200 against cuDNN's 6.7 (0.10x). Here each image is one GEMM: rows its
 output positions, columns the output channels, summed over input channels x kernel taps, a tap
-and BLOCK_K channels at a time, with `tl.dot` on tensor cores (fp32 inputs as three TF32 products,
+and BLOCK_K channels at a time (an image's 3 channels: BLOCK_K (channel, tap) pairs at a time),
+with `tl.dot` on tensor cores (fp32 inputs as three TF32 products,
 about fp32's accuracy, unless the task's tolerance is asked to take plain TF32). Nothing is
 copied: the input is read in place (NCHW), its positions along the tile's rows, and the weight
 as it is. 1-D and 2-D convolutions run as 3-D ones with unit leading spatial dims, as in the
@@ -17,17 +18,28 @@ from __future__ import annotations
 from .ir import Node
 
 KERNEL = '''@triton.jit
+def accumulate_product(acc, a, b, FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr):
+    """acc + a @ b on tensor cores (fp32 operands at INPUT_PRECISION)."""
+    if FP32:
+        return tl.dot(a, b, acc, input_precision=INPUT_PRECISION)
+    return tl.dot(a, b, acc)
+
+
+@triton.jit
 def conv_implicit_gemm_kernel(x_ptr, w_ptr, b_ptr, out_ptr, C_IN, D, H, W, C_OUT, OD, OH, OW, CO_BLOCKS,
                               SD: tl.constexpr, SH: tl.constexpr, SW: tl.constexpr,
                               PD: tl.constexpr, PH: tl.constexpr, PW: tl.constexpr,
                               DD: tl.constexpr, DH: tl.constexpr, DW: tl.constexpr,
                               KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, HAS_BIAS: tl.constexpr,
-                              FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr, BLOCK_M: tl.constexpr,
-                              BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, INT64_INDEX: tl.constexpr):
+                              FEW_CHANNELS: tl.constexpr, FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr,
+                              BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+                              INT64_INDEX: tl.constexpr):
     """out[n, co, p] = bias[co] + sum over c, k of x[n, c, p * stride - padding + k * dilation] * w[co, c, k]:
     a [BLOCK_M positions, BLOCK_N output channels] tile of image n per program. The reduction runs
-    over (tap, block of BLOCK_K input channels) steps, one loop, so the loads of the next steps are
-    in flight (num_stages) while the tensor cores work on this one."""
+    as one loop of steps, so the loads of the next steps are in flight (num_stages) while the
+    tensor cores work on this one: a step is one tap and BLOCK_K input channels, or, with fewer
+    channels than the smallest step (FEW_CHANNELS: an image's 3), BLOCK_K of the (channel, tap)
+    pairs in the weight's own order, so that few of a step's products are of padding zeros."""
     program = tl.program_id(0)
     n = tl.program_id(1).to(tl.int64)  # the image's base offset: whole tensors may pass 2**31 elements
     # the output-channel tiles of one position tile are neighbours: its inputs come from DRAM once
@@ -49,27 +61,43 @@ def conv_implicit_gemm_kernel(x_ptr, w_ptr, b_ptr, out_ptr, C_IN, D, H, W, C_OUT
     plane = D * H * W
     x_image = x_ptr + n * C_IN * plane
     taps = KD * KH * KW
-    c_blocks = tl.cdiv(C_IN, BLOCK_K)
     acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
-    for step in range(0, taps * c_blocks):
-        tap = step // c_blocks
-        c = (step % c_blocks) * BLOCK_K + ck
-        kw = tap % KW
-        kh = (tap // KW) % KH
-        kd = tap // (KW * KH)
-        idd = od * SD - PD + kd * DD
-        ih = oh * SH - PH + kh * DH
-        iw = ow * SW - PW + kw * DW
-        inside = p_mask & (idd >= 0) & (idd < D) & (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
-        c_mask = c < C_IN
-        a = tl.load(x_image + c[None, :] * plane + ((idd * H + ih) * W + iw)[:, None],
-                    mask=inside[:, None] & c_mask[None, :], other=0)
-        b = tl.load(w_ptr + co[None, :] * (C_IN * taps) + c[:, None] * taps + tap,
-                    mask=c_mask[:, None] & co_mask[None, :], other=0)
-        if FP32:
-            acc = tl.dot(a, b, acc, input_precision=INPUT_PRECISION)
-        else:
-            acc = tl.dot(a, b, acc)
+    if FEW_CHANNELS:
+        pairs = C_IN * taps
+        for step in range(0, tl.cdiv(pairs, BLOCK_K)):
+            r = step * BLOCK_K + ck
+            r_mask = r < pairs
+            c = r // taps
+            tap = r % taps
+            kw = tap % KW
+            kh = (tap // KW) % KH
+            kd = tap // (KW * KH)
+            idd = od[:, None] * SD - PD + (kd * DD)[None, :]
+            ih = oh[:, None] * SH - PH + (kh * DH)[None, :]
+            iw = ow[:, None] * SW - PW + (kw * DW)[None, :]
+            inside = (p_mask[:, None] & r_mask[None, :] & (idd >= 0) & (idd < D) & (ih >= 0) & (ih < H)
+                      & (iw >= 0) & (iw < W))
+            a = tl.load(x_image + c[None, :] * plane + (idd * H + ih) * W + iw, mask=inside, other=0)
+            b = tl.load(w_ptr + co[None, :] * pairs + r[:, None], mask=r_mask[:, None] & co_mask[None, :], other=0)
+            acc = accumulate_product(acc, a, b, FP32, INPUT_PRECISION)
+    else:
+        c_blocks = tl.cdiv(C_IN, BLOCK_K)
+        for step in range(0, taps * c_blocks):
+            tap = step // c_blocks
+            c = (step % c_blocks) * BLOCK_K + ck
+            kw = tap % KW
+            kh = (tap // KW) % KH
+            kd = tap // (KW * KH)
+            idd = od * SD - PD + kd * DD
+            ih = oh * SH - PH + kh * DH
+            iw = ow * SW - PW + kw * DW
+            inside = p_mask & (idd >= 0) & (idd < D) & (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
+            c_mask = c < C_IN
+            a = tl.load(x_image + c[None, :] * plane + ((idd * H + ih) * W + iw)[:, None],
+                        mask=inside[:, None] & c_mask[None, :], other=0)
+            b = tl.load(w_ptr + co[None, :] * (C_IN * taps) + c[:, None] * taps + tap,
+                        mask=c_mask[:, None] & co_mask[None, :], other=0)
+            acc = accumulate_product(acc, a, b, FP32, INPUT_PRECISION)
     if HAS_BIAS:
         acc += tl.load(b_ptr + co, mask=co_mask, other=0).to(tl.float32)[None, :]
     out_image = out_ptr + n * C_OUT * positions
@@ -93,33 +121,29 @@ LAUNCHER = '''def conv_implicit_gemm(x, weight, bias, stride, padding, dilation,
     pad3 = lambda v, fill: [fill] * lead + list(v)  # noqa: E731
     D, H, W = pad3(sizes, 1)
     OD, OH, OW = pad3(out_sizes, 1)
-    # tiles no wider than the channels they hold, and at least 16 (the tensor cores' smallest)
+    # tiles no wider than what they hold, and at least 16 (the tensor cores' smallest step); with
+    # fewer input channels than that, a step holds (channel, tap) pairs
+    few_channels = c_in < 16
     block_n = max(16, min(CONV_GEMM_BLOCK_N, triton.next_power_of_2(c_out)))
-    block_k = max(16, min(CONV_GEMM_BLOCK_K, triton.next_power_of_2(c_in)))
+    reduced = c_in * math.prod(ksize) if few_channels else c_in
+    block_k = max(16, min(CONV_GEMM_BLOCK_K, triton.next_power_of_2(reduced)))
     co_blocks = cdiv(c_out, block_n)
     grid = (cdiv(OD * OH * OW, CONV_GEMM_BLOCK_M) * co_blocks, x.shape[0])
     per_image = max(c_in * D * H * W, c_out * OD * OH * OW)
     conv_implicit_gemm_kernel[grid](
         x, weight, bias if bias is not None else weight, out, c_in, D, H, W, c_out, OD, OH, OW, co_blocks,
         *pad3(stride, 1), *pad3(padding, 0), *pad3(dilation, 1), *pad3(ksize, 1),
-        HAS_BIAS=bias is not None, FP32=x.dtype == torch.float32, INPUT_PRECISION=CONV_GEMM_INPUT_PRECISION,
+        HAS_BIAS=bias is not None, FEW_CHANNELS=few_channels, FP32=x.dtype == torch.float32,
+        INPUT_PRECISION=CONV_GEMM_INPUT_PRECISION,
         BLOCK_M=CONV_GEMM_BLOCK_M, BLOCK_N=block_n, BLOCK_K=block_k, INT64_INDEX=per_image >= 2**31,
         num_warps=CONV_GEMM_WARPS, num_stages=CONV_GEMM_STAGES)
     return out'''
 
 
-# Input channels a tap needs to fill the tensor cores' smallest reduction step (16) at least half:
-# with fewer (an RGB image's 3), most of each step would multiply zeros.
-MIN_INPUT_CHANNELS = 8
-
-
 def serves(conv: Node) -> bool:
-    """A convolution without groups, not transposed (every output channel reads every input
-    channel), of at least MIN_INPUT_CHANNELS input channels."""
+    """A convolution without groups, not transposed: every output channel reads every input channel."""
     a = conv.attrs
-    weight = a.get("weight")
-    c_in = weight.hint[1] if isinstance(weight, Node) else 0
-    return not a.get("transposed") and a.get("groups") == 1 and isinstance(c_in, int) and c_in >= MIN_INPUT_CHANNELS
+    return not a.get("transposed") and a.get("groups") == 1
 
 
 def constants(tun: dict) -> str:

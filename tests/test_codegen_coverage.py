@@ -106,7 +106,8 @@ def test_a_number_argument_is_read_at_each_call_not_baked(tmp_path):
 
 def test_a_lone_convolution_is_not_handed_to_the_vendor_library_alone():
     """With nothing to fuse around it, a conv left to cuDNN is rejected by the judge: the hybrid
-    lowering (vendor product + Triton rest) does not take such a graph; the direct kernel does."""
+    lowering (vendor product + Triton rest) does not take such a graph; a Triton convolution does
+    (a standard one, an implicit GEMM on tensor cores)."""
     from codegen import hybrid
     from codegen.capture import capture
 
@@ -115,8 +116,8 @@ def test_a_lone_convolution_is_not_handed_to_the_vendor_library_alone():
               "    def forward(self, x):\n        return self.conv(x)\n\n\n"
               "def get_inputs():\n    return [torch.randn(2, 4, 8, 8)]\n\n\ndef get_init_inputs():\n    return []\n")
     assert not hybrid.eligible(capture(source).graph)
-    res = codegen.lower(source)  # a direct Triton convolution instead
-    assert res.ok and res.kernels == ["conv_direct_kernel: direct convolution"] and "F.conv" not in res.code
+    res = codegen.lower(source)  # a Triton convolution instead
+    assert res.ok and res.kernels == ["conv_implicit_gemm_kernel: implicit GEMM convolution"] and "F.conv" not in res.code
     bn = source.replace("return self.conv(x)", "return torch.nn.functional.max_pool2d(self.conv(x), 2)")
     assert hybrid.eligible(capture(bn).graph)
 
@@ -141,7 +142,7 @@ def test_a_direct_convolution_matches_torch_at_uneven_strides_and_dilations(tmp_
               f"    def __init__(self):\n        super().__init__()\n        self.conv = {module}\n\n"
               f"    def forward(self, x):\n        return self.conv(x)\n\n\n"
               f"def get_inputs():\n    return [torch.randn{shape}]\n\n\ndef get_init_inputs():\n    return []\n")
-    res = codegen.lower(source)
+    res = codegen.lower(source, tunables={"conv_gemm.use": 0})  # a standard one too: the direct kernel
     assert res.ok and res.kernels[0].startswith("conv_direct_kernel"), res.reason
     ns: dict = {}
     exec(source, ns)
