@@ -85,7 +85,7 @@ def validate_job(task_path: str, device: str) -> dict:
         check["notes"].append(note)
     elif degenerate.rounding_noise(model, first, output, target):
         del output, outputs
-        _informative, note = degenerate.informative_output(model, first, 1, target, noise=True)
+        _informative, note = degenerate.informative_output(model, first, seed=1, device=target, noise=True)
         check["notes"].append(note)
     check["ok"] = not problems
     return check

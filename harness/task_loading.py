@@ -240,8 +240,11 @@ def shrink_task(task: ModuleType, max_elements: int = MAX_INPUT_ELEMENTS,
     # The inputs first. A halving counts when the largest input shrinks, or stays and the inputs
     # as a whole shrink: two equally large inputs that each have a dim the other lacks (a matmul's
     # M and N) only shrink one at a time.
-    halve_while(lambda: _input_sizes(task) if not runs_on_meta or _largest_made(task) is not None else None,
-                lambda counts: counts[0] > max_elements)
+    def input_sizes_while_it_runs():
+        """The inputs' sizes; None where a reference that ran on meta tensors no longer does."""
+        return None if runs_on_meta and _largest_made(task) is None else _input_sizes(task)
+
+    halve_while(input_sizes_while_it_runs, lambda counts: counts[0] > max_elements)
     # Then what the reference makes from them: a transposed convolution's output can be 40 times
     # its input, and the interpreter's time goes with the tensors the kernels walk.
     halve_while(lambda: _largest_made(task), lambda made: made > MADE_PER_INPUT * max_elements)

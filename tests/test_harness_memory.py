@@ -158,6 +158,15 @@ def test_two_equally_large_inputs_with_dims_of_their_own_both_shrink(tmp_path):
     assert task.M * task.K <= MAX_INPUT_ELEMENTS and task.K * task.N <= MAX_INPUT_ELEMENTS
 
 
+def _shrunk(tmp_path, name: str, source: str):
+    """(path, task, shrunk sizes) of a task file shrunk for the interpreter, as the judge loads it."""
+    from harness.task_loading import load_task
+    path = tmp_path / f"{name}.py"
+    path.write_text(source)
+    task, shrunk = load_task(str(path), shrink=True)
+    return path, task, shrunk
+
+
 TRANSPOSED_CONV_GROWS = """import torch
 import torch.nn as nn
 batch_size = 128
@@ -180,10 +189,8 @@ def get_init_inputs():
 def test_a_task_whose_reference_makes_a_tensor_far_larger_than_its_input_is_shrunk_by_that_too(tmp_path):
     # The convolution's output is 43 times its input: shrunk by the input alone it held 2.1 M
     # elements, and the interpreted kernels timed out at the judge's 120 s.
-    from harness.task_loading import MADE_PER_INPUT, MAX_INPUT_ELEMENTS, _largest_made, load_task
-    path = tmp_path / "transposed_conv_grows.py"
-    path.write_text(TRANSPOSED_CONV_GROWS)
-    task, shrunk = load_task(str(path), shrink=True)
+    from harness.task_loading import MADE_PER_INPUT, MAX_INPUT_ELEMENTS, _largest_made
+    path, task, shrunk = _shrunk(tmp_path, "transposed_conv_grows", TRANSPOSED_CONV_GROWS)
     made = _largest_made(task)
     assert made is not None and made <= MADE_PER_INPUT * MAX_INPUT_ELEMENTS, (made, shrunk)
     assert made > MADE_PER_INPUT * MAX_INPUT_ELEMENTS // 16, "shrunk far past the target"
@@ -214,10 +221,8 @@ def get_init_inputs():
 def test_a_halving_that_breaks_the_reference_is_not_taken_and_the_rest_still_shrink(tmp_path):
     # Halving width or out_channels alone breaks the LayerNorm. Before, such a halving was kept
     # and undone at the end with every halving after it, and the task stayed at 2 M input elements.
-    from harness.task_loading import MAX_INPUT_ELEMENTS, load_task
-    path = tmp_path / "norm_sized_by_a_knob.py"
-    path.write_text(NORM_SIZED_BY_A_KNOB)
-    task, shrunk = load_task(str(path), shrink=True)
+    from harness.task_loading import MAX_INPUT_ELEMENTS
+    _path, task, shrunk = _shrunk(tmp_path, "norm_sized_by_a_knob", NORM_SIZED_BY_A_KNOB)
     assert "width" not in shrunk and "out_channels" not in shrunk, shrunk
     x, = task.get_inputs()
     assert x.numel() <= MAX_INPUT_ELEMENTS, shrunk
