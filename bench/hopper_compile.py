@@ -50,10 +50,10 @@ def _load(path, name: str):
 
 def launches(module, model_args: list, inputs: list) -> list[tuple]:
     """[(kernel name, jit function, args, kwargs)] of every launch ModelNew's forward makes on `inputs`."""
-    from triton.runtime.jit import JITFunction
+    from triton.runtime.jit import KernelInterface  # a jit function, or the interpreter's stand-in
 
     calls = []
-    kernels = {name: v for name, v in vars(module).items() if isinstance(v, JITFunction)}
+    kernels = {name: v for name, v in vars(module).items() if isinstance(v, KernelInterface)}
 
     class Recorder:
         def __init__(self, name):

@@ -62,16 +62,19 @@ SPACE: dict[str, list] = {
     "direct_conv.BLOCK_S_1D": [128, 256, 512, 1024],
     "direct_conv.BLOCK_S_TRANSPOSED": [128, 256, 512, 1024],
     "direct_conv.num_warps": [2, 4, 8],
-    # a lone convolution without groups (codegen.conv_gemm): an implicit GEMM on tensor cores (1),
-    # or the direct kernel above (0); its tile (channels: at most this many), warps, steps in
-    # flight, and fp32's precision on the tensor cores
+    # a lone convolution without groups, or a transposed one of stride 1 (codegen.conv_gemm): an
+    # implicit GEMM on tensor cores (1), or the direct kernel above (0); its tile (output channels:
+    # at most this many), warps, steps in flight, fp32's precision on the tensor cores, and
+    # whether a 1x1 kernel reads a channels-last copy of its input like the others (1) or NCHW in
+    # place (0)
     "conv_gemm.use": [1, 0],
-    "conv_gemm.BLOCK_M": [64, 128, 256],
-    "conv_gemm.BLOCK_N": [32, 64, 128, 256],
+    "conv_gemm.BLOCK_CO": [64, 128, 256],
+    "conv_gemm.BLOCK_P": [32, 64, 128, 256],
     "conv_gemm.BLOCK_K": [16, 32, 64],
     "conv_gemm.num_warps": [4, 8],
     "conv_gemm.num_stages": [2, 3, 4],
-    "conv_gemm.INPUT_PRECISION": ["tf32x3", "ieee", "tf32"],
+    "conv_gemm.INPUT_PRECISION": ["tf32", "tf32x3", "ieee"],
+    "conv_gemm.channels_last": [0, 1],
 }
 
 # The knobs of each kernel family: a file's search space is its families' knobs.
@@ -118,16 +121,16 @@ DIRECT_CONV_DEFAULTS: dict[str, object] = {
 }
 
 # The implicit GEMM's tile: Triton's matmul tutorial's fp32 shape (128 x 128 x 32, 8 warps, 3
-# stages), fp32 as three TF32 products like the matmul template's default. Chosen without a GPU
-# measurement (none was left when it was written): a search moves these knobs.
+# stages). fp32 in TF32 where the reference's own convolution runs so (codegen/conv_gemm.py).
 CONV_GEMM_DEFAULTS: dict[str, object] = {
     "conv_gemm.use": 1,
-    "conv_gemm.BLOCK_M": 128,
-    "conv_gemm.BLOCK_N": 128,
+    "conv_gemm.BLOCK_CO": 128,
+    "conv_gemm.BLOCK_P": 128,
     "conv_gemm.BLOCK_K": 32,
     "conv_gemm.num_warps": 8,
     "conv_gemm.num_stages": 3,
-    "conv_gemm.INPUT_PRECISION": "tf32x3",
+    "conv_gemm.INPUT_PRECISION": "tf32",
+    "conv_gemm.channels_last": 0,
 }
 
 TARGET_DEFAULTS: dict[str, dict] = {

@@ -6,10 +6,15 @@ compiler's declared tunable space instead of rewriting code.
 """
 from __future__ import annotations
 
+import re
+
 import harness
 from generators.base import CandidateInfo, GenContext, Proposal
+from generators.feedback import LABELS
 
 LOWER = "codegen:lower_to_dict"
+# a generated file's constant saying its template multiplies fp32 in plain TF32
+TF32_CONSTANT = re.compile(r"^[A-Z_]*INPUT_PRECISION = 'tf32'$", re.M)
 
 
 class EmbeddedGenerator:
@@ -45,7 +50,14 @@ class EmbeddedGenerator:
             why = first.error or (feedback.splitlines()[0] if feedback else "no tunable space")
             return Proposal(error=f"the embedded generator has no alternative for this task: {why}",
                             meta={"give_up": True})
-        return self._neighbour(ctx, first.meta["space"], first.meta["tunables"], seed=len(history))
+        tunables = first.meta["tunables"]
+        if feedback.startswith(f"[{LABELS['mismatch']}]") and TF32_CONSTANT.search(code):
+            # a template that multiplies fp32 in TF32, as the reference's library usually does,
+            # missed a reference that did not: the same file at fp32's accuracy first
+            exact = {k: "tf32x3" for k, v in tunables.items() if k.endswith(".INPUT_PRECISION") and v == "tf32"}
+            if exact:
+                return self._lower(ctx, tunables | exact)
+        return self._neighbour(ctx, first.meta["space"], tunables, seed=len(history))
 
     def optimize(self, ctx: GenContext, parent: CandidateInfo, inspirations: list[CandidateInfo],
                  seed: int) -> Proposal:

@@ -17,7 +17,10 @@ import torch
 
 import codegen
 from bench import hopper_compile
-from tests.test_codegen import make_task, run_both
+from codegen.extern.loading import load_generated
+from generators.base import GenContext
+from generators.embedded import EmbeddedGenerator
+from tests.test_codegen import load, make_task, run_both
 
 LARGE = Path(__file__).resolve().parent.parent / "bench" / "tasks_large" / "conv2d_standard.py"
 
@@ -27,18 +30,25 @@ LARGE = Path(__file__).resolve().parent.parent / "bench" / "tasks_large" / "conv
     ("nn.Conv2d(12, 24, 3, stride=2, padding=2, dilation=2)", "[torch.randn(2, 12, 19, 23)]", None),
     # channels that leave partial tiles: 20 inputs in steps of 16, 20 outputs in a tile of 32
     ("nn.Conv2d(20, 20, (3, 5), padding=(1, 0), bias=False)", "[torch.randn(2, 20, 9, 11)]",
-     {"conv_gemm.BLOCK_N": 32, "conv_gemm.BLOCK_K": 16, "conv_gemm.BLOCK_M": 64}),
+     {"conv_gemm.BLOCK_CO": 32, "conv_gemm.BLOCK_K": 16, "conv_gemm.BLOCK_P": 64}),
     ("nn.Conv1d(16, 32, 5, stride=3, padding=1)", "[torch.randn(3, 16, 70)]", None),
     ("nn.Conv3d(16, 8, 3, padding=1)", "[torch.randn(2, 16, 5, 6, 7)]", None),
     # fewer channels than a step: (channel, tap) pairs a step, 27 and 3 * 105 of them
     ("nn.Conv2d(3, 16, 3, stride=2, padding=1)", "[torch.randn(2, 3, 13, 12)]", None),
     ("nn.Conv3d(3, 8, (3, 5, 7), padding=(1, 2, 0))", "[torch.randn(2, 3, 5, 7, 9)]", None),
     ("nn.Conv1d(1, 4, 9, dilation=2)", "[torch.randn(2, 1, 40)]", None),
+    # transposed, stride 1: the convolution with its kernel flipped; padding below, equal to and
+    # past dilation * (kernel - 1) (a crop); output_padding (allowed below the dilation); 3 channels
+    ("nn.ConvTranspose2d(16, 24, (3, 5), padding=(0, 1))", "[torch.randn(2, 16, 9, 11)]", None),
+    ("nn.ConvTranspose2d(20, 8, 3, padding=3, bias=False)", "[torch.randn(2, 20, 10, 9)]", None),
+    ("nn.ConvTranspose1d(16, 12, 5, dilation=3, padding=2, output_padding=2)", "[torch.randn(3, 16, 30)]", None),
+    ("nn.ConvTranspose3d(3, 8, (3, 5, 7), padding=(1, 2, 3))", "[torch.randn(2, 3, 4, 6, 8)]", None),
 ])
 def test_a_convolution_without_groups_is_one_implicit_gemm(tmp_path, conv, inputs, tunables):
     source = make_task("self.conv(x)", inputs, init=f"|self.conv = {conv}")
     res = run_both(tmp_path, source, tunables=tunables)
-    assert res.kernels == ["conv_implicit_gemm_kernel: implicit GEMM convolution"]
+    assert res.kernels == ["channels_last_copy_kernel: channels moved last",
+                           "conv_implicit_gemm_kernel: implicit GEMM convolution"]
     assert "conv_direct_kernel" not in res.code
     assert set(res.space) == {k for k in codegen.tunables.SPACE if k.startswith("conv_gemm.")}
 
@@ -47,6 +57,60 @@ def test_half_precision_inputs_multiply_on_the_tensor_cores_as_they_are(tmp_path
     source = make_task("self.conv(x)", "[torch.randn(2, 16, 12, 12)]", init="|self.conv = nn.Conv2d(16, 32, 3).half()")
     res = run_both(tmp_path, source, dtype=torch.float16)
     assert "conv_implicit_gemm_kernel" in res.code
+
+
+def test_the_copy_rounds_fp32_to_tf32_to_nearest_as_cudnn_does():
+    """The tensor cores drop an fp32 operand's low 13 bits; rounded to nearest first, the GEMM's
+    products are those of cuDNN's TF32 convolution (on an H200: bit for bit on public task 63)."""
+    source = make_task("self.conv(x)", "[torch.randn(1, 16, 6, 6)]", init="|self.conv = nn.Conv2d(16, 16, 3)")
+    copy = load_generated(codegen.lower(source).code, "conv_gemm_rounding")["channels_last_copy"]
+    ulp = 2.0 ** -10  # TF32's last mantissa place at 1.0
+    values = torch.cat([torch.tensor([1 + ulp / 2, -(1 + ulp / 2), 1 + ulp / 4, 1 + 3 * ulp / 4, 0.0,
+                                      float("inf"), -float("inf"), float("nan"), 3.4028235e38]),
+                        torch.randn(503) * 100])
+    got = copy(values.reshape(1, 8, 64), True).reshape(1, 64, 8).transpose(1, 2).flatten()
+    mantissa, exponent = torch.frexp(values.double())  # 11 significant bits, ties away from zero
+    want = torch.ldexp(torch.sign(mantissa) * torch.floor(mantissa.abs() * 2**11 + 0.5) / 2**11, exponent).float()
+    torch.testing.assert_close(got, want, atol=0, rtol=0, equal_nan=True)
+    assert got[0] == 1 + ulp and got[1] == -(1 + ulp) and got[8] == float("inf")  # ties away; past fp32's max
+    assert torch.equal(copy(values.reshape(1, 8, 64), False).reshape(1, 64, 8).transpose(1, 2).flatten()
+                       .nan_to_num(), values.nan_to_num())  # not asked: moved, unchanged
+
+
+@pytest.mark.parametrize("channels,allow_tf32,precision", [
+    (16, True, "tf32"),     # as cuDNN runs the reference
+    (3, True, "ieee"),      # cuDNN runs so few channels in exact fp32
+    (16, False, "tf32x3"),  # the reference's TF32 turned off: about fp32's accuracy
+])
+def test_fp32_multiplies_on_a_gpu_as_the_references_convolution(tmp_path, monkeypatch, channels, allow_tf32, precision):
+    source = make_task("self.conv(x)", f"[torch.randn(2, {channels}, 12, 12)]",
+                       init=f"|self.conv = nn.Conv2d({channels}, 32, 3)")
+    generated = tmp_path / "generated.py"
+    generated.write_text(codegen.lower(source).code)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", allow_tf32)
+    # meta tensors stand for a GPU's: the launches are recorded, not run
+    calls = hopper_compile.launches(load(generated, "precision"), [], [torch.empty(2, channels, 12, 12, device="meta")])
+    gemm = [kwargs for name, _, _, kwargs in calls if name == "conv_implicit_gemm_kernel"]
+    copies = [kwargs["ROUND_TF32"] for name, _, _, kwargs in calls if name == "channels_last_copy_kernel"]
+    assert [g["INPUT_PRECISION"] for g in gemm] == [precision]
+    assert copies == [precision == "tf32"] * 2  # weight and input rounded only for TF32
+
+
+def test_a_mismatch_in_tf32_is_fixed_at_fp32s_accuracy_first():
+    """A reference that did not multiply in TF32 (a cuDNN heuristic, a task's own flag) rejects
+    the TF32 file: the embedded generator's fix is the same file at about fp32's accuracy."""
+    source = make_task("self.conv(x)", "[torch.randn(2, 16, 12, 12)]", init="|self.conv = nn.Conv2d(16, 32, 3)")
+    generator, context = EmbeddedGenerator(), GenContext(op_name="conv2d", task_code=source)
+    first = generator.generate(context)
+    assert "CONV_GEMM_INPUT_PRECISION = 'tf32'\n" in first.code
+    fixed = generator.fix(context, first.code, "[MISMATCH] 412/9600 elements outside tolerance", ["1: MISMATCH"])
+    assert fixed.meta["tunables"] == first.meta["tunables"] | {"conv_gemm.INPUT_PRECISION": "tf32x3"}
+    assert "CONV_GEMM_INPUT_PRECISION = 'tf32x3'\n" in fixed.code
+    # another failure, or a mismatch at fp32's accuracy, moves one knob as before
+    other = generator.fix(context, first.code, "[COMPILE ERROR] out of resources", ["1: COMPILE ERROR"])
+    again = generator.fix(context, fixed.code, "[MISMATCH] 3/9600 elements outside tolerance", ["1", "2"])
+    for proposal, seed in ((other, 1), (again, 2)):
+        assert proposal.meta["tunables"] == codegen.neighbour(first.meta["space"], first.meta["tunables"], seed)
 
 
 def test_the_switch_keeps_the_direct_kernel(tmp_path):
@@ -62,6 +126,7 @@ def test_the_benchmark_size_kernel_compiles_for_hopper_on_tensor_cores_without_s
     generated = tmp_path / "conv2d_standard_generated.py"
     generated.write_text(res.code)
     kernels = hopper_compile.report_in_subprocess(LARGE, generated)["kernels"]
-    assert [k["kernel"] for k in kernels] == ["conv_implicit_gemm_kernel"]
-    assert kernels[0]["ok"] and kernels[0]["tensor_cores"], kernels
-    assert kernels[0]["registers"] and kernels[0]["spill_bytes"] == 0, kernels  # registers enough at the default warps
+    assert [k["kernel"] for k in kernels] == ["channels_last_copy_kernel", "conv_implicit_gemm_kernel"]
+    gemm = kernels[-1]
+    assert all(k["ok"] and k["registers"] and k["spill_bytes"] == 0 for k in kernels), kernels
+    assert gemm["tensor_cores"], kernels
