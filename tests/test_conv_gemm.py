@@ -33,7 +33,7 @@ LARGE = Path(__file__).resolve().parent.parent / "bench" / "tasks_large" / "conv
      {"conv_gemm.BLOCK_CO": 32, "conv_gemm.BLOCK_K": 16, "conv_gemm.BLOCK_P": 64}),
     ("nn.Conv1d(16, 32, 5, stride=3, padding=1)", "[torch.randn(3, 16, 70)]", None),
     ("nn.Conv3d(16, 8, 3, padding=1)", "[torch.randn(2, 16, 5, 6, 7)]", None),
-    # fewer channels than a step: (channel, tap) pairs a step, 27 and 3 * 105 of them
+    # fewer channels than a step: (tap, channel) pairs a step, 27 and 105 * 3 of them
     ("nn.Conv2d(3, 16, 3, stride=2, padding=1)", "[torch.randn(2, 3, 13, 12)]", None),
     ("nn.Conv3d(3, 8, (3, 5, 7), padding=(1, 2, 0))", "[torch.randn(2, 3, 5, 7, 9)]", None),
     ("nn.Conv1d(1, 4, 9, dilation=2)", "[torch.randn(2, 1, 40)]", None),
