@@ -77,19 +77,22 @@ def test_the_copy_rounds_fp32_to_tf32_to_nearest_as_cudnn_does():
                        .nan_to_num(), values.nan_to_num())  # not asked: moved, unchanged
 
 
-@pytest.mark.parametrize("channels,allow_tf32,precision", [
-    (16, True, "tf32"),     # as cuDNN runs the reference
-    (3, True, "ieee"),      # cuDNN runs so few channels in exact fp32
-    (16, False, "tf32x3"),  # the reference's TF32 turned off: about fp32's accuracy
+@pytest.mark.parametrize("nd,channels,allow_tf32,precision", [
+    (2, 16, True, "tf32"),     # as cuDNN runs the reference
+    (2, 3, True, "tf32"),      # so too with an image's 3 channels in 2-D
+    (3, 3, True, "ieee"),      # but in 3-D cuDNN runs so few channels in exact fp32
+    (3, 16, True, "tf32"),
+    (2, 16, False, "tf32x3"),  # the reference's TF32 turned off: about fp32's accuracy
 ])
-def test_fp32_multiplies_on_a_gpu_as_the_references_convolution(tmp_path, monkeypatch, channels, allow_tf32, precision):
-    source = make_task("self.conv(x)", f"[torch.randn(2, {channels}, 12, 12)]",
-                       init=f"|self.conv = nn.Conv2d({channels}, 32, 3)")
+def test_fp32_multiplies_on_a_gpu_as_the_references_convolution(tmp_path, monkeypatch, nd, channels, allow_tf32,
+                                                                 precision):
+    shape = (2, channels) + (6,) * nd
+    source = make_task("self.conv(x)", f"[torch.randn{shape}]", init=f"|self.conv = nn.Conv{nd}d({channels}, 32, 3)")
     generated = tmp_path / "generated.py"
     generated.write_text(codegen.lower(source).code)
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", allow_tf32)
     # meta tensors stand for a GPU's: the launches are recorded, not run
-    calls = hopper_compile.launches(load(generated, "precision"), [], [torch.empty(2, channels, 12, 12, device="meta")])
+    calls = hopper_compile.launches(load(generated, "precision"), [], [torch.empty(shape, device="meta")])
     gemm = [kwargs for name, _, _, kwargs in calls if name == "conv_implicit_gemm_kernel"]
     copies = [kwargs["ROUND_TF32"] for name, _, _, kwargs in calls if name == "channels_last_copy_kernel"]
     assert [g["INPUT_PRECISION"] for g in gemm] == [precision]
