@@ -120,8 +120,11 @@ DIRECT_CONV_DEFAULTS: dict[str, object] = {
     "direct_conv.num_warps": 4,
 }
 
-# The implicit GEMM's tile: Triton's matmul tutorial's fp32 shape (128 x 128 x 32, 8 warps, 3
-# stages). fp32 in TF32 where the reference's own convolution runs so (codegen/conv_gemm.py).
+# The implicit GEMM's tile, 128 output channels x 128 positions x 32 channels a step, 8 warps, 3
+# stages: on an H200 (bench/results/h200_conv_gemm.md) none of the neighbours tried on public 63
+# was faster (64 or 256 positions, 4 stages, 4 warps: 6.0-7.8 ms against 5.95); the launcher
+# narrows it for fewer channels and widens it for long reductions. fp32 in TF32 where the
+# reference's own convolution runs so (codegen/conv_gemm.py).
 CONV_GEMM_DEFAULTS: dict[str, object] = {
     "conv_gemm.use": 1,
     "conv_gemm.BLOCK_CO": 128,
