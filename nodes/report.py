@@ -28,7 +28,10 @@ def _timing_lines(verdict: dict) -> list[str]:
     roofline = verdict.get("roofline") or {}
     if roofline.get("achieved_gbps"):
         lines.append(f"- achieved {roofline['achieved_gbps']:.0f} GB/s"
-                     + (f" ({roofline['fraction_of_peak_bw']:.0%} of peak)" if roofline.get("fraction_of_peak_bw") else ""))
+                     + (f" ({roofline['bandwidth_fraction']:.0%} of peak)" if roofline.get("bandwidth_fraction") else ""))
+    if roofline.get("compute_fraction"):
+        lines.append(f"- achieved {roofline['achieved_tflops']:.1f} TFLOP/s ({roofline['compute_fraction']:.0%} of "
+                     f"the {roofline['peak_tflops']:g} TFLOP/s peak)")
     if "contended" in timings:
         lines.append(_CONTENTION_LINES[timings["contended"]])
     memory = verdict.get("memory") or {}
