@@ -27,8 +27,8 @@ def _timing_lines(verdict: dict) -> list[str]:
             lines.append(f"- speedup vs {label}: {verdict[key]:.2f}x")
     roofline = verdict.get("roofline") or {}
     if roofline.get("achieved_gbps"):
-        lines.append(f"- achieved {roofline['achieved_gbps']:.0f} GB/s"
-                     + (f" ({roofline['bandwidth_fraction']:.0%} of peak)" if roofline.get("bandwidth_fraction") else ""))
+        share = f" ({roofline['bandwidth_fraction']:.0%} of peak)" if roofline.get("bandwidth_fraction") else ""
+        lines.append(f"- achieved {roofline['achieved_gbps']:.0f} GB/s{share}")
     if roofline.get("compute_fraction"):
         lines.append(f"- achieved {roofline['achieved_tflops']:.1f} TFLOP/s ({roofline['compute_fraction']:.0%} of "
                      f"the {roofline['peak_tflops']:g} TFLOP/s peak)")
