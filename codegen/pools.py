@@ -1,9 +1,11 @@
 """Windowed pooling (max and average, 1-D to 3-D) for emit.Kernel: each output element folds the
 window of its source that starts at output index * stride - padding.
 
-Where the source is read straight from memory (an input, or a tensor an earlier kernel stored), the
-window's first element is addressed once and each tap is a constant offset from it, its load masked
-where the tap falls in the padding: no clamped index and no select per tap and element. A stride-2
+Where the source is read straight from memory (an input, or a tensor an earlier kernel stored, or
+either viewed with unit dims, as a 1-D pool's trace does), the window's first element is addressed
+once and each tap is a constant offset from it, its load masked where the tap falls in the padding:
+no clamped index and no select per tap and element (public level-1 44, a 1-D average pool, 2.52 ->
+1.43 ms on an H200, with the loads one element a thread where that coalesces them). A stride-2
 last dim reads the two taps that start at output index * 2 as one contiguous pair (a vector load;
 tunable pointwise.pool_pairs). On an H100 a 2-D max pool over 4.3 GB went from 2.47 to 1.76 ms (0.71x
 to 0.99x torch.compile; bench/results/h100_large_speed_studies.md). Elsewhere (the window of a
@@ -33,9 +35,9 @@ class WindowPools:
         init = '-float("inf")' if is_max else "0.0"
         self.emit(f"{acc} = tl.full({self._shape_of(deps)}, {init}, tl.float32)")
         starts = [self.assign(f"{idx[lead + j][0]} * {a['stride'][j]} - {a['padding'][j]}", "w") for j in range(nd)]
-        in_place = self._reads_in_place(src)
-        pairs = in_place and self._reads_pairs(node, idx)
-        windows = self._windows(src, idx, starts, pairs) if in_place else None
+        memory = self._memory_read_in_place(src)
+        pairs = memory is not None and self._reads_pairs(node, idx)
+        windows = self._windows(node, memory, idx, starts, pairs) if memory is not None else None
         # a pool whose window reads another pool (two max pools in a row) names its taps apart:
         # the inner loops would otherwise rebind the outer taps that its later iterations read
         depth = self.open_pools
@@ -58,11 +60,18 @@ class WindowPools:
             return acc, deps
         return self._window_mean(node, acc, starts), deps
 
-    def _reads_in_place(self, src: Node) -> bool:
-        """Whether the source's taps can be loaded at offsets from the window's first element (a
-        floating-point tensor in memory, indexed flat)."""
-        in_memory = src.kind in (ir.INPUT, ir.EXTERN) or src in self.materialized and src not in self.outputs
-        return in_memory and src.dtype.is_floating_point and not self.reads_strided(src)
+    def _memory_read_in_place(self, src: Node) -> Node | None:
+        """The tensor in memory whose taps are loaded at offsets from the window's first element (a
+        floating-point tensor, indexed flat): the source, or the tensor it views with unit dims added
+        or dropped (a 1-D pool is traced as a 2-D one over an unsqueezed input, whose flat layout is
+        the input's). None where the window's values are computed."""
+        memory = src
+        while memory.kind == ir.VIEW and memory.attrs.get("squeeze"):
+            memory = memory.inputs[0]
+        in_memory = memory.kind in (ir.INPUT, ir.EXTERN) or memory in self.materialized and memory not in self.outputs
+        if in_memory and memory.dtype.is_floating_point and not self.reads_strided(memory):
+            return memory
+        return None
 
     def _reads_pairs(self, node: Node, idx) -> bool:
         """Whether the last dim's taps at output index * 2 and * 2 + 1 are read as one pair: a
@@ -72,19 +81,23 @@ class WindowPools:
         return (bool(self.tun.get("pointwise.pool_pairs", 1)) and a["stride"][-1] == 2 and a["dilation"][-1] == 1
                 and p + 1 < k and "c" in idx[-1][1])
 
-    def _windows(self, src: Node, idx, starts, pairs: bool):
+    def _windows(self, node: Node, memory: Node, idx, starts, pairs: bool):
         """Pointers to each output element's window's first element and, where the last dim reads
         pairs, to its first pair (at output index * 2: an even offset, which the compiler needs to
-        see to load the pair as one vector); and the deps of their mask."""
+        see to load the pair as one vector); and the deps of their mask. `memory` holds src's
+        elements in src's flat order (src itself, or the tensor it views with unit dims)."""
+        src = node.inputs[0]
         lead = len(src.shape) - len(starts)
         at = list(idx[:lead]) + [(s, idx[lead + j][1]) for j, s in enumerate(starts)]
         first, deps = self.linear(at, src.shape)
-        self.flat_reads.add(src)
-        window = self.assign(f"{self.ptr(src)} + {first}", "window")
+        self.flat_reads.add(memory)
+        if not pairs and _aligned_window_unaligned_taps(node.attrs):
+            first = f"tl.max_contiguous({first}, {[1] * (1 if self.row_vars is None else 2)})"
+        window = self.assign(f"{self.ptr(memory)} + {first}", "window")
         if not pairs:
             return window, None, None, deps
         even = self.assign(f"{idx[-1][0]} * 2", "w")
-        pair = self.assign(f"{self.ptr(src)} + {self.linear(at[:-1] + [(even, idx[-1][1])], src.shape)[0]}", "window")
+        pair = self.assign(f"{self.ptr(memory)} + {self.linear(at[:-1] + [(even, idx[-1][1])], src.shape)[0]}", "window")
         return window, pair, even, deps
 
     def _fold_masked_taps(self, node: Node, tap_names, starts, acc, fill, window, pair, even, deps) -> int:
@@ -95,7 +108,9 @@ class WindowPools:
         sizes = src.shape[len(src.shape) - nd:]
         steps = [_prod(sizes[j + 1:]) for j in range(nd)]
         taps = [_times(tap_names[j], a["dilation"][j]) for j in range(nd)]
-        inner = [_inside(f"{starts[j]} + {taps[j]}", sizes[j]) for j in range(nd)]
+        # a unit dim that a 1-D pool's trace adds (window 1, no padding) is always inside
+        inner = [None if (sizes[j], a["kernel"][j], a["padding"][j]) == ("1", 1, 0)
+                 else _inside(f"{starts[j]} + {taps[j]}", sizes[j]) for j in range(nd)]
         base_mask = self.mask(deps)
         cast = f".to({compute_type(src.dtype)})"
 
@@ -109,14 +124,14 @@ class WindowPools:
                 self.emit(f"{acc} += {value}")
 
         if pair is None:
-            ok = " & ".join(([base_mask] if base_mask else []) + inner)
+            ok = " & ".join(t for t in [base_mask, *inner] if t)
             fold(self.assign(f"tl.load({window} + {tap_offset(range(nd))}, mask={ok}, other={fill}){cast}", "x"))
             return nd
         # The last dim unrolled here: its taps at output index * 2 and * 2 + 1 are one contiguous
         # pair (a vector load), the others single loads.
         last, w = nd - 1, starts[-1]
         k, p = a["kernel"][last], a["padding"][last]
-        outer_ok = " & ".join(([base_mask] if base_mask else []) + inner[:last])
+        outer_ok = " & ".join(t for t in [base_mask, *inner[:last]] if t)
         for t in range(k):
             if t == p:
                 two = "tl.arange(0, 2)[None, None, :]"
@@ -182,3 +197,15 @@ def _times(factor: str, scale) -> str:
 
 def _inside(position: str, size: str) -> str:
     return f"({position} >= 0) & ({position} < {size})"
+
+
+def _aligned_window_unaligned_taps(a: dict) -> bool:
+    """Whether the window's first elements run contiguous and may start on a vector boundary
+    (stride 1 along the last dim, even padding) while its later taps do not: Triton then gives
+    each thread consecutive outputs, and every unaligned tap became as many scalar loads, each
+    spread over as many lines. Read one element a thread instead (a contiguity of 1), each
+    warp's load is coalesced: on an H200 the 1-D max pool over (64, 192, 65536), window 8,
+    dilation 3, padding 4 (public level-1 41) took 3.83 ms with four outputs a thread, 1.93 with
+    one. A stride-1 window of odd padding never starts on a vector, nor one of stride 2 or more
+    runs contiguous: Triton gives those one element a thread already."""
+    return a["stride"][-1] == 1 and a["padding"][-1] % 2 == 0 and a["kernel"][-1] > 1

@@ -9,6 +9,7 @@ import importlib.util
 import itertools
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -167,6 +168,23 @@ def test_pools_take_tiles_of_their_own_size_with_no_division_an_element(tmp_path
     small = run_both(tmp_path, src, tunables={"pointwise.pool_BLOCK": 128})
     assert "POOL_BLOCK = 128" in small.code and "pointwise.pool_BLOCK" in small.space
     assert not any(k.startswith("reduce.") for k in small.space)
+
+
+@pytest.mark.parametrize("forward, one_element_a_thread", [
+    ("F.avg_pool1d(x, 8, 1, 4)", True),               # public level-1 44's pool
+    ("F.max_pool1d(x, 8, 1, 4, dilation=3)", True),   # 41's
+    ("F.max_pool1d(x, 4, 2, 1, dilation=3)", False),  # stride 2: never more than one output a thread
+    ("F.avg_pool1d(x, 3, 1, 1)", False),              # odd padding: no window starts on a vector
+])
+def test_a_1d_pool_loads_its_taps_from_the_input_itself(tmp_path, forward, one_element_a_thread):
+    """A 1-D pool is traced as a 2-D one over an unsqueezed input. Its taps are loaded at offsets
+    from the input, masked in the padding: no index clamped and no value selected per tap (2.52 ->
+    1.43 ms for 44 on an H200, with the next point). Where a window may start on a vector boundary
+    but its other taps do not, the loads are one element a thread (tl.max_contiguous): four
+    consecutive outputs a thread made each unaligned tap four loads over four lines."""
+    res = run_both(tmp_path, make_task(forward, "[torch.randn(3, 4, 2000)]"))
+    assert not re.search(r"tl\.minimum\(tl\.maximum\(\w+, 0\)", res.code), "a clamped tap"
+    assert ("tl.max_contiguous(" in res.code) == one_element_a_thread
 
 
 def test_a_search_is_offered_only_knobs_that_change_the_file(tmp_path):
