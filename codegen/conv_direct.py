@@ -5,7 +5,7 @@ an implicit GEMM on tensor cores instead (conv_gemm.py); this file writes either
 cuDNN alone would leave the whole task in a vendor library, which the judge rejects (vendor
 convolutions are allowed only with Triton work fused around them), so such a graph gets its own
 kernel: each program computes a tile of output channels of one group by output positions of one
-image, looping over the group's input channels with the kernel taps unrolled; each input value
+image, the kernel taps unrolled around a loop over the group's input channels; each input value
 loaded feeds the whole column of output channels (with 8 output channels, 8 times fewer loads
 than one output element per lane, which bound the first version on the H100). Transposed convolutions gather too: output
 position o reads input position i = (o + padding - k * dilation) / stride where that division is
@@ -74,15 +74,19 @@ def conv_direct_kernel(x_ptr, w_ptr, b_ptr, out_ptr, N_ROWS, C_IN, D, H, W, C_OU
     first = row_block * BLOCK_R  # ONE_GROUP: the image and group of every row
     first_plane = (first // C_OUT) * C_IN + (first % C_OUT) // COUT_PER_GROUP * CIN_PER_GROUP
     acc = tl.zeros([BLOCK_R, BLOCK_S], dtype=tl.float32)
-    for ci in range(0, CIN_PER_GROUP):
-        c = group * CIN_PER_GROUP + ci
-        if ONE_GROUP:
-            x_plane = x_ptr + (first_plane + ci) * (D * H * W)
-        else:
-            x_plane = x_ptr + ((n * C_IN + c) * (D * H * W))[:, None]
-        for kd in tl.static_range(KD):
-            for kh in tl.static_range(KH):
-                for kw in tl.static_range(KW):
+    # taps outside, channels inside: a tap's positions and masks are invariant over the channel
+    # loop and live while it runs; with the channels outside, the compiler kept every tap's at once
+    # (a 3-D transposed one of 27 taps spilled 13 KB compiled for sm_90), and on an H200 the grouped
+    # and transposed suite tasks ran 3-25 % slower
+    for kd in tl.static_range(KD):
+        for kh in tl.static_range(KH):
+            for kw in tl.static_range(KW):
+                for ci in range(0, CIN_PER_GROUP):
+                    c = group * CIN_PER_GROUP + ci
+                    if ONE_GROUP:
+                        x_plane = x_ptr + (first_plane + ci) * (D * H * W)
+                    else:
+                        x_plane = x_ptr + ((n * C_IN + c) * (D * H * W))[:, None]
                     if TRANSPOSED:
                         # output o gathers input i where i * stride - padding + k * dilation == o:
                         # i = q + (p + padding - k * dilation) / stride, exact for the whole phase or for none

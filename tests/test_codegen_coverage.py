@@ -20,6 +20,7 @@ import torch
 
 import codegen
 import harness
+from bench import hopper_compile
 
 TASKS = Path(__file__).resolve().parent.parent / "bench" / "tasks"
 
@@ -264,3 +265,23 @@ def test_two_pools_in_a_row_then_a_sum_over_channels_is_one_correct_kernel(tmp_p
     res, verdict = judge(tmp_path, source, 64, 64)
     assert res.kernels == ["max_pool2d_kernel: persistent row kernel: pool, sum"], res.kernels
     assert verdict.status == "accepted", verdict.summary + "\n" + (verdict.log_tail or "")[-2000:]
+
+
+@pytest.mark.skipif(not hopper_compile.available(), reason="Triton's CUDA backend (ptxas) is not installed")
+def test_a_direct_convolution_of_27_taps_compiles_for_hopper_without_spilling(tmp_path):
+    """The taps loop outside the channel loop: each tap's positions and masks live only while its
+    channels run. With the channels outside, the compiler kept all 27 taps' at once: 13 KB of
+    spills for a 3-D transposed convolution of stride 2 (public level-1 77's configuration)."""
+    task = tmp_path / "conv_transpose3d_27_taps.py"
+    task.write_text(
+        "import torch\nimport torch.nn as nn\n\nclass Model(nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n"
+        "        self.conv = nn.ConvTranspose3d(32, 64, 3, stride=2, padding=1, dilation=2, bias=False)\n\n"
+        "    def forward(self, x):\n        return self.conv(x)\n\n\n"
+        "def get_inputs():\n    return [torch.rand(16, 32, 16, 32, 32)]\n\n\ndef get_init_inputs():\n    return []\n")
+    res = codegen.lower(task.read_text())
+    assert res.ok and res.kernels == ["conv_direct_kernel: direct transposed convolution"], res.reason
+    generated = tmp_path / "conv_transpose3d_27_taps_generated.py"
+    generated.write_text(res.code)
+    kernels = hopper_compile.report_in_subprocess(task, generated)["kernels"]
+    assert [(k["kernel"], k["ok"], k["spill_bytes"]) for k in kernels] == [("conv_direct_kernel", True, 0)], kernels
