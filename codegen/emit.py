@@ -53,6 +53,7 @@ class Kernel(IndexViews, WindowPools, RowReductions, RowScans, Skeletons):
         self.flat_reads: set = set()  # inputs read at contiguous offsets (the forward makes them so)
         self.counter = 0
         self.open_pools = 0  # pools whose window is being folded (codegen.pools)
+        self.pool_run = 1  # lanes of a pool's vector of taps (codegen.pools): a tile holds that many values an output
         self.helpers: set[str] = set()  # jit helpers (reduction combines) the kernel calls
         self.root = Scope()
         self.scope = self.root

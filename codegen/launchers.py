@@ -219,7 +219,8 @@ def render_file(graph: ir.Graph, kernels: list[Kernel], task_source: str, tun: d
         elif plan.launch[1] == "tiled":
             lsrc += [f"    n_rows, n_cols = {k.n_rows}, {k.n_cols}",
                      "    block_m, block_n, warps = tile_blocks(n_rows, n_cols, "
-                     + ("POOL_BLOCK)" if plan.pool else "POINTWISE_BLOCK)"),
+                     + (("POOL_BLOCK)" if k.pool_run == 1 else f"POOL_BLOCK // {k.pool_run})  # {k.pool_run} lanes an output")
+                        if plan.pool else "POINTWISE_BLOCK)"),
                      "    grid = (cdiv(n_rows, block_m) * cdiv(n_cols, block_n),)",
                      f"    {kname}[grid]({call_args}, BLOCK_M=block_m, BLOCK_N=block_n{extra}, num_warps=warps, num_stages=NUM_STAGES)"]
         else:

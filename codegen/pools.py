@@ -10,14 +10,16 @@ last dim reads the two taps that start at output index * 2 as one contiguous pai
 tunable pointwise.pool_pairs). On an H100 a 2-D max pool over 4.3 GB went from 2.47 to 1.76 ms (0.71x
 to 0.99x torch.compile; bench/results/h100_large_speed_studies.md). Elsewhere (the window of a
 computed value, an integer source) each tap's indices are clamped into the source and the padding
-selected away.
+selected away. A window of 8 taps or more that moves 4 or more along the last dim reads each output's
+taps there as one vector instead (a run; tunable pointwise.pool_runs): tap by tap, each warp's load
+spanned as many lines as the stride.
 """
 from __future__ import annotations
 
 from . import ir
 from .ir import Node
 from .pointwise import compute_type
-from .reductions import extremum
+from .reductions import NAN_COMBINE, extremum
 from .scope import Scope, _deps, _prod
 
 
@@ -33,10 +35,16 @@ class WindowPools:
         acc = self.tmp("acc")
         deps = _deps(*[d for _, d in idx])
         init = '-float("inf")' if is_max else "0.0"
-        self.emit(f"{acc} = tl.full({self._shape_of(deps)}, {init}, tl.float32)")
-        starts = [self.assign(f"{idx[lead + j][0]} * {a['stride'][j]} - {a['padding'][j]}", "w") for j in range(nd)]
         memory = self._memory_read_in_place(src)
-        pairs = memory is not None and self._reads_pairs(node, idx)
+        # runs: each output's last-dim taps one vector, the tile an accumulator a tap wide
+        run = _next_power_of_2(a["kernel"][-1]) if memory is not None and self._reads_runs(node, idx) else 0
+        shape = self._shape_of(deps)
+        if run:
+            shape = f"{shape[:-1]}, {run}]"
+            self.pool_run = max(self.pool_run, run)
+        self.emit(f"{acc} = tl.full({shape}, {init}, tl.float32)")
+        starts = [self.assign(f"{idx[lead + j][0]} * {a['stride'][j]} - {a['padding'][j]}", "w") for j in range(nd)]
+        pairs = memory is not None and not run and self._reads_pairs(node, idx)
         windows = self._windows(node, memory, idx, starts, pairs) if memory is not None else None
         # a pool whose window reads another pool (two max pools in a row) names its taps apart:
         # the inner loops would otherwise rebind the outer taps that its later iterations read
@@ -45,7 +53,9 @@ class WindowPools:
         outer = self.scope
         self.scope = Scope(parent=outer)
         self.open_pools += 1
-        if windows is not None:
+        if run:
+            loops = self._fold_tap_runs(node, taps, starts, acc, init, run, windows[0], windows[3])
+        elif windows is not None:
             loops = self._fold_masked_taps(node, taps, starts, acc, init, *windows)
         else:
             loops = self._fold_clamped_taps(node, taps, idx, starts, acc)
@@ -56,6 +66,14 @@ class WindowPools:
         for j in reversed(range(loops)):
             block = [f"for {taps[j]} in tl.static_range({a['kernel'][j]}):"] + ["    " + line for line in block]
         outer.lines.extend(block)
+        if run:  # the runs' lanes folded into one value an output
+            lanes = acc
+            acc = self.tmp("acc")
+            if is_max:
+                self.helpers.add(NAN_COMBINE["amax"])
+                self.emit(f"{acc} = tl.reduce({lanes}, 2, {NAN_COMBINE['amax']})")
+            else:
+                self.emit(f"{acc} = tl.sum({lanes}, axis=2)")
         if is_max:
             return acc, deps
         return self._window_mean(node, acc, starts), deps
@@ -80,6 +98,17 @@ class WindowPools:
         k, p = a["kernel"][-1], a["padding"][-1]
         return (bool(self.tun.get("pointwise.pool_pairs", 1)) and a["stride"][-1] == 2 and a["dilation"][-1] == 1
                 and p + 1 < k and "c" in idx[-1][1])
+
+    def _reads_runs(self, node: Node, idx) -> bool:
+        """Whether the last dim's taps of each output are read as one vector (a run), lanes along
+        the taps: a window of 8 taps or more that moves 4 or more elements an output. Read tap by
+        tap, each warp's load there spans stride x 32 elements, as many lines as the stride, for one
+        element each. On an H200, the average pool 11x11, stride 11 over 17 GB (public level-1 45):
+        6.44 ms tap by tap, 5.12 in runs of 16 lanes (32 outputs a program; 64: 5.68, 128: 9.03).
+        A window of 4 (stride 4, after a matmul) was no faster in runs, one of 16 the same."""
+        a = node.attrs
+        return (bool(self.tun.get("pointwise.pool_runs", 1)) and self.row_vars is not None and "c" in idx[-1][1]
+                and a["dilation"][-1] == 1 and a["stride"][-1] >= 4 and a["kernel"][-1] >= 8)
 
     def _windows(self, node: Node, memory: Node, idx, starts, pairs: bool):
         """Pointers to each output element's window's first element and, where the last dim reads
@@ -149,6 +178,34 @@ class WindowPools:
                                  f"other={fill}){cast}", "x"))
         return last
 
+    def _fold_tap_runs(self, node: Node, tap_names, starts, acc, fill, run: int, window, deps) -> int:
+        """The window folded a run at a time: the last dim's taps of each output loaded as one
+        vector of `run` lanes (the window's width rounded up to a power of two, the lanes past it
+        masked) into a lane-wide accumulator, the other dims in static loops (their count is
+        returned)."""
+        a, src = node.attrs, node.inputs[0]
+        nd = a["nd"]
+        last = nd - 1
+        sizes = src.shape[len(src.shape) - nd:]
+        steps = [_prod(sizes[j + 1:]) for j in range(nd)]
+        taps = [_times(tap_names[j], a["dilation"][j]) for j in range(last)]
+        lanes = f"tl.arange(0, {run})[None, None, :]"
+        position = self.assign(f"{starts[last]}[:, :, None] + {lanes}", "p")
+        inside = f"({position} >= 0) & ({position} < {sizes[last]})"
+        if run > a["kernel"][last]:
+            inside = f"({lanes} < {a['kernel'][last]}) & {inside}"
+        outer = [self.mask(deps)] + [_inside(f"{starts[j]} + {taps[j]}", sizes[j]) for j in range(last)
+                                     if (sizes[j], a["kernel"][j], a["padding"][j]) != ("1", 1, 0)]
+        outer_ok = " & ".join(t for t in outer if t)
+        ok = f"({outer_ok})[:, :, None] & {inside}" if outer_ok else inside
+        offset = " + ".join([f"{window}[:, :, None]"] + [_times(taps[j], steps[j]) for j in range(last)] + [lanes])
+        x = self.assign(f"tl.load({offset}, mask={ok}, other={fill}).to({compute_type(src.dtype)})", "x")
+        if a["mode"] == "max":
+            self.emit(f"{acc} = {extremum('amax', acc, x, False)}")
+        else:
+            self.emit(f"{acc} += {x}")
+        return last
+
     def _fold_clamped_taps(self, node: Node, tap_names, idx, starts, acc) -> int:
         """The window of a computed source: each tap's indices clamped into it, padding selected away."""
         a, src = node.attrs, node.inputs[0]
@@ -209,3 +266,7 @@ def _aligned_window_unaligned_taps(a: dict) -> bool:
     one. A stride-1 window of odd padding never starts on a vector, nor one of stride 2 or more
     runs contiguous: Triton gives those one element a thread already."""
     return a["stride"][-1] == 1 and a["padding"][-1] % 2 == 0 and a["kernel"][-1] > 1
+
+
+def _next_power_of_2(n: int) -> int:
+    return 1 << (n - 1).bit_length()

@@ -15,6 +15,8 @@ SPACE: dict[str, list] = {
     "pointwise.num_warps": [2, 4, 8, 16],
     # pools over a tensor in memory: a stride-2 window's two middle taps read as one vector (1)
     "pointwise.pool_pairs": [0, 1],
+    # ... a window of 8 or more taps moving 4 or more along the last dim: its taps one vector (1)
+    "pointwise.pool_runs": [0, 1],
     # a pool's tile: each output reads several inputs, so fewer outputs a program than pointwise
     "pointwise.pool_BLOCK": [128, 256, 512, 1024, 2048],
     # row kernels (reductions, normalisations, scans)
@@ -93,6 +95,7 @@ DEFAULTS: dict[str, object] = {
     "pointwise.BLOCK": 1024,
     "pointwise.num_warps": 4,
     "pointwise.pool_pairs": 1,
+    "pointwise.pool_runs": 1,
     # H200, bench/extern_sweep.py at benchmark size (4.3 GB inputs), 1024 -> 512: max pool 1-D
     # 1.69 -> 1.49 ms, avg pool 2-D 1.59 -> 1.38, max pool 2-D 1.51 -> 1.24 (256 and 2 or 8 warps no better)
     "pointwise.pool_BLOCK": 512,
