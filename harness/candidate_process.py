@@ -4,7 +4,9 @@ rejections. The child keeps only stdio and its end of the socket before it runs 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
 import time
 
 from harness import isolation
@@ -18,6 +20,10 @@ class CandidateProcess:
     def __init__(self, on_gpu: bool, memory_limit_mb: int | None, drop_privileges: bool, deadline: float,
                  timeout_s: float, kernel_cache: str | None = None):
         self.on_gpu, self.deadline, self.timeout_s = on_gpu, deadline, timeout_s
+        # The candidate's working directory, made and removed here: inside, the candidate mounts a
+        # tmpfs over it in a namespace of its own, so it cannot remove it, and every judgement left
+        # an empty directory in the temporary folder (thousands a day of searches).
+        self.private_dir = tempfile.mkdtemp(prefix="akg-candidate-")
         parent_end, child_end = socket.socketpair()
         self.pid = os.fork()
         if self.pid == 0:  # the candidate: keep only stdio and its end of the socket
@@ -27,7 +33,8 @@ class CandidateProcess:
                 os.closerange(3, keep)
                 os.closerange(keep + 1, 65536)
                 from harness.candidate_worker import run
-                run(child_end, on_gpu, memory_limit_mb if not on_gpu else None, drop_privileges, kernel_cache)
+                run(child_end, self.private_dir, on_gpu, memory_limit_mb if not on_gpu else None, drop_privileges,
+                    kernel_cache)
             except BaseException:
                 import traceback
                 traceback.print_exc()
@@ -35,7 +42,11 @@ class CandidateProcess:
                 os._exit(70)
         child_end.close()
         self.channel = Channel(parent_end)
-        hello = self._receive("starting the candidate process")
+        try:
+            hello = self._receive("starting the candidate process")
+        except Rejection:
+            self.close()
+            raise
         self.sandbox_notes = list(hello.get("sandbox_notes") or [])
 
     def _receive(self, what: str) -> dict:
@@ -99,6 +110,7 @@ class CandidateProcess:
         self.kill()
         isolation.kill_descendants()  # daemons it left behind re-parented to us (we are a subreaper)
         self.channel.sock.close()
+        shutil.rmtree(self.private_dir, ignore_errors=True)
 
 
 def _signal_name(number: int) -> str:

@@ -27,12 +27,14 @@ from harness.interpreter import interpret_like_the_gpu
 KEEP_CALLS = 2  # outputs of the last calls held, as a caller would, for the persistence check
 
 
-def enter_sandbox(memory_limit_mb: int | None, switch_user: bool, kernel_cache: str | None = None) -> list[str]:
+def enter_sandbox(private: str, memory_limit_mb: int | None, switch_user: bool,
+                  kernel_cache: str | None = None) -> list[str]:
     """Called first thing in the forked candidate process. Returns notes on what could not be applied.
-    kernel_cache: this source's own Triton cache directory (harness.kernel_cache), kept across jobs."""
+    private: an empty directory, its working directory (the parent made it and removes it: once
+    this process is isolated it cannot). kernel_cache: this source's own Triton cache directory
+    (harness.kernel_cache), kept across jobs."""
     isolation.die_with_parent()
     isolation.hide_from_same_user()
-    private = tempfile.mkdtemp(prefix="akg-candidate-")
     notes = [isolation.isolate_network(), isolation.readonly_filesystem(private)]
     os.makedirs(os.path.join(private, "triton_cache"))
     if kernel_cache:
@@ -296,9 +298,10 @@ def _classified(error: BaseException, what: str) -> dict:
             "traceback": traceback.format_exc()[-3000:]}
 
 
-def run(sock, on_gpu: bool, memory_limit_mb: int | None, switch_user: bool, kernel_cache: str | None = None) -> None:
+def run(sock, private: str, on_gpu: bool, memory_limit_mb: int | None, switch_user: bool,
+        kernel_cache: str | None = None) -> None:
     """Body of the candidate process (forked by the judge): isolate, serve, exit."""
-    notes = enter_sandbox(memory_limit_mb, switch_user, kernel_cache)
+    notes = enter_sandbox(private, memory_limit_mb, switch_user, kernel_cache)
     channel = Channel(sock)
     channel.send({"ready": True, "sandbox_notes": notes, "pid": os.getpid()})
     if on_gpu:  # make this process's CUDA context while the judge makes its own, not after

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -66,6 +67,16 @@ def test_bad_candidates_are_rejected_for_the_right_reason(task, name, status, re
     verdict = cpu_verify(task, name)
     assert (verdict.status, verdict.accepted) == (status, False), verdict.summary
     assert reason in verdict.summary
+
+
+@pytest.mark.parametrize("name, status", [("relu_ok", "accepted"), ("relu_torch_only", "cheat"), ("hang", "timeout")])
+def test_a_judgement_leaves_no_working_directory_behind(name, status):
+    """The candidate's private working directory goes with its process, whatever the verdict: the
+    candidate mounts its own filesystem over it and could not remove it, so each judgement left an
+    empty one in the temporary folder (3,922 after one run of this suite)."""
+    before = set(Path(tempfile.gettempdir()).glob("akg-candidate-*"))
+    assert cpu_verify(RELU, name, **({"timeout_s": 3} if status == "timeout" else {})).status == status
+    assert set(Path(tempfile.gettempdir()).glob("akg-candidate-*")) - before == set()
 
 
 def test_tiny_output_passes_elementwise_tolerance_but_not_the_scale_check():

@@ -3,6 +3,7 @@ and nothing else, and a cache that grows past what a cache holds is removed."""
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 
@@ -18,7 +19,7 @@ def _in_sandbox(cache_dir: str, elsewhere: str) -> dict:
         os.close(read_end)
         results = []
         try:
-            notes = enter_sandbox(None, False, cache_dir)
+            notes = enter_sandbox(tempfile.mkdtemp(), None, False, cache_dir)
             for path in (os.path.join(os.environ["TRITON_CACHE_DIR"], "kernel.cubin"), elsewhere):
                 try:
                     with open(path, "w") as handle:
