@@ -3,7 +3,6 @@ and nothing else, and a cache that grows past what a cache holds is removed."""
 from __future__ import annotations
 
 import os
-import tempfile
 
 import pytest
 
@@ -11,15 +10,15 @@ from harness import kernel_cache
 from harness.candidate_worker import enter_sandbox
 
 
-def _in_sandbox(cache_dir: str, elsewhere: str) -> dict:
-    """Fork, enter the candidate sandbox with `cache_dir` as its Triton cache, try two writes."""
+def _in_sandbox(private: str, cache_dir: str, elsewhere: str) -> dict:
+    """Fork, enter the candidate sandbox in `private` with `cache_dir` as its Triton cache, try two writes."""
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:
         os.close(read_end)
         results = []
         try:
-            notes = enter_sandbox(tempfile.mkdtemp(), None, False, cache_dir)
+            notes = enter_sandbox(private, None, False, cache_dir)
             for path in (os.path.join(os.environ["TRITON_CACHE_DIR"], "kernel.cubin"), elsewhere):
                 try:
                     with open(path, "w") as handle:
@@ -42,7 +41,8 @@ def test_the_sandbox_writes_its_own_kernel_cache_and_nothing_else(tmp_path, monk
     monkeypatch.setenv("AKG_OP_KERNEL_CACHE", str(tmp_path / "cache"))
     cache_dir = kernel_cache.source_cache_dir("def kernel(): pass\n", "3.6.0")
     other_source = kernel_cache.source_cache_dir("def other_kernel(): pass\n", "3.6.0")
-    result = _in_sandbox(cache_dir, os.path.join(other_source, "planted.cubin"))
+    (tmp_path / "private").mkdir()
+    result = _in_sandbox(str(tmp_path / "private"), cache_dir, os.path.join(other_source, "planted.cubin"))
     if "filesystem writable" in result["notes"]:
         pytest.skip(f"no mount namespace here: {result['notes']}")
     assert result == {"cache": "written", "elsewhere": "refused", "notes": ""}
