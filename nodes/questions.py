@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from nodes.report import slower_than_eager
 from session_state import EnvInfo, Params, Pending, RunRecord
 
 def _detected_note(env: EnvInfo) -> str:
@@ -81,7 +82,9 @@ def review_result(run: RunRecord, llm: str = "") -> Pending:
     code = Path(run.code_path).read_text() if run.code_path else ""
     regenerate = ("regenerate: the embedded generator starts from another point of its tunable space"
                   if llm == "embedded" else "regenerate: choose a workflow and generate again")
+    slower = slower_than_eager(run.verdict or {})
+    warning = f"\nNote: it is slower than eager ({slower:.2f}x): the code it replaces is faster here." if slower else ""
     return Pending(gate="review_result",
-                   question=f"{run.workflow} run {run.index} succeeded: {summary}\nAccept this kernel? ({regenerate})",
+                   question=f"{run.workflow} run {run.index} succeeded: {summary}{warning}\nAccept this kernel? ({regenerate})",
                    options=["accept", "regenerate"], default="accept", detail=code,
                    detail_kind="python")

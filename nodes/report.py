@@ -13,6 +13,14 @@ _CONTENTION_LINES = {True: "- timed on a GPU shared with other processes: figure
                      None: "- not checked for other processes on the GPU while timing (see flag)"}
 
 
+def slower_than_eager(verdict: dict) -> float | None:
+    """The speedup over eager when the accepted kernel measured slower than the PyTorch code it
+    would replace, else None: accepted means correct, not faster (a direct 3-D transposed
+    convolution was accepted at 0.32x eager), and the user should hear it before integrating."""
+    speedup = verdict.get("speedup_vs_eager")
+    return speedup if speedup is not None and speedup < 1.0 else None
+
+
 def _timing_lines(verdict: dict) -> list[str]:
     timings = verdict.get("timings")
     if not timings:
@@ -25,6 +33,9 @@ def _timing_lines(verdict: dict) -> list[str]:
     for key, label in (("speedup_vs_eager", "eager"), ("speedup_vs_compile", "torch.compile")):
         if verdict.get(key):
             lines.append(f"- speedup vs {label}: {verdict[key]:.2f}x")
+    if slower_than_eager(verdict):
+        lines.append(f"- **slower than eager ({verdict['speedup_vs_eager']:.2f}x)**: PyTorch's own code is faster on "
+                     "this device; `akg-op rollback SESSION_ID` restores every file the session wrote")
     roofline = verdict.get("roofline") or {}
     if roofline.get("achieved_gbps"):
         share = f" ({roofline['bandwidth_fraction']:.0%} of peak)" if roofline.get("bandwidth_fraction") else ""
