@@ -20,6 +20,7 @@ from . import ir
 from .ir import Node
 from .pointwise import compute_type
 from .reductions import NAN_COMBINE, extremum
+from .rewrites import next_pow2
 from .scope import Scope, _deps, _prod
 
 
@@ -37,7 +38,7 @@ class WindowPools:
         init = '-float("inf")' if is_max else "0.0"
         memory = self._memory_read_in_place(src)
         # runs: each output's last-dim taps one vector, the tile an accumulator a tap wide
-        run = _next_power_of_2(a["kernel"][-1]) if memory is not None and self._reads_runs(node, idx) else 0
+        run = next_pow2(a["kernel"][-1]) if memory is not None and self._reads_runs(node, idx) else 0
         shape = self._shape_of(deps)
         if run:
             shape = f"{shape[:-1]}, {run}]"
@@ -137,9 +138,7 @@ class WindowPools:
         sizes = src.shape[len(src.shape) - nd:]
         steps = [_prod(sizes[j + 1:]) for j in range(nd)]
         taps = [_times(tap_names[j], a["dilation"][j]) for j in range(nd)]
-        # a unit dim that a 1-D pool's trace adds (window 1, no padding) is always inside
-        inner = [None if (sizes[j], a["kernel"][j], a["padding"][j]) == ("1", 1, 0)
-                 else _inside(f"{starts[j]} + {taps[j]}", sizes[j]) for j in range(nd)]
+        inner = [_tap_inside(a, j, starts[j], taps[j], sizes[j]) for j in range(nd)]
         base_mask = self.mask(deps)
         cast = f".to({compute_type(src.dtype)})"
 
@@ -194,8 +193,7 @@ class WindowPools:
         inside = f"({position} >= 0) & ({position} < {sizes[last]})"
         if run > a["kernel"][last]:
             inside = f"({lanes} < {a['kernel'][last]}) & {inside}"
-        outer = [self.mask(deps)] + [_inside(f"{starts[j]} + {taps[j]}", sizes[j]) for j in range(last)
-                                     if (sizes[j], a["kernel"][j], a["padding"][j]) != ("1", 1, 0)]
+        outer = [self.mask(deps)] + [_tap_inside(a, j, starts[j], taps[j], sizes[j]) for j in range(last)]
         outer_ok = " & ".join(t for t in outer if t)
         ok = f"({outer_ok})[:, :, None] & {inside}" if outer_ok else inside
         offset = " + ".join([f"{window}[:, :, None]"] + [_times(taps[j], steps[j]) for j in range(last)] + [lanes])
@@ -256,6 +254,14 @@ def _inside(position: str, size: str) -> str:
     return f"({position} >= 0) & ({position} < {size})"
 
 
+def _tap_inside(a: dict, j: int, start: str, tap: str, size: str) -> str | None:
+    """The condition that dim j's tap lies inside the source, or None where it always does: the
+    unit dim a 1-D pool's trace adds (window 1, no padding)."""
+    if (size, a["kernel"][j], a["padding"][j]) == ("1", 1, 0):
+        return None
+    return _inside(f"{start} + {tap}", size)
+
+
 def _aligned_window_unaligned_taps(a: dict) -> bool:
     """Whether the window's first elements run contiguous and may start on a vector boundary
     (stride 1 along the last dim, even padding) while its later taps do not: Triton then gives
@@ -266,7 +272,3 @@ def _aligned_window_unaligned_taps(a: dict) -> bool:
     one. A stride-1 window of odd padding never starts on a vector, nor one of stride 2 or more
     runs contiguous: Triton gives those one element a thread already."""
     return a["stride"][-1] == 1 and a["padding"][-1] % 2 == 0 and a["kernel"][-1] > 1
-
-
-def _next_power_of_2(n: int) -> int:
-    return 1 << (n - 1).bit_length()
