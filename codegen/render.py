@@ -11,6 +11,7 @@ from .ir import Unsupported
 
 # (import line, what in the file's body uses it): an import nothing uses is left out.
 IMPORTS = [
+    ("import itertools", r"\bitertools\."),
     ("import math", r"\bmath\."),
     ("import os", r"\bos\."),
     ("", None),

@@ -64,7 +64,7 @@ SPACE: dict[str, list] = {
     "direct_conv.BLOCK_S_1D": [128, 256, 512, 1024],
     "direct_conv.BLOCK_S_TRANSPOSED": [128, 256, 512, 1024],
     "direct_conv.num_warps": [2, 4, 8],
-    # a lone convolution without groups, or a transposed one of stride 1 (codegen.conv_gemm): an
+    # a lone convolution without groups, or a transposed one in stride phases (codegen.conv_gemm): an
     # implicit GEMM on tensor cores (1), or the direct kernel above (0); its tile (output channels:
     # at most this many), warps, steps in flight, fp32's precision on the tensor cores, and
     # whether a 1x1 kernel reads a channels-last copy of its input like the others (1) or NCHW in

@@ -43,6 +43,15 @@ LARGE = Path(__file__).resolve().parent.parent / "bench" / "tasks_large" / "conv
     ("nn.ConvTranspose2d(20, 8, 3, padding=3, bias=False)", "[torch.randn(2, 20, 10, 9)]", None),
     ("nn.ConvTranspose1d(16, 12, 5, dilation=3, padding=2, output_padding=2)", "[torch.randn(3, 16, 30)]", None),
     ("nn.ConvTranspose3d(3, 8, (3, 5, 7), padding=(1, 2, 3))", "[torch.randn(2, 3, 4, 6, 8)]", None),
+    # transposed, stride 2 along the last dim: two phases there, stored interleaved. Dilated 2 (of
+    # each pair of phases one has no taps: bias only), an odd output width, groups of 16 channels,
+    # stride 3 along another dim with output_padding, a 1x1 kernel
+    ("nn.ConvTranspose3d(16, 32, 3, stride=2, padding=1, dilation=2)", "[torch.randn(2, 16, 3, 4, 5)]", None),
+    ("nn.ConvTranspose1d(32, 16, 3, stride=2, padding=1, bias=False)", "[torch.randn(3, 32, 37)]", None),
+    ("nn.ConvTranspose2d(32, 32, 3, stride=2, padding=1, groups=2)", "[torch.randn(2, 32, 5, 7)]", None),
+    ("nn.ConvTranspose3d(32, 48, (2, 3, 3), stride=(1, 3, 2), padding=(0, 1, 2), output_padding=(0, 2, 1), groups=2)",
+     "[torch.randn(2, 32, 3, 4, 5)]", None),
+    ("nn.ConvTranspose2d(16, 16, 1, stride=2)", "[torch.randn(2, 16, 5, 6)]", None),
 ])
 def test_a_convolution_without_groups_is_one_implicit_gemm(tmp_path, conv, inputs, tunables):
     source = make_task("self.conv(x)", inputs, init=f"|self.conv = {conv}")
@@ -51,6 +60,45 @@ def test_a_convolution_without_groups_is_one_implicit_gemm(tmp_path, conv, input
                            "conv_implicit_gemm_kernel: implicit GEMM convolution"]
     assert "conv_direct_kernel" not in res.code
     assert set(res.space) == {k for k in codegen.tunables.SPACE if k.startswith("conv_gemm.")}
+
+
+@pytest.mark.parametrize("conv", [
+    "nn.ConvTranspose2d(32, 64, 3, stride=5, padding=1, dilation=2)",  # stride 5 along the last dim
+    "nn.ConvTranspose2d(32, 32, 3, stride=(2, 1), padding=1)",  # stride 1 along it, 2 along another
+    "nn.ConvTranspose2d(8, 8, 3, stride=2, padding=1)",  # 8 channels
+    "nn.ConvTranspose2d(32, 64, 3, stride=2, groups=4)",  # 8 channels a group
+])
+def test_a_strided_transposed_convolution_the_gemm_does_not_serve_stays_direct(conv):
+    """Phase after phase, each storing every s-th output, ran slower than the direct kernel on an
+    H200 (public 81, stride 5: 3.5 ms against 2.2), as did a gather a step over few channels."""
+    channels = int(conv.split("(")[1].split(",")[0])
+    source = make_task("self.conv(x)", f"[torch.randn(2, {channels}, 6, 7)]", init=f"|self.conv = {conv}")
+    res = codegen.lower(source)
+    assert res.ok, res.reason
+    assert res.kernels == ["conv_direct_kernel: direct transposed convolution"]
+
+
+def test_a_strided_transposed_file_serves_fewer_channels_than_it_was_made_for(tmp_path):
+    """Sizes are read at each call: the file made for 32 channels, a step of them at a time, is
+    judged at 4, where a step takes (tap, channel) pairs from every phase's own taps."""
+    made = make_task("self.conv(x)", "[torch.randn(2, C, 5, 6)]", init="c|self.conv = nn.ConvTranspose2d(c, 16, 3, "
+                     "stride=2, padding=1, output_padding=1)", init_args="[C]", consts="C = 32")
+    res = codegen.lower(made)
+    assert "conv_implicit_gemm_kernel" in res.code
+    ns: dict = {}
+    exec(made.replace("C = 32", "C = 4"), ns)
+    torch.manual_seed(0)
+    model = ns["Model"](4)
+    new = load(_write(tmp_path, res.code), "fewer_channels").ModelNew(4)
+    new.load_state_dict(model.state_dict())
+    x = torch.randn(2, 4, 5, 6)
+    torch.testing.assert_close(new(x), model(x), rtol=1e-5, atol=1e-5)
+
+
+def _write(tmp_path, code):
+    path = tmp_path / "generated.py"
+    path.write_text(code)
+    return path
 
 
 def test_half_precision_inputs_multiply_on_the_tensor_cores_as_they_are(tmp_path):
@@ -133,3 +181,18 @@ def test_the_benchmark_size_kernel_compiles_for_hopper_on_tensor_cores_without_s
     gemm = kernels[-1]
     assert all(k["ok"] and k["registers"] and k["spill_bytes"] == 0 for k in kernels), kernels
     assert gemm["tensor_cores"], kernels
+
+
+@pytest.mark.skipif(not hopper_compile.available(), reason="Triton's CUDA backend (ptxas) is not installed")
+def test_a_strided_transposed_kernel_compiles_for_hopper_on_tensor_cores_without_spilling(tmp_path):
+    """Public task 77's convolution: 3-D, stride 2, dilation 2, 32 -> 64 channels over (16, 32, 16, 32, 32)."""
+    task = tmp_path / "conv_transpose3d_strided.py"
+    task.write_text(make_task("self.conv(x)", "[torch.randn(16, 32, 16, 32, 32)]",
+                              init="|self.conv = nn.ConvTranspose3d(32, 64, 3, stride=2, padding=1, dilation=2)"))
+    res = codegen.lower(task.read_text())
+    assert res.ok, res.reason
+    generated = _write(tmp_path, res.code)
+    kernels = hopper_compile.report_in_subprocess(task, generated)["kernels"]
+    assert [k["kernel"] for k in kernels] == ["channels_last_copy_kernel", "conv_implicit_gemm_kernel"]
+    assert all(k["ok"] and k["registers"] and k["spill_bytes"] == 0 for k in kernels), kernels
+    assert kernels[-1]["tensor_cores"], kernels
