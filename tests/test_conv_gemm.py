@@ -1,4 +1,5 @@
-"""A lone convolution without groups runs as an implicit GEMM on tensor cores (codegen.conv_gemm).
+"""A lone convolution without groups, or a transposed one in its stride phases, runs as an implicit
+GEMM on tensor cores (codegen.conv_gemm).
 
 The direct kernel multiplied on CUDA cores: a standard 2-D convolution of the public benchmark,
 (16, 16, 1024, 1024) -> 128 channels, ran at 64.5 ms on an H200 against cuDNN's 6.7 (0.10x).
@@ -23,6 +24,12 @@ from generators.embedded import EmbeddedGenerator
 from tests.test_codegen import load, make_task, run_both
 
 LARGE = Path(__file__).resolve().parent.parent / "bench" / "tasks_large" / "conv2d_standard.py"
+
+
+def _write(tmp_path, code):
+    path = tmp_path / "generated.py"
+    path.write_text(code)
+    return path
 
 
 @pytest.mark.parametrize("conv,inputs,tunables", [
@@ -53,7 +60,7 @@ LARGE = Path(__file__).resolve().parent.parent / "bench" / "tasks_large" / "conv
      "[torch.randn(2, 32, 3, 4, 5)]", None),
     ("nn.ConvTranspose2d(16, 16, 1, stride=2)", "[torch.randn(2, 16, 5, 6)]", None),
 ])
-def test_a_convolution_without_groups_is_one_implicit_gemm(tmp_path, conv, inputs, tunables):
+def test_a_standard_or_transposed_convolution_is_one_implicit_gemm(tmp_path, conv, inputs, tunables):
     source = make_task("self.conv(x)", inputs, init=f"|self.conv = {conv}")
     res = run_both(tmp_path, source, tunables=tunables)
     assert res.kernels == ["channels_last_copy_kernel: channels moved last",
@@ -93,12 +100,6 @@ def test_a_strided_transposed_file_serves_fewer_channels_than_it_was_made_for(tm
     new.load_state_dict(model.state_dict())
     x = torch.randn(2, 4, 5, 6)
     torch.testing.assert_close(new(x), model(x), rtol=1e-5, atol=1e-5)
-
-
-def _write(tmp_path, code):
-    path = tmp_path / "generated.py"
-    path.write_text(code)
-    return path
 
 
 def test_half_precision_inputs_multiply_on_the_tensor_cores_as_they_are(tmp_path):
