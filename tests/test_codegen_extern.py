@@ -416,3 +416,19 @@ def test_persistent_linear_epilogue_with_residual():
     src = task(body, "[torch.randn(2, 35, 48), torch.randn(2, 35, 40)]")
     check(src, tunables={"mm.PERSISTENT": 1, "mm.BLOCK_M": 16, "mm.BLOCK_N": 16, "mm.BLOCK_K": 16},
           expect_kernels=1)
+
+
+def test_a_loaded_file_is_removed_when_its_process_exits():
+    """load_generated writes the code to a folder of its own (Triton reads kernels' source from a
+    file); a test run used to leave one a call in the temporary folder."""
+    import subprocess
+    import sys
+
+    probe = ("from codegen.extern.loading import load_generated\n"
+             "module = load_generated('answer = 42\\n', 'probe')\n"
+             "print(module['__file__'], module['answer'])\n")
+    root = os.path.join(os.path.dirname(__file__), "..")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=root, capture_output=True, text=True, check=True)
+    path, answer = out.stdout.split()
+    assert answer == "42" and path.endswith("probe.py")
+    assert not os.path.exists(os.path.dirname(path))
