@@ -41,6 +41,32 @@ def _tail(path: Path, limit: int = LOG_TAIL_CHARS) -> str:
     return ("…" if size > limit else "") + text
 
 
+def _owned_temp_prefix(kind: str) -> str:
+    """akg-{kind}-{this process's pid}-: the name says whose it is, so that a later process can
+    remove what a killed one left (SIGKILL runs no cleanup)."""
+    return f"akg-{kind}-{os.getpid()}-"
+
+
+def _remove_orphans() -> None:
+    """Remove the fork-server folders, logs and job folders of processes that no longer exist."""
+    root = Path(tempfile.gettempdir())
+    for entry in list(root.glob("akg-forkserver-*")) + list(root.glob("akg-job-*")):
+        pid = entry.name.split("-")[2]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # alive (or another user's): its own
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
 def _server_environment(device: str) -> dict[str, str]:
     env = worker_environment()  # allow-listed: no keys, tokens or proxies reach a worker
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT, env.get("PYTHONPATH")]))
@@ -73,10 +99,12 @@ class Worker:
     def _start(self) -> None:
         # Candidates run below this process: close its /proc entries (environment, memory) to them.
         hide_from_same_user()
-        self._server_log = tempfile.NamedTemporaryFile(prefix="akg-forkserver-", suffix=".log", delete=False)
+        _remove_orphans()
+        self._server_log = tempfile.NamedTemporaryFile(prefix=_owned_temp_prefix("forkserver"), suffix=".log",
+                                                       delete=False)
         # An empty working directory: `python -m` puts it first on sys.path, and the user's folder
         # (which may hold a package called harness, torch, ...) must never shadow ours.
-        self._server_dir = tempfile.mkdtemp(prefix="akg-forkserver-")
+        self._server_dir = tempfile.mkdtemp(prefix=_owned_temp_prefix("forkserver"))
         self._process = subprocess.Popen(
             [sys.executable, "-m", "harness.forkserver", "cpu" if self.device == "cpu" else "cuda"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._server_log, cwd=self._server_dir,
@@ -126,7 +154,7 @@ class Worker:
                     self._start()
                 except RuntimeError as error:
                     return SandboxResult(status="crash", error_message=str(error)[-2000:])
-            job_dir = Path(tempfile.mkdtemp(prefix="akg-job-"))
+            job_dir = Path(tempfile.mkdtemp(prefix=_owned_temp_prefix("job")))
             try:
                 return self._run(target, kwargs, job_dir, timeout_s, memory_limit_mb, grace_s)
             finally:

@@ -79,6 +79,31 @@ def test_a_judgement_leaves_no_working_directory_behind(name, status):
     assert set(Path(tempfile.gettempdir()).glob("akg-candidate-*")) - before == set()
 
 
+def test_the_folders_a_killed_orchestrator_left_are_removed_by_the_next():
+    """SIGKILL runs no cleanup: each fork server's folder and log, and each job's folder, carry their
+    owner's pid, and a fork server starting removes those of processes that no longer exist (a
+    suite run, whose tests kill orchestrators on purpose, left about 17)."""
+    from harness import sandbox
+
+    root = Path(tempfile.gettempdir())
+    dead = int(Path("/proc/sys/kernel/pid_max").read_text()) + 1  # no process can have it
+    alive = os.getppid()
+    orphans = [root / f"akg-forkserver-{dead}-probe", root / f"akg-job-{dead}-probe"]
+    for folder in orphans:
+        folder.mkdir()
+    (root / f"akg-forkserver-{dead}-probe.log").write_text("")
+    orphans.append(root / f"akg-forkserver-{dead}-probe.log")
+    kept = root / f"akg-job-{alive}-probe"
+    kept.mkdir()
+    try:
+        assert sandbox._owned_temp_prefix("job") == f"akg-job-{os.getpid()}-"
+        sandbox._remove_orphans()
+        assert [p for p in orphans if p.exists()] == []
+        assert kept.exists()  # its owner lives
+    finally:
+        kept.rmdir()
+
+
 def test_tiny_output_passes_elementwise_tolerance_but_not_the_scale_check():
     expected = torch.randn(64) * 1e-5
     assert torch.allclose(torch.zeros(64), expected, atol=1e-4, rtol=1e-4)
