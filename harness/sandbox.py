@@ -56,11 +56,11 @@ def _remove_orphans() -> None:
             continue
         try:
             os.kill(int(pid), 0)
-            continue  # alive (or another user's): its own
+            continue  # alive: its owner removes it
         except ProcessLookupError:
-            pass
+            pass  # gone
         except PermissionError:
-            continue
+            continue  # another user's process
         if entry.is_dir():
             shutil.rmtree(entry, ignore_errors=True)
         else:
