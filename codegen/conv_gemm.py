@@ -305,8 +305,9 @@ def conv_implicit_gemm(x, weight, bias, stride, padding, dilation, transposed, o
         output_step, input_step, tap_step = list(stride), list(dilation), [1] * nd
     pad3 = lambda v, fill: [fill] * lead + list(v)  # noqa: E731
     per_dim = pad3(per_dim, [(0, 1, 0)])
+    phases = [len(rows) for rows in per_dim]
     phase_taps = [[v for row in rows for v in row] for rows in itertools.product(*per_dim)]
-    if len(phase_taps) > 1 and len(per_dim[-1]) != 2:
+    if len(phase_taps) > 1 and phases[2] != 2:
         raise ValueError("conv_implicit_gemm takes stride phases only with a stride of 2 along the last dim")
     most_taps = max(math.prod(row[1::3]) for row in phase_taps)
     out = torch.empty((x.shape[0], c_out, *out_sizes), dtype=x.dtype, device=x.device)
@@ -339,7 +340,6 @@ def conv_implicit_gemm(x, weight, bias, stride, padding, dilation, transposed, o
         channels_last, round_input = False, tf32
     D, H, W = pad3(sizes, 1)
     OD, OH, OW = pad3(out_sizes, 1)
-    phases = pad3([len(rows) for rows in per_dim[lead:]], 1)
     # tiles no wider than what they hold, and at least 16 (the tensor cores' smallest step); a
     # tile of half the output channels or fewer takes half the warps (H200, 64 channels: 2.41 ms
     # at 4 warps, 2.73 at 8)
