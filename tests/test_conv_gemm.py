@@ -50,20 +50,27 @@ def _write(tmp_path, code):
     ("nn.ConvTranspose2d(20, 8, 3, padding=3, bias=False)", "[torch.randn(2, 20, 10, 9)]", None),
     ("nn.ConvTranspose1d(16, 12, 5, dilation=3, padding=2, output_padding=2)", "[torch.randn(3, 16, 30)]", None),
     ("nn.ConvTranspose3d(3, 8, (3, 5, 7), padding=(1, 2, 3))", "[torch.randn(2, 3, 4, 6, 8)]", None),
-    # transposed, stride 2 along the last dim: two phases there, stored interleaved. Dilated 2 (of
-    # each pair of phases one has no taps: bias only), an odd output width, groups of 16 channels,
-    # stride 3 along another dim with output_padding, a 1x1 kernel
+    # transposed, strided: its stride phases are rows of the GEMM, those along the last dim stored
+    # interleaved. Dilated 2 (of each pair of phases one gathers no tap: bias only), an odd output
+    # width, groups of 16 channels, stride 3 along another dim with output_padding, a 1x1 kernel,
+    # stride 1 along the last dim and 2 along another, stride 4, a 4x4 kernel of stride 2 (every
+    # phase two taps a dim)
     ("nn.ConvTranspose3d(16, 32, 3, stride=2, padding=1, dilation=2)", "[torch.randn(2, 16, 3, 4, 5)]", None),
     ("nn.ConvTranspose1d(32, 16, 3, stride=2, padding=1, bias=False)", "[torch.randn(3, 32, 37)]", None),
     ("nn.ConvTranspose2d(32, 32, 3, stride=2, padding=1, groups=2)", "[torch.randn(2, 32, 5, 7)]", None),
     ("nn.ConvTranspose3d(32, 48, (2, 3, 3), stride=(1, 3, 2), padding=(0, 1, 2), output_padding=(0, 2, 1), groups=2)",
      "[torch.randn(2, 32, 3, 4, 5)]", None),
     ("nn.ConvTranspose2d(16, 16, 1, stride=2)", "[torch.randn(2, 16, 5, 6)]", None),
+    ("nn.ConvTranspose2d(16, 24, 3, stride=(2, 1), padding=1)", "[torch.randn(2, 16, 5, 7)]", None),
+    ("nn.ConvTranspose1d(16, 16, 4, stride=4, dilation=3)", "[torch.randn(2, 16, 9)]", None),
+    ("nn.ConvTranspose2d(32, 48, 4, stride=2, padding=1)", "[torch.randn(2, 32, 6, 9)]",
+     {"conv_gemm.BLOCK_CO": 64, "conv_gemm.BLOCK_P": 32}),
 ])
 def test_a_standard_or_transposed_convolution_is_one_implicit_gemm(tmp_path, conv, inputs, tunables):
     source = make_task("self.conv(x)", inputs, init=f"|self.conv = {conv}")
     res = run_both(tmp_path, source, tunables=tunables)
-    assert res.kernels == ["channels_last_copy_kernel: channels moved last",
+    weight_kernel = ["phase_weight_kernel: the weight a stride phase"] if "Transpose" in conv else []
+    assert res.kernels == [*weight_kernel, "channels_last_copy_kernel: channels moved last",
                            "conv_implicit_gemm_kernel: implicit GEMM convolution"]
     assert "conv_direct_kernel" not in res.code
     assert set(res.space) == {k for k in codegen.tunables.SPACE if k.startswith("conv_gemm.")}
@@ -71,13 +78,14 @@ def test_a_standard_or_transposed_convolution_is_one_implicit_gemm(tmp_path, con
 
 @pytest.mark.parametrize("conv", [
     "nn.ConvTranspose2d(32, 64, 3, stride=5, padding=1, dilation=2)",  # stride 5 along the last dim
-    "nn.ConvTranspose2d(32, 32, 3, stride=(2, 1), padding=1)",  # stride 1 along it, 2 along another
+    "nn.ConvTranspose2d(32, 32, 3, stride=(2, 3), padding=1)",  # stride 3 along it
     "nn.ConvTranspose2d(8, 8, 3, stride=2, padding=1)",  # 8 channels
     "nn.ConvTranspose2d(32, 64, 3, stride=2, groups=4)",  # 8 channels a group
 ])
 def test_a_strided_transposed_convolution_the_gemm_does_not_serve_stays_direct(conv):
-    """Phase after phase, each storing every s-th output, ran slower than the direct kernel on an
-    H200 (public 81, stride 5: 3.5 ms against 2.2), as did a gather a step over few channels."""
+    """The phases along the last dim are interleaved in a tile of a power of 2 (a stride of 1, 2
+    or 4); a gather a step over few channels ran slower than the direct kernel on an H200 (2-D,
+    stride 2, 8 channels: 4.0 ms against 3.7)."""
     channels = int(conv.split("(")[1].split(",")[0])
     source = make_task("self.conv(x)", f"[torch.randn(2, {channels}, 6, 7)]", init=f"|self.conv = {conv}")
     res = codegen.lower(source)
@@ -87,7 +95,7 @@ def test_a_strided_transposed_convolution_the_gemm_does_not_serve_stays_direct(c
 
 def test_a_strided_transposed_file_serves_fewer_channels_than_it_was_made_for(tmp_path):
     """Sizes are read at each call: the file made for 32 channels, a step of them at a time, is
-    judged at 4, where a step takes (tap, channel) pairs from every phase's own taps."""
+    judged at 4, where a step takes (tap, channel) pairs from its block of rows' taps."""
     made = make_task("self.conv(x)", "[torch.randn(2, C, 5, 6)]", init="c|self.conv = nn.ConvTranspose2d(c, 16, 3, "
                      "stride=2, padding=1, output_padding=1)", init_args="[C]", consts="C = 32")
     res = codegen.lower(made)
@@ -100,6 +108,57 @@ def test_a_strided_transposed_file_serves_fewer_channels_than_it_was_made_for(tm
     new.load_state_dict(model.state_dict())
     x = torch.randn(2, 4, 5, 6)
     torch.testing.assert_close(new(x), model(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("conv,shape,channels", [
+    ("nn.ConvTranspose3d(C, 32, 3, stride=2, padding=1, dilation=2)", "2, C, 3, 4, 5", 16),
+    ("nn.ConvTranspose2d(C, 24, 4, stride=2, padding=1)", "2, C, 6, 7", 16),
+    ("nn.ConvTranspose2d(C, 16, 3, stride=(2, 1), padding=1)", "2, C, 5, 6", 4),  # made for 16: pairs a step
+])
+def test_a_nan_or_inf_input_reaches_exactly_the_outputs_that_read_it(tmp_path, conv, shape, channels):
+    """A row of a phase that does not gather a tap multiplies that tap's input by a zero weight:
+    a NaN or an inf there made NaN of outputs that never read it (5184 more NaN than float64's
+    1728 on public 77 at one NaN, one +inf and one -inf). Where the input holds one, its second
+    launch computes each phase from the taps it gathers: the NaN and inf are float64's, no more."""
+    made = make_task("self.conv(x)", f"[torch.randn({shape})]", init=f"c|self.conv = {conv.replace('C, ', 'c, ')}",
+                     init_args="[C]", consts="C = 16")
+    res = codegen.lower(made)
+    assert "conv_implicit_gemm_kernel" in res.code
+    ns: dict = {}
+    exec(made.replace("C = 16", f"C = {channels}"), ns)
+    torch.manual_seed(0)
+    model = ns["Model"](channels)
+    new = load(_write(tmp_path, res.code), "nonfinite").ModelNew(channels)
+    new.load_state_dict(model.state_dict())
+    x = ns["get_inputs"]()[0]
+    x.view(-1)[[5, 40, 77]] = torch.tensor([float("nan"), float("inf"), float("-inf")])
+    with torch.no_grad():
+        got, exact = new(x), model.double()(x.double())
+    assert exact.isnan().any() and exact.isinf().any()
+    assert torch.equal(got.isnan(), exact.isnan())
+    assert torch.equal(got.isinf(), exact.isinf()) and torch.equal(got[got.isinf()], exact[exact.isinf()].float())
+    finite = exact.isfinite()
+    torch.testing.assert_close(got[finite], exact[finite].float(), rtol=1e-4, atol=1e-4)
+    clean = ns["get_inputs"]()[0]  # and with none, the one launch as before
+    torch.testing.assert_close(new(clean), model.float()(clean), rtol=1e-5, atol=1e-5)
+
+
+def test_a_block_of_rows_runs_only_the_taps_its_phases_gather(tmp_path):
+    """Rows are (phase along D and H, output channel, phase along W); a block of them runs the taps
+    any of its phases gathers, no others. Public 77 (3-D, stride 2, dilation 2, 64 channels): of
+    the 8 phases only the odd one of each dim gathers (all 27 taps), so three of its four blocks
+    of 128 rows run no step. Public 73 (stride 2, padding 1, 32 channels): a block of the even
+    phase along D runs 4 of the 8 offsets."""
+    source = make_task("self.conv(x)", "[torch.randn(1, 32, 3, 4, 5)]",
+                       init="|self.conv = nn.ConvTranspose3d(32, 64, 3, stride=2, padding=1, dilation=2)")
+    generated = load(_write(tmp_path, codegen.lower(source).code), "phase_plan")
+    _, block_taps, per_dim = generated.phase_plan([2, 2, 2], [1, 1, 1], [2, 2, 2], [3, 3, 3], 64, 128, "cpu")
+    assert per_dim == [(-1, 1, 3)] * 3  # offsets -1, 0, 1 a dim
+    assert block_taps[:, 0].tolist() == [0, 0, 0, 27]
+    _, block_taps, per_dim = generated.phase_plan([2, 2, 2], [1, 1, 1], [1, 1, 1], [3, 3, 3], 32, 128, "cpu")
+    assert per_dim == [(0, 1, 2)] * 3
+    assert block_taps[:, 0].tolist() == [4, 8]
+    assert block_taps[0, 1:5].tolist() == [0, 1, 2, 3]  # offset 0 along D, both along H and W
 
 
 def test_half_precision_inputs_multiply_on_the_tensor_cores_as_they_are(tmp_path):
@@ -194,6 +253,8 @@ def test_a_strided_transposed_kernel_compiles_for_hopper_on_tensor_cores_without
     assert res.ok, res.reason
     generated = _write(tmp_path, res.code)
     kernels = hopper_compile.report_in_subprocess(task, generated)["kernels"]
-    assert [k["kernel"] for k in kernels] == ["channels_last_copy_kernel", "conv_implicit_gemm_kernel"]
+    # the implicit GEMM's second launch, of the phases one at a time where the input holds a NaN or an inf
+    assert [k["kernel"] for k in kernels] == ["phase_weight_kernel", "channels_last_copy_kernel",
+                                             "conv_implicit_gemm_kernel", "conv_implicit_gemm_kernel"]
     assert all(k["ok"] and k["registers"] and k["spill_bytes"] == 0 for k in kernels), kernels
     assert kernels[-1]["tensor_cores"], kernels
