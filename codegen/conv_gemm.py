@@ -180,40 +180,21 @@ def tile_product(acc, x_group, w_group, tap_list, taps, phase_taps, NO_TAP, qd, 
 
 
 @triton.jit
-def conv_implicit_gemm_kernel(x_ptr, w_ptr, b_ptr, out_ptr, block_taps_ptr, phase_taps_ptr, nonfinite_ptr,
-                              C_IN, D, H, W, C_OUT, OD, OH, OW, CIN_PER_GROUP, COUT_PER_GROUP, ROW_BLOCKS, NO_TAP,
-                              QSD: tl.constexpr, QSH: tl.constexpr, QSW: tl.constexpr,
-                              JSD: tl.constexpr, JSH: tl.constexpr, JSW: tl.constexpr,
-                              UD: tl.constexpr, UH: tl.constexpr, UW: tl.constexpr,
-                              BASE_D: tl.constexpr, BASE_H: tl.constexpr, BASE_W: tl.constexpr,
-                              SD: tl.constexpr, SH: tl.constexpr, SW: tl.constexpr,
-                              CHANNELS_LAST: tl.constexpr, HAS_BIAS: tl.constexpr, FEW_CHANNELS: tl.constexpr,
-                              ROUND_INPUT: tl.constexpr, FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr,
-                              BLOCK_CO: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_W: tl.constexpr,
-                              BLOCK_K: tl.constexpr, EXACT: tl.constexpr, INT64_INDEX: tl.constexpr):
-    """out[n, g, co, o] = bias + sum over taps and channels: a [BLOCK_CO rows, BLOCK_P positions]
-    tile of one group of image n per program, the weight as (row, tap, channel of its group), the
-    input channels last, or NCHW for a 1x1 kernel.
-
-    A convolution's rows are its output channels, and position q reads input q * QS + BASE + u *
-    JS at tap u (QS the stride, BASE -padding, JS the dilation). A transposed one of stride S has
-    S phases a dim, o = S * q + phase, each a convolution over the input (QS 1): its rows are
-    (phase along D and H, output channel, phase along W), the weight of a phase's taps it does not
-    gather zero, and a block of rows runs only the taps its rows gather (block_taps_ptr: a count,
-    then the taps). A program stores its rows' phases along W interleaved, whole runs along
-    lines, BLOCK_P // BLOCK_W lines of BLOCK_W positions.
-
-    A row of a phase that does not gather a tap of its block multiplies the input there by zero,
-    which a NaN or an inf turns into NaN where the convolution has none. Where the input holds
-    one (nonfinite_ptr), a second launch (EXACT) computes each phase of its rows again from the
-    taps that phase gathers (phase_taps_ptr: the kernel tap at each offset, NO_TAP where none)."""
+def conv_tile(program, image_group, x_ptr, w_ptr, b_ptr, out_ptr, block_taps_ptr, phase_taps_ptr,
+              C_IN, D, H, W, C_OUT, OD, OH, OW, CIN_PER_GROUP, COUT_PER_GROUP, ROW_BLOCKS, NO_TAP,
+              QSD: tl.constexpr, QSH: tl.constexpr, QSW: tl.constexpr,
+              JSD: tl.constexpr, JSH: tl.constexpr, JSW: tl.constexpr,
+              UD: tl.constexpr, UH: tl.constexpr, UW: tl.constexpr,
+              BASE_D: tl.constexpr, BASE_H: tl.constexpr, BASE_W: tl.constexpr,
+              SD: tl.constexpr, SH: tl.constexpr, SW: tl.constexpr,
+              CHANNELS_LAST: tl.constexpr, HAS_BIAS: tl.constexpr, FEW_CHANNELS: tl.constexpr,
+              ROUND_INPUT: tl.constexpr, FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr,
+              BLOCK_CO: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_W: tl.constexpr,
+              BLOCK_K: tl.constexpr, EXACT: tl.constexpr, INT64_INDEX: tl.constexpr):
+    """Program `program` of image and group `image_group` (the kernel's docstring)."""
     ONE_PHASE: tl.constexpr = SD * SH * SW == 1
-    if EXACT:
-        if tl.load(nonfinite_ptr) == 0:
-            return
-    program = tl.program_id(0)
-    group = tl.program_id(1) % (C_OUT // COUT_PER_GROUP)
-    n = (tl.program_id(1) // (C_OUT // COUT_PER_GROUP)).to(tl.int64)  # whole tensors may pass 2**31 elements
+    group = image_group % (C_OUT // COUT_PER_GROUP)
+    n = (image_group // (C_OUT // COUT_PER_GROUP)).to(tl.int64)  # whole tensors may pass 2**31 elements
     # the row tiles of one position tile are neighbours: its inputs come from DRAM once
     row_block = program % ROW_BLOCKS
     p_block = program // ROW_BLOCKS
@@ -234,7 +215,8 @@ def conv_implicit_gemm_kernel(x_ptr, w_ptr, b_ptr, out_ptr, block_taps_ptr, phas
         p += p_block * BLOCK_P
         p_mask = p < QD * QH * QW
         qw = p % QW
-        line = p // QW
+        qh = (p // QW) % QH
+        qd = p // (QW * QH)  # (as (p // QW) // QH: 56 more sm_90 instructions, conv2d_standard 5.16 -> 5.57 ms)
     else:
         W_BLOCKS = tl.cdiv(QW, BLOCK_W)
         first_line = (p_block // W_BLOCKS) * (BLOCK_P // BLOCK_W)
@@ -242,8 +224,8 @@ def conv_implicit_gemm_kernel(x_ptr, w_ptr, b_ptr, out_ptr, block_taps_ptr, phas
         line = first_line + p // BLOCK_W
         qw = first_qw + p % BLOCK_W
         p_mask = (line < QD * QH) & (qw < QW)
-    qh = line % QH
-    qd = line // QH
+        qh = line % QH
+        qd = line // QH
     x_group = x_ptr + n * C_IN * D * H * W + group * CIN_PER_GROUP * (1 if CHANNELS_LAST else D * H * W)
     w_stride_row = UD * UH * UW * CIN_PER_GROUP
     w_group = w_ptr + group * rows_per_group * w_stride_row
@@ -310,7 +292,52 @@ def conv_implicit_gemm_kernel(x_ptr, w_ptr, b_ptr, out_ptr, block_taps_ptr, phas
         mask = ((channel_row < channel_rows)[:, None] & ((out_line < QD * QH) & (ow < OW))[None, :]
                 & (SD * qd[None, :] < OD - phase_d[:, None]) & (SH * qh[None, :] < OH - phase_h[:, None]))
         tl.store(out_group + row_offset[:, None] + column_offset[None, :],
-                 acc.to(out_ptr.dtype.element_ty), mask=mask)'''
+                 acc.to(out_ptr.dtype.element_ty), mask=mask)
+
+@triton.jit
+def conv_implicit_gemm_kernel(x_ptr, w_ptr, b_ptr, out_ptr, block_taps_ptr, phase_taps_ptr, nonfinite_ptr,
+                              C_IN, D, H, W, C_OUT, OD, OH, OW, CIN_PER_GROUP, COUT_PER_GROUP, ROW_BLOCKS, NO_TAP,
+                              PROGRAMS, IMAGES,
+                              QSD: tl.constexpr, QSH: tl.constexpr, QSW: tl.constexpr,
+                              JSD: tl.constexpr, JSH: tl.constexpr, JSW: tl.constexpr,
+                              UD: tl.constexpr, UH: tl.constexpr, UW: tl.constexpr,
+                              BASE_D: tl.constexpr, BASE_H: tl.constexpr, BASE_W: tl.constexpr,
+                              SD: tl.constexpr, SH: tl.constexpr, SW: tl.constexpr,
+                              CHANNELS_LAST: tl.constexpr, HAS_BIAS: tl.constexpr, FEW_CHANNELS: tl.constexpr,
+                              ROUND_INPUT: tl.constexpr, FP32: tl.constexpr, INPUT_PRECISION: tl.constexpr,
+                              BLOCK_CO: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_W: tl.constexpr,
+                              BLOCK_K: tl.constexpr, EXACT: tl.constexpr, INT64_INDEX: tl.constexpr):
+    """out[n, g, co, o] = bias + sum over taps and channels: a [BLOCK_CO rows, BLOCK_P positions]
+    tile of one group of image n per program, the weight as (row, tap, channel of its group), the
+    input channels last, or NCHW for a 1x1 kernel.
+
+    A convolution's rows are its output channels, and position q reads input q * QS + BASE + u *
+    JS at tap u (QS the stride, BASE -padding, JS the dilation). A transposed one of stride S has
+    S phases a dim, o = S * q + phase, each a convolution over the input (QS 1): its rows are
+    (phase along D and H, output channel, phase along W), the weight of a phase's taps it does not
+    gather zero, and a block of rows runs only the taps its rows gather (block_taps_ptr: a count,
+    then the taps). A program stores its rows' phases along W interleaved, whole runs along
+    lines, BLOCK_P // BLOCK_W lines of BLOCK_W positions.
+
+    A row of a phase that does not gather a tap of its block multiplies the input there by zero,
+    which a NaN or an inf turns into NaN where the convolution has none. Where the input holds
+    one (nonfinite_ptr), a second launch (EXACT) computes each phase of its rows again from the
+    taps that phase gathers (phase_taps_ptr: the kernel tap at each offset, NO_TAP where none),
+    PROGRAMS programs of each of IMAGES images and groups."""
+    if EXACT:  # a few programs, a share of the tiles each, that return at once where the input is finite
+        if tl.load(nonfinite_ptr) != 0:
+            for tile in range(tl.program_id(0), PROGRAMS * IMAGES, tl.num_programs(0)):
+                conv_tile(tile % PROGRAMS, tile // PROGRAMS, x_ptr, w_ptr, b_ptr, out_ptr, block_taps_ptr,
+                          phase_taps_ptr, C_IN, D, H, W, C_OUT, OD, OH, OW, CIN_PER_GROUP, COUT_PER_GROUP,
+                          ROW_BLOCKS, NO_TAP, QSD, QSH, QSW, JSD, JSH, JSW, UD, UH, UW, BASE_D, BASE_H, BASE_W,
+                          SD, SH, SW, CHANNELS_LAST, HAS_BIAS, FEW_CHANNELS, ROUND_INPUT, FP32, INPUT_PRECISION,
+                          BLOCK_CO, BLOCK_P, BLOCK_W, BLOCK_K, True, INT64_INDEX)
+    else:
+        conv_tile(tl.program_id(0), tl.program_id(1), x_ptr, w_ptr, b_ptr, out_ptr, block_taps_ptr, phase_taps_ptr,
+                  C_IN, D, H, W, C_OUT, OD, OH, OW, CIN_PER_GROUP, COUT_PER_GROUP, ROW_BLOCKS, NO_TAP,
+                  QSD, QSH, QSW, JSD, JSH, JSW, UD, UH, UW, BASE_D, BASE_H, BASE_W, SD, SH, SW, CHANNELS_LAST,
+                  HAS_BIAS, FEW_CHANNELS, ROUND_INPUT, FP32, INPUT_PRECISION, BLOCK_CO, BLOCK_P, BLOCK_W,
+                  BLOCK_K, False, INT64_INDEX)'''
 
 
 LAUNCHER = '''def channels_last_copy(x, round_tf32, nonfinite=None):
@@ -348,31 +375,30 @@ PHASE_PLANS = {}
 
 
 def phase_plan(stride, padding, dilation, ksize, cout_per_group, block_co, device):
-    """A transposed convolution's phases (3-D, unit dims leading): the weight's gather index
-    (phase along D and H, phase along W, tap) into its kernel taps (their count: a zero), each
-    block of block_co rows' taps (a count, then the taps), and base, step and taps a dim. Made
-    once (a copy from the host a call would wait)."""
+    """A transposed convolution's phases (3-D, unit dims leading): each phase's kernel tap at each
+    offset (the taps' count where it gathers none) as (phase along D and H, phase along W, offset),
+    each block of block_co rows' offsets (a count, then the offsets), and base, step and offsets a
+    dim. Made once (a copy from the host a call would wait)."""
     key = (tuple(stride), tuple(padding), tuple(dilation), tuple(ksize), cout_per_group, block_co, str(device))
     if key not in PHASE_PLANS:
         per_dim = [transposed_taps(*args) for args in zip(stride, padding, dilation, ksize)]
-        zero = math.prod(ksize)
-        index = [[[zero] * math.prod(d[2] for d in per_dim) for _ in range(stride[2])]
-                 for _ in range(stride[0] * stride[1])]
+        no_tap = math.prod(ksize)
+        index = []  # phases and offsets in order over D, H, W
         for phases in itertools.product(*[range(s) for s in stride]):
-            for us in itertools.product(*[range(d[2]) for d in per_dim]):
-                k = [d[3][phase][u] for d, phase, u in zip(per_dim, phases, us)]
-                if None not in k:
-                    index[phases[0] * stride[1] + phases[1]][phases[2]][(us[0] * per_dim[1][2] + us[1]) * per_dim[2][2]
-                                                                        + us[2]] = (k[0] * ksize[1] + k[1]) * ksize[2] + k[2]
-        rows = stride[0] * stride[1] * cout_per_group * stride[2]  # (phase along D and H, channel, phase along W)
-        taps = math.prod(d[2] for d in per_dim)
+            index.append([])
+            for offsets in itertools.product(*[range(taps) for _, _, taps, _ in per_dim]):
+                k = [kernel_taps[phase][u] for (_, _, _, kernel_taps), phase, u in zip(per_dim, phases, offsets)]
+                index[-1].append(no_tap if None in k else (k[0] * ksize[1] + k[1]) * ksize[2] + k[2])
+        offsets = len(index[0])
+        rows = math.prod(stride) * cout_per_group  # (phase along D and H, channel, phase along W)
         block_taps = []
         for first in range(0, rows, block_co):
-            phases = {(row // (cout_per_group * stride[2]), row % stride[2]) for row in range(first, min(first + block_co, rows))}
-            used = [u for u in range(taps) if any(index[dh][w][u] != zero for dh, w in phases)]
-            block_taps.append([len(used)] + used + [0] * (taps - len(used)))
-        PHASE_PLANS[key] = (torch.tensor(index, dtype=torch.int32, device=device), torch.tensor(block_taps, dtype=torch.int32, device=device),
-                            [d[:3] for d in per_dim])
+            phases = {row // (cout_per_group * stride[2]) * stride[2] + row % stride[2]
+                      for row in range(first, min(first + block_co, rows))}
+            used = [u for u in range(offsets) if any(index[phase][u] != no_tap for phase in phases)]
+            block_taps.append([len(used)] + used + [0] * (offsets - len(used)))
+        index = torch.tensor(index, dtype=torch.int32, device=device).reshape(stride[0] * stride[1], stride[2], offsets)
+        PHASE_PLANS[key] = (index, torch.tensor(block_taps, dtype=torch.int32, device=device), [d[:3] for d in per_dim])
     return PHASE_PLANS[key]
 
 
@@ -449,7 +475,8 @@ def conv_implicit_gemm(x, weight, bias, stride, padding, dilation, transposed, o
         weight = phase_weight(weight, index, groups, cin_per_group, cout_per_group, phases[2], tf32)
     else:
         index = block_taps = weight  # not read
-        output_step, input_step, base, tap_counts = pad3(stride, 1), pad3(dilation, 1), pad3([-v for v in padding], 0), pad3(ksize, 1)
+        output_step, input_step, tap_counts = pad3(stride, 1), pad3(dilation, 1), pad3(ksize, 1)
+        base = pad3([-v for v in padding], 0)
         weight = channels_last_copy(weight, tf32)  # (row, tap, channel of its group)
     plane = math.prod(sizes)
     phased = math.prod(phases) > 1
@@ -471,7 +498,8 @@ def conv_implicit_gemm(x, weight, bias, stride, padding, dilation, transposed, o
     lines, line = cdiv(OD, phases[0]) * cdiv(OH, phases[1]), cdiv(OW, phases[2])  # the first phase's
     per_image = max(c_in * plane, c_out * OD * OH * OW)
     # the second launch computes again only where the input holds a NaN or an inf (the kernel's
-    # docstring), on tiles of half the positions (at full width its two accumulators spilled)
+    # docstring): at most 512 programs, each a share of the tiles, of half the positions (at full
+    # width its two accumulators spilled); a program a tile, 16384 of them, took 4 % of public 73's time
     for exact, block_p in ((False, block_p), (True, block_p // 2)) if phased else ((False, block_p),):
         if phased:  # whole runs along lines
             block_w = line_block(lines, line, block_p)
@@ -479,10 +507,11 @@ def conv_implicit_gemm(x, weight, bias, stride, padding, dilation, transposed, o
         else:
             block_w = block_p
             tiles = cdiv(lines * line, block_p)
-        grid = (tiles * row_blocks, x.shape[0] * groups)
+        programs, images = tiles * row_blocks, x.shape[0] * groups
+        grid = (min(512, programs * images),) if exact else (programs, images)
         conv_implicit_gemm_kernel[grid](
             x, weight, bias if bias is not None else weight, out, block_taps, index, nonfinite if phased else weight,
-            c_in, D, H, W, c_out, OD, OH, OW, cin_per_group, cout_per_group, row_blocks, taps,
+            c_in, D, H, W, c_out, OD, OH, OW, cin_per_group, cout_per_group, row_blocks, taps, programs, images,
             *output_step, *input_step, *tap_counts, *base, *phases,
             CHANNELS_LAST=channels_last, HAS_BIAS=bias is not None, FEW_CHANNELS=few_channels, ROUND_INPUT=round_input,
             FP32=x.dtype == torch.float32, INPUT_PRECISION=precision, BLOCK_CO=block_co, BLOCK_P=block_p,
