@@ -538,10 +538,11 @@ def serves(conv: Node) -> bool:
 
 def constants(tun: dict) -> str:
     return ("# Tunables of the implicit GEMM (the search space is codegen.tunables.SPACE, conv_gemm.*):\n"
-            "# output channels (at most this many) and output positions of a program's tile, input\n"
-            "# channels a step, warps (of a full tile), steps in flight, fp32's precision on the tensor\n"
-            "# cores (\"tf32\": as the reference's cuDNN convolution, see conv_implicit_gemm; \"tf32x3\":\n"
-            "# about fp32's accuracy; \"ieee\": exact), and whether a 1x1 kernel reads a channels-last copy too.\n"
+            "# rows (output channels, times a transposed one's phases: at most this many) and output\n"
+            "# positions of a program's tile, input channels a step, warps (of a full tile), steps in\n"
+            "# flight, fp32's precision on the tensor cores (\"tf32\": as the reference's cuDNN convolution,\n"
+            "# see conv_implicit_gemm; \"tf32x3\": about fp32's accuracy; \"ieee\": exact), and whether a 1x1\n"
+            "# kernel reads a channels-last copy too.\n"
             f"CONV_GEMM_BLOCK_CO = {tun['conv_gemm.BLOCK_CO']}\n"
             f"CONV_GEMM_BLOCK_P = {tun['conv_gemm.BLOCK_P']}\n"
             f"CONV_GEMM_BLOCK_K = {tun['conv_gemm.BLOCK_K']}\n"

@@ -65,10 +65,10 @@ SPACE: dict[str, list] = {
     "direct_conv.BLOCK_S_TRANSPOSED": [128, 256, 512, 1024],
     "direct_conv.num_warps": [2, 4, 8],
     # a lone convolution without groups, or a transposed one in stride phases (codegen.conv_gemm): an
-    # implicit GEMM on tensor cores (1), or the direct kernel above (0); its tile (output channels:
-    # at most this many), warps, steps in flight, fp32's precision on the tensor cores, and
-    # whether a 1x1 kernel reads a channels-last copy of its input like the others (1) or NCHW in
-    # place (0)
+    # implicit GEMM on tensor cores (1), or the direct kernel above (0); its tile (rows, the output
+    # channels times a transposed one's phases: at most this many), warps, steps in flight, fp32's
+    # precision on the tensor cores, and whether a 1x1 kernel reads a channels-last copy of its
+    # input like the others (1) or NCHW in place (0)
     "conv_gemm.use": [1, 0],
     "conv_gemm.BLOCK_CO": [64, 128, 256],
     "conv_gemm.BLOCK_P": [32, 64, 128, 256],
