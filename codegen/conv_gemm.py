@@ -282,17 +282,18 @@ def conv_tile(program, image_group, x_ptr, w_ptr, b_ptr, out_ptr, block_taps_ptr
             co = co.to(tl.int64)
         out_line = first_line + o // (SW * BLOCK_W)
         ow = SW * first_qw + o % (SW * BLOCK_W)
-        qd = out_line // QH
-        qh = out_line % QH
+        line_qd = out_line // QH
+        line_qh = out_line % QH
         # offsets and masks as a row's part and a column's (the full tiles of indices spilled)
         phase_d = phase_dh // SH
         phase_h = phase_dh % SH
         row_offset = co * (OD * OH * OW) + (phase_d * OH + phase_h) * OW
-        column_offset = (SD * qd * OH + SH * qh) * OW + ow
+        column_offset = (SD * line_qd * OH + SH * line_qh) * OW + ow
         mask = ((channel_row < channel_rows)[:, None] & ((out_line < QD * QH) & (ow < OW))[None, :]
-                & (SD * qd[None, :] < OD - phase_d[:, None]) & (SH * qh[None, :] < OH - phase_h[:, None]))
+                & (SD * line_qd[None, :] < OD - phase_d[:, None]) & (SH * line_qh[None, :] < OH - phase_h[:, None]))
         tl.store(out_group + row_offset[:, None] + column_offset[None, :],
                  acc.to(out_ptr.dtype.element_ty), mask=mask)
+
 
 @triton.jit
 def conv_implicit_gemm_kernel(x_ptr, w_ptr, b_ptr, out_ptr, block_taps_ptr, phase_taps_ptr, nonfinite_ptr,
