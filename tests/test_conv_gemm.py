@@ -112,7 +112,7 @@ def test_a_strided_transposed_file_serves_fewer_channels_than_it_was_made_for(tm
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered in matmul")  # the interpreter's, on the NaN
 @pytest.mark.parametrize("conv,shape,channels", [
-    ("nn.ConvTranspose3d(C, 32, 3, stride=2, padding=1, dilation=2)", "2, C, 3, 4, 5", 16),
+    ("nn.ConvTranspose3d(C, 32, 3, stride=2, padding=1, dilation=2)", "1, C, 3, 4, 5", 16),
     ("nn.ConvTranspose2d(C, 24, 4, stride=2, padding=1)", "2, C, 6, 7", 16),
     ("nn.ConvTranspose2d(C, 16, 3, stride=(2, 1), padding=1)", "2, C, 5, 6", 4),  # made for 16: pairs a step
 ])
