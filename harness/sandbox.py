@@ -48,9 +48,10 @@ def _owned_temp_prefix(kind: str) -> str:
 
 
 def _remove_orphans() -> None:
-    """Remove the fork-server folders, logs and job folders of processes that no longer exist."""
+    """Remove the fork-server folders, logs, job folders and Ray actors' scratch folders of
+    processes that no longer exist."""
     root = Path(tempfile.gettempdir())
-    for entry in list(root.glob("akg-forkserver-*")) + list(root.glob("akg-job-*")):
+    for entry in [e for kind in ("forkserver", "job", "ray") for e in root.glob(f"akg-{kind}-*")]:
         pid = entry.name.split("-")[2]
         if not pid.isdigit() or int(pid) == os.getpid():
             continue

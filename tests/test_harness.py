@@ -82,13 +82,14 @@ def test_a_judgement_leaves_no_working_directory_behind(name, status):
 def test_the_folders_a_killed_orchestrator_left_are_removed_by_the_next():
     """SIGKILL runs no cleanup: each fork server's folder and log, and each job's folder, carry their
     owner's pid, and a fork server starting removes those of processes that no longer exist (a
-    suite run, whose tests kill orchestrators on purpose, left about 17)."""
+    suite run, whose tests kill orchestrators on purpose, left about 17), as do a Ray actor's scratch
+    folders (an actor killed without close() left 31)."""
     from harness import sandbox
 
     root = Path(tempfile.gettempdir())
     dead = int(Path("/proc/sys/kernel/pid_max").read_text()) + 1  # no process can have it
     alive = os.getppid()
-    orphans = [root / f"akg-forkserver-{dead}-probe", root / f"akg-job-{dead}-probe"]
+    orphans = [root / f"akg-forkserver-{dead}-probe", root / f"akg-job-{dead}-probe", root / f"akg-ray-{dead}-probe"]
     for folder in orphans:
         folder.mkdir()
     (root / f"akg-forkserver-{dead}-probe.log").write_text("")
