@@ -40,33 +40,39 @@ def fill_form(page, values: dict) -> None:
     for name, value in values.items():
         field(page, name).fill(value)
         field(page, name).press("Tab")  # leave the field: its change is passed on when it loses focus
-    # a click at once sent the previous request beside the new session id, once in a full run;
     # the form's text inputs pass a change on some time after the last keystroke
     page.wait_for_timeout(800)
 
 
+# The service's answers to a call that mixes a start and an answer: it changes nothing.
+STALE_FORM = ("an answer needs the session_id", "give request (and options) to start a session")
+
+
 def run_form(page, until, *, request: str = "", options: dict | None = None, session_id: str = "",
              answer: str = "", timeout_s: float = 300) -> dict:
-    """Fill the form, press Start, and wait until the output shows a view that `until` accepts.
+    """On a fresh form, fill the fields this call uses, press Start, and wait until the output
+    shows a view that `until` accepts.
 
-    The page's form has sent a field's old value even after the wait (the answer without the
-    session id it had just been given: a 400 from our endpoint, which changes nothing), once in
-    three full runs on 2 busy cores. That is the playground's form, not the service: on such a 400
-    the page is reloaded and the form sent again, twice at most; any other error view fails the test."""
-    values = {"request": request, "options": json.dumps(options or {}), "session_id": session_id, "answer": answer}
+    The page's form has sent a field's old value even after the wait: the answer without the
+    session id it had just been given, and (once in a full run on 2 busy cores, with the fields
+    cleared rather than fresh) the previous request beside the new session id. Both are a 400
+    from our endpoint that changes nothing, and both are the playground's form, not the service:
+    the form is reloaded and sent again, twice at most; any other error view fails the test."""
+    values = {"request": request, "options": json.dumps(options) if options else "",
+              "session_id": session_id, "answer": answer}
     for attempt in range(3):
-        if attempt:  # a fresh form and an empty output panel (the token is a cookie by now)
-            page.reload()
-            page.wait_for_selector("text=SESSION ID")
-        fill_form(page, values)
+        # a fresh form and an empty output panel (the token is a cookie by now); a field left
+        # empty is never filled, so no old value can ride along with this call
+        page.reload()
+        page.wait_for_selector("text=SESSION ID")
+        fill_form(page, {name: value for name, value in values.items() if value})
         page.get_by_role("button", name="Start").click()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             views = [o for o in shown_objects(page) if "status" in o or "status_code" in o]
             errors = [v for v in views if "status_code" in v]
-            if errors and attempt < 2 and session_id and errors[-1].get("error", "").startswith(
-                    "an answer needs the session_id"):
-                break  # the stale form: fill it and send it again
+            if errors and attempt < 2 and errors[-1].get("error", "").startswith(STALE_FORM):
+                break  # the stale form: fill a fresh one and send it again
             assert not errors, views
             if views and until(views[-1]):
                 return views[-1]
