@@ -113,12 +113,32 @@ def host_available_bytes() -> int:
         return 0
 
 
+def address_space_left() -> int | None:
+    """What this process may still map under its address-space limit (a CPU job's, set by the
+    worker), or None where it has none."""
+    import resource
+    limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+    if limit == resource.RLIM_INFINITY:
+        return None
+    try:
+        with open("/proc/self/statm") as statm:
+            mapped = int(statm.read().split()[0]) * resource.getpagesize()
+    except OSError:
+        return None
+    return max(0, limit - mapped)
+
+
 def free_bytes(on_gpu: bool) -> tuple[int, str]:
-    """(free bytes, what they are) of the device the job runs on."""
+    """(free bytes, what they are) of the device the job runs on: on the host, the lesser of what
+    the machine has available and what the job's own limit lets it map (a 13 GB task passed a
+    check against the machine's 20 GB, then died of its job's 8 GB limit with an allocator error)."""
     if on_gpu:
         free, _total = torch.cuda.mem_get_info()
         return free, f"GPU memory free on {torch.cuda.get_device_name()}"
-    return host_available_bytes(), "host memory available"
+    available, left = host_available_bytes(), address_space_left()
+    if left is not None and (not available or left < available):
+        return left, "host memory available to this job (its address-space limit)"
+    return available, "host memory available"
 
 
 def check_fits(task, on_gpu: bool, *, shrunk: bool = False, free: tuple[int, str] | None = None) -> Footprint:

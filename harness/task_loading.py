@@ -96,7 +96,8 @@ def _reference_runs(task: ModuleType, max_elements: int) -> bool:
 
 def _size_knobs(tree: ast.Module) -> dict[str, ast.expr]:
     """Module-level names bound to an integer computed from literals alone (`DIM = 4096`,
-    `N = 2**20`, `B, D = 16, 64`): the task's sizes. Names computed from other names
+    `N = 2**20`, `B, D = 16, 64`), and the literal integers of a tuple or list (`input_shape =
+    (32768,)`: knob "input_shape[0]"): the task's sizes. Names computed from other names
     (`HIDDEN = 4 * DIM`, `shape = (C, H, W)`) are derived and follow when the module re-runs."""
     knobs: dict[str, ast.expr] = {}
 
@@ -125,9 +126,23 @@ def _size_knobs(tree: ast.Module) -> dict[str, ast.expr]:
         else:
             continue
         for target, value in pairs:
-            if isinstance(target, ast.Name) and literal_int(value):
+            if not isinstance(target, ast.Name):
+                continue
+            if literal_int(value):
                 knobs[target.id] = value
+            elif isinstance(value, (ast.Tuple, ast.List)):  # a shape: `input_shape = (32768,)`
+                for index, element in enumerate(value.elts):
+                    if literal_int(element):
+                        knobs[f"{target.id}[{index}]"] = element
     return knobs
+
+
+def _shape_element(name: str) -> tuple[str, int] | None:
+    """("input_shape", 0) for the size knob "input_shape[0]", a literal tuple's element; else None."""
+    if not name.endswith("]") or "[" not in name:
+        return None
+    base, index = name[:-1].split("[", 1)
+    return base, int(index)
 
 
 class _Rerun:
@@ -153,14 +168,31 @@ class _Rerun:
             elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value:
                 targets.append((node.target, node, "value"))
             for target, holder, slot in targets:
-                if isinstance(target, ast.Name) and target.id in values and target.id in self.knobs:
+                if not isinstance(target, ast.Name):
+                    continue
+                if target.id in values and target.id in self.knobs:
                     constant = ast.copy_location(ast.Constant(values[target.id]), target)
                     if isinstance(holder, list):
                         holder[slot] = constant
                     else:
                         setattr(holder, slot, constant)
+                shape = holder[slot] if isinstance(holder, list) else getattr(holder, slot)
+                if isinstance(shape, (ast.Tuple, ast.List)):
+                    for index, element in enumerate(shape.elts):
+                        name = f"{target.id}[{index}]"
+                        if name in values and name in self.knobs:
+                            shape.elts[index] = ast.copy_location(ast.Constant(values[name]), element)
         ast.fix_missing_locations(tree)
         exec(compile(tree, self.filename, "exec"), vars(self.task))
+
+
+def _knob_value(namespace: dict, name: str):
+    """A size knob's value in the loaded module: the integer, or a shape's element."""
+    element = _shape_element(name)
+    if element is None:
+        return namespace.get(name)
+    shape = namespace.get(element[0])
+    return shape[element[1]] if isinstance(shape, (tuple, list)) and element[1] < len(shape) else None
 
 
 def _task_source(task: ModuleType, source: str | None) -> str | None:
@@ -178,8 +210,9 @@ def shrink_task(task: ModuleType, max_elements: int = MAX_INPUT_ELEMENTS,
     """Halve the task's module-level size constants, largest first, keeping only halvings that make
     the largest input smaller, until every input tensor has at most max_elements elements, then
     until no tensor the reference makes (an output, an intermediate) has more than MADE_PER_INPUT
-    times that, as long as the reference still runs. Sizes are probed on meta/fake tensors:
-    nothing runs at the full size.
+    times that, as long as the reference still runs. A size whose halving alone breaks the task
+    is halved together with the sizes equal to it, a shape's elements among them. Sizes are probed
+    on meta/fake tensors: nothing runs at the full size.
     Where the task's source is known (its file, or `source`), the module is re-executed with the new
     sizes, so every module-level value computed from them is shrunk with them; otherwise the
     constants are replaced in place. Mutates the module; returns {name: [original, shrunk]} or None."""
@@ -194,21 +227,21 @@ def shrink_task(task: ModuleType, max_elements: int = MAX_INPUT_ELEMENTS,
     if rerun is not None and not rerun.knobs:  # sizes set some other way (imported, computed): in place
         rerun = None
     if rerun is not None:
-        sizes = {name: namespace[name] for name in rerun.knobs
-                 if type(namespace.get(name)) is int and namespace[name] >= 2 and not name.startswith("_")}
+        sizes = {name: value for name in rerun.knobs if not name.startswith("_")
+                 and type(value := _knob_value(namespace, name)) is int and value >= 2}
     else:
         sizes = {name: value for name, value in namespace.items()
                  if type(value) is int and value >= 2 and not name.startswith("_")}
     current = dict(sizes)
 
-    def apply(name: str, value: int) -> None:
-        current[name] = value
+    def apply(values: dict[str, int]) -> None:
+        current.update(values)
         if rerun is not None:
             rerun.run(current)
         else:
-            namespace[name] = value
+            namespace.update(values)
 
-    history: list[tuple[str, int]] = []
+    history: list[dict[str, int]] = []  # each step's sizes before it
     # Where the reference runs on meta tensors, each halving is tried there: one that breaks it
     # (a LayerNorm sized by a knob that the convolution before it also reads) is not taken.
     runs_on_meta = _largest_made(task) is not None
@@ -219,23 +252,39 @@ def shrink_task(task: ModuleType, max_elements: int = MAX_INPUT_ELEMENTS,
         left alone from then on."""
         value = measure()
         frozen: set[str] = set()
-        while value is not None and too_big(value):
-            shrinkable = sorted((n for n in sizes if n not in frozen and current[n] >= 2), key=lambda n: -current[n])
-            if not shrinkable:
-                break
-            name = shrinkable[0]
-            old = current[name]
+
+        def halved(names: list[str]):
+            """(the measure with these knobs halved, whether the halving broke the task); the knobs
+            stay halved only where the measure drops."""
+            before = {n: current[n] for n in names}
             try:
-                apply(name, old // 2)
+                apply({n: v // 2 for n, v in before.items()})
                 smaller = measure()
             except Exception:
                 smaller = None
             if smaller is not None and smaller < value:
-                history.append((name, old))
-                value = smaller
-            else:
-                apply(name, old)
+                history.append(before)
+                return smaller, False
+            apply(before)
+            return None, smaller is None
+
+        while value is not None and too_big(value):
+            # a shape's elements move only with an integer knob of their size (below)
+            shrinkable = sorted((n for n in sizes if n not in frozen and current[n] >= 2 and not _shape_element(n)),
+                                key=lambda n: -current[n])
+            if not shrinkable:
+                break
+            name = shrinkable[0]
+            smaller, broke = halved([name])
+            if broke:
+                # Sizes equal by construction move together: hinge loss's (batch_size, *input_shape)
+                # predictions times (batch_size,) targets broadcast only while the two are equal.
+                partners = [n for n in sizes if n != name and n not in frozen and current[n] == current[name]]
+                smaller = halved([name, *partners])[0] if partners else None
+            if smaller is None:
                 frozen.add(name)
+            else:
+                value = smaller
 
     # The inputs first. A halving counts when the largest input shrinks, or stays and the inputs
     # as a whole shrink: two equally large inputs that each have a dim the other lacks (a matmul's
@@ -250,8 +299,7 @@ def shrink_task(task: ModuleType, max_elements: int = MAX_INPUT_ELEMENTS,
     halve_while(lambda: _largest_made(task), lambda made: made > MADE_PER_INPUT * max_elements)
     # Undo the last halvings until the reference runs again (e.g. a kernel larger than its image).
     while history and not _reference_runs(task, max_elements):
-        name, old = history.pop()
-        apply(name, old)
+        apply(history.pop())
     changed = {name: [sizes[name], current[name]] for name in sizes if current[name] != sizes[name]}
     return changed or None
 
