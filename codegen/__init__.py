@@ -18,8 +18,9 @@ One compiler in three stages:
   tiled). Graphs with matmul / convolution / attention go to the templates of codegen.extern,
   which plan groups around each template op; where a norm,
   reduction or pooling follows the product, the product stays a vendor call in forward and the
-  rest is scheduled here (hybrid.py); a convolution alone is one direct Triton kernel
-  (conv_direct.py).
+  rest is scheduled here (hybrid.py); convolutions with nothing else to compute (one, or
+  several in a row: depthwise then pointwise) are each a Triton convolution, direct or an
+  implicit GEMM (conv_direct.py, conv_gemm.py).
 - render (emit.py over scope.py, views.py, pools.py, reductions.py, scans.py, kernels.py;
   pointwise.py, the one formula table; tidy.py; launchers.py; render.py, the one file assembly;
   batching.py):

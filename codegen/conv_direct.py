@@ -1,7 +1,8 @@
 """A convolution with nothing to fuse around it (depthwise, grouped, transposed, 1-D/2-D/3-D) as
 one direct Triton kernel. A standard one (no groups), or a transposed one whose stride phases are
 standard ones (conv_gemm.serves), is an implicit GEMM on tensor cores instead (conv_gemm.py); this
-file writes either.
+file writes either, for each convolution of a graph that computes nothing else (public 86: a
+depthwise convolution, then a pointwise one).
 
 cuDNN alone would leave the whole task in a vendor library, which the judge rejects (vendor
 convolutions are allowed only with Triton work fused around them), so such a graph gets its own
@@ -179,25 +180,23 @@ INTERPRETED_FLAG = ("\n# Under TRITON_INTERPRET=1 the kernels run on the CPU (co
                     'INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") == "1"')
 
 
-def lone_convolution(graph: ir.Graph) -> Node | None:
-    """The convolution, when it is the graph's only compute and its output what forward returns."""
+def convolution_chain(graph: ir.Graph) -> list[Node] | None:
+    """The convolutions, in order, when they are the graph's only compute (each reads the inputs
+    or another's output, through views at most) and forward returns the last one's output: one
+    (public 87, a 1x1) or several (86, depthwise then pointwise), each a Triton convolution."""
     externs = graph.of_kind(ir.EXTERN)
-    if len(externs) != 1 or externs[0].op not in _CONV:
+    if not externs or any(n.op not in _CONV for n in externs):
         return None
-    conv = externs[0]
-    others = [n for n in graph.nodes if n.kind not in (ir.INPUT, ir.VIEW) and n is not conv]
-    if others or graph.outputs != [conv]:
+    others = [n for n in graph.nodes if n.kind not in (ir.INPUT, ir.VIEW, ir.EXTERN)]
+    if others or graph.outputs != [externs[-1]]:
         return None
-    return conv
+    return externs
 
 
-def knobs_that_move(conv: Node) -> dict:
-    """The knobs this convolution's file reads: the implicit GEMM's (conv_gemm.*) where it serves;
-    else the direct kernel's, of whose three position tiles the one of its kind (transposed, else
-    1-D, else 2-D/3-D). Both row knobs stay: whether a group has one output channel (depthwise
-    rows) is read at run time."""
-    if conv_gemm.serves(conv):  # the implicit GEMM's knobs (its switch leads to the direct defaults)
-        return tunables.space_of("conv_gemm")
+def _direct_knobs(conv: Node) -> dict:
+    """The direct kernel's knobs of this convolution: of its three position tiles, the one of its
+    kind (transposed, else 1-D, else 2-D/3-D). Both row knobs stay: whether a group has one output
+    channel (depthwise rows) is read at run time."""
     a = conv.attrs
     positions = ("direct_conv.BLOCK_S_TRANSPOSED" if a.get("transposed")
                  else "direct_conv.BLOCK_S_1D" if len(a["stride"]) == 1 else "direct_conv.BLOCK_S")
@@ -205,71 +204,101 @@ def knobs_that_move(conv: Node) -> dict:
             if not k.startswith("direct_conv.BLOCK_S") or k == positions}
 
 
-def lower_lone_convolution(graph: ir.Graph, conv: Node, task_source: str, tun: dict) -> tuple[str, list[str]]:
-    """The file of a task whose only compute is one convolution; `tun`: the direct_conv.* tunables."""
+def knobs_that_move(convs: list[Node]) -> dict:
+    """The knobs these convolutions' file reads: the implicit GEMM's (conv_gemm.*) for one it
+    serves (its switch leads to the direct defaults), the direct kernel's for the others."""
+    space: dict = {}
+    for conv in convs:
+        space |= tunables.space_of("conv_gemm") if conv_gemm.serves(conv) else _direct_knobs(conv)
+    return space
+
+
+def _operand_expr(operand) -> str:
+    if isinstance(operand, Node):
+        hybrid._operand(operand, needed := set())
+        if operand.dtype.is_complex:
+            raise Unsupported("unsupported: complex convolution")
+        if needed:
+            raise Unsupported("unsupported: a computed operand of a convolution with nothing to fuse around it")
+    return hybrid._expr(operand, set()) if operand is not None else "None"
+
+
+def _kernels_of(conv: Node, gemm: bool) -> list[str]:
+    kind = "transposed convolution" if conv.attrs.get("transposed") else "convolution"
+    if not gemm:
+        return [f"conv_direct_kernel: direct {kind}"]
+    return ((["phase_weight_kernel: the weight a stride phase"] if conv.attrs.get("transposed") else [])
+            + ["channels_last_copy_kernel: channels moved last", "conv_implicit_gemm_kernel: implicit GEMM convolution"])
+
+
+def _doc_of(conv: Node, gemm: bool) -> str:
+    """What the file's docstring says of one convolution's kernels."""
     a = conv.attrs
-    operands = [a.get("input"), a.get("weight"), a.get("bias")]
-    if any(isinstance(o, Node) and o.dtype.is_complex for o in operands if o is not None):
-        raise Unsupported("unsupported: complex convolution")
-    for o in operands:
-        if isinstance(o, Node):
-            hybrid._operand(o, needed := set())
-            if needed:
-                raise Unsupported("unsupported: a computed operand of a lone convolution")
-    x, w, b = (hybrid._expr(o, set()) if isinstance(o, Node) else "None" for o in operands)
+    rank = len(conv.shape) - 2
+    if not gemm:
+        kind = "transposed convolution" if a.get("transposed") else "convolution"
+        return (f"conv_direct_kernel: direct {rank}-D {kind} (groups={a.get('groups')}), output channels of a "
+                "group tiled against output positions, summed over the group's input channels and the kernel taps.\n")
+    transposed = bool(a.get("transposed"))
+    gemm_kind = "transposed convolution (a convolution a stride phase)" if transposed else "convolution"
+    doc = (f"conv_implicit_gemm_kernel: {rank}-D {gemm_kind} as an implicit GEMM a group of an image on tensor "
+           "cores, output channels (of each phase) by output positions, summed over kernel taps and input channels.\n")
+    if transposed:
+        doc += ("phase_weight_kernel: the weight as the stride phases' convolution weights, a row "
+                "per (phase, output channel), channels last.\n")
+    return doc + ("channels_last_copy_kernel: " + ("the input" if transposed else "the weight, and the input")
+                  + " of a kernel with more than one tap (or a stride over 1, transposed), with its channels "
+                  "moved last for it.\n")
+
+
+def lower_convolutions(graph: ir.Graph, convs: list[Node], task_source: str, tun: dict) -> tuple[str, list[str]]:
+    """The file of a task whose only compute is convolutions (convolution_chain); `tun`: the
+    direct_conv.* and conv_gemm.* tunables."""
     fwd_args, _ = forward_signature(task_source)
     lines = [f"    def forward({fwd_args}):"]
     for n in graph.inputs:
         if n.attrs["state"]:
             lines.append(f"        {n.name} = {state_access(graph.state_names[n.attrs['position']])}")
-    # groups = channels (a depthwise conv) follows the sizes: read from the inputs (codegen.generalize)
-    args = ", ".join(hybrid._expr(a[k], set()) for k in ("stride", "padding", "dilation", "transposed",
-                                                         "output_padding", "groups"))
-    gemm = conv_gemm.serves(conv) and tun.get("conv_gemm.use", 1)
-    call = f"        return {'conv_implicit_gemm' if gemm else 'conv_direct'}({x}, {w}, {b}, {args})"
+    calls, kernels, docs, uses_gemm, uses_direct = [], [], [], False, False
+    for conv in convs:
+        a = conv.attrs
+        x, w, b = (_operand_expr(a.get(k)) for k in ("input", "weight", "bias"))
+        # groups = channels (a depthwise conv) follows the sizes: read from the inputs (codegen.generalize)
+        args = ", ".join(hybrid._expr(a[k], set()) for k in ("stride", "padding", "dilation", "transposed",
+                                                             "output_padding", "groups"))
+        gemm = bool(conv_gemm.serves(conv) and tun.get("conv_gemm.use", 1))
+        uses_gemm, uses_direct = uses_gemm or gemm, uses_direct or not gemm
+        calls.append(f"{'conv_implicit_gemm' if gemm else 'conv_direct'}({x}, {w}, {b}, {args})")
+        kernels += [k for k in _kernels_of(conv, gemm) if k not in kernels]
+        if (doc := _doc_of(conv, gemm)) not in docs:
+            docs.append(doc)
     for sym in sorted(graph.symbols, key=lambda s: (len(s), s)):
-        if re.search(rf"\b{sym}\b", call):
+        if any(re.search(rf"\b{sym}\b", call) for call in calls):
             pos, dim = graph.symbols[sym]
             lines.append(f"        {sym} = {graph.inputs[pos].name}.shape[{dim}]")
-    lines.append(call)
+    lines += [f"        {conv.name} = {call}" for conv, call in zip(convs, calls[:-1])]
+    lines.append(f"        return {calls[-1]}")
     preamble, model_src = reference_parts(task_source, "\n".join(lines))
-    constants = ("# Tunables of the direct convolution (the search space is codegen.tunables.SPACE, direct_conv.*):\n"
-                 "# rows (output channels) and output positions of a program's tile, warps.\n"
-                 f"CONV_BLOCK_R = {tun['direct_conv.BLOCK_R']}\n"
-                 "# rows that each read their own plane (H100, depthwise 3x3: 4 rows 2.05 ms, 8: 2.86, 16: 8.03)\n"
-                 f"CONV_BLOCK_R_DEPTHWISE = {tun['direct_conv.BLOCK_R_DEPTHWISE']}\n"
-                 f"CONV_BLOCK_S = {tun['direct_conv.BLOCK_S']}\n"
-                 "# a 1-D convolution's (H100: 1.21x over 256)\n"
-                 f"CONV_BLOCK_S_1D = {tun['direct_conv.BLOCK_S_1D']}\n"
-                 "# a transposed convolution's, a stride phase's positions (H200, 2-D stride 2: 512 3.93 ms, 256 4.68)\n"
-                 f"CONV_BLOCK_S_TRANSPOSED = {tun['direct_conv.BLOCK_S_TRANSPOSED']}\n"
-                 f"CONV_WARPS = {tun['direct_conv.num_warps']}\n" + INTERPRETED_FLAG)
-    kind = "transposed convolution" if a.get("transposed") else "convolution"
-    sizes_note = "Sizes are read from the inputs at run time, so the file serves any size of the task's shapes."
-    if gemm:
-        transposed = bool(a.get("transposed"))
-        kernels, notes = [], ""
-        if transposed:
-            kernels.append("phase_weight_kernel: the weight a stride phase")
-            notes += ("phase_weight_kernel: the weight as the stride phases' convolution weights, a row "
-                      "per (phase, output channel), channels last.\n")
-        kernels += ["channels_last_copy_kernel: channels moved last",
-                    "conv_implicit_gemm_kernel: implicit GEMM convolution"]
-        notes += ("channels_last_copy_kernel: " + ("the input" if transposed else "the weight, and the input")
-                  + " of a kernel with more than one tap (or a stride over 1, transposed), with its channels "
-                  "moved last for it.\n")
-        gemm_kind = "transposed convolution (a convolution a stride phase)" if transposed else "convolution"
-        doc = (f"Triton lowering of the task's Model ({len(kernels)} kernels), generated by akg-op's embedded "
-               f"generator.\n\nconv_implicit_gemm_kernel: {len(conv.shape) - 2}-D {gemm_kind} as an implicit "
-               "GEMM a group of an image on tensor cores, output channels (of each phase) by output positions, "
-               "summed over kernel taps and input channels.\n" + notes + "\n" + sizes_note)
-        sections = [conv_gemm.constants(tun), conv_gemm.KERNEL, conv_gemm.LAUNCHER]
-        code = _rename_symbols(assemble(doc, sections, model_src, preamble), graph)
-        return code, kernels
-    doc = (f"Triton lowering of the task's Model (1 kernel), generated by akg-op's embedded generator.\n\n"
-           f"conv_direct_kernel: direct {len(conv.shape) - 2}-D {kind} (groups={a.get('groups')}), "
-           "output channels of a group tiled against output positions, summed over the group's input channels "
-           "and the kernel taps.\n\n" + sizes_note)
-    code = _rename_symbols(assemble(doc, [constants, KERNEL, LAUNCHER], model_src, preamble), graph)
-    return code, [
-        f"conv_direct_kernel: direct {kind}"]
+    sections = []
+    if uses_direct:
+        sections += [_direct_constants(tun), KERNEL, LAUNCHER]
+    if uses_gemm:
+        sections += [conv_gemm.constants(tun), conv_gemm.KERNEL, conv_gemm.LAUNCHER]
+    doc = (f"Triton lowering of the task's Model ({len(kernels)} kernel{'s' if len(kernels) > 1 else ''}), "
+           "generated by akg-op's embedded generator.\n\n" + "".join(docs)
+           + "\nSizes are read from the inputs at run time, so the file serves any size of the task's shapes.")
+    return _rename_symbols(assemble(doc, sections, model_src, preamble), graph), kernels
+
+
+def _direct_constants(tun: dict) -> str:
+    return ("# Tunables of the direct convolution (the search space is codegen.tunables.SPACE, direct_conv.*):\n"
+            "# rows (output channels) and output positions of a program's tile, warps.\n"
+            f"CONV_BLOCK_R = {tun['direct_conv.BLOCK_R']}\n"
+            "# rows that each read their own plane (H100, depthwise 3x3: 4 rows 2.05 ms, 8: 2.86, 16: 8.03)\n"
+            f"CONV_BLOCK_R_DEPTHWISE = {tun['direct_conv.BLOCK_R_DEPTHWISE']}\n"
+            f"CONV_BLOCK_S = {tun['direct_conv.BLOCK_S']}\n"
+            "# a 1-D convolution's (H100: 1.21x over 256)\n"
+            f"CONV_BLOCK_S_1D = {tun['direct_conv.BLOCK_S_1D']}\n"
+            "# a transposed convolution's, a stride phase's positions (H200, 2-D stride 2: 512 3.93 ms, 256 4.68)\n"
+            f"CONV_BLOCK_S_TRANSPOSED = {tun['direct_conv.BLOCK_S_TRANSPOSED']}\n"
+            f"CONV_WARPS = {tun['direct_conv.num_warps']}\n" + INTERPRETED_FLAG)

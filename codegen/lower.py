@@ -68,9 +68,9 @@ def lower(task_source: str, *, tunables: dict | None = None, target: str = "cuda
 
 def _lower_captured(cap, ns: dict, task_source: str, tunables: dict | None, target: str) -> Lowering:
     vendor_product = False
-    lone = conv_direct.lone_convolution(cap.graph)
-    if lone is not None:  # cuDNN alone would be rejected: a Triton convolution (direct, or an implicit GEMM)
-        space = conv_direct.knobs_that_move(lone)
+    convs = conv_direct.convolution_chain(cap.graph)
+    if convs is not None:  # cuDNN alone would be rejected: Triton convolutions (direct, or implicit GEMMs)
+        space = conv_direct.knobs_that_move(convs)
         try:
             tun = tunables_mod.resolve(tunables, defaults=tunables_mod.DIRECT_CONV_DEFAULTS
                                        | tunables_mod.CONV_GEMM_DEFAULTS)
@@ -78,7 +78,7 @@ def _lower_captured(cap, ns: dict, task_source: str, tunables: dict | None, targ
             return Lowering(False, reason=str(e.args[0]), space=space)
         _generalize_sizes(cap, task_source, ns)
         try:
-            code, kernels = conv_direct.lower_lone_convolution(cap.graph, lone, task_source, tun)
+            code, kernels = conv_direct.lower_convolutions(cap.graph, convs, task_source, tun)
         except Unsupported as e:
             return Lowering(False, reason=str(e), space=space, tunables=tun)
         return Lowering(True, code=code, kernels=kernels, space=space, tunables=tun)

@@ -127,6 +127,63 @@ def test_a_lone_convolution_is_not_handed_to_the_vendor_library_alone():
     assert hybrid.eligible(capture(bn).graph)
 
 
+CONVOLUTIONS_ONLY = """import torch
+import torch.nn as nn
+BATCH = 4
+CHANNELS = 32
+OUT_CHANNELS = 64
+SIZE = 32
+
+
+class Model(nn.Module):
+    def __init__(self, channels, out_channels):
+        super().__init__()
+        self.first = FIRST
+        self.second = SECOND
+
+    def forward(self, x):
+        return self.second(self.first(x))
+
+
+def get_inputs():
+    return [torch.randn(INPUT)]
+
+
+def get_init_inputs():
+    return [CHANNELS, OUT_CHANNELS]
+"""
+
+
+@pytest.mark.parametrize("first,second,input_shape,kernels", [
+    # public 86's depthwise-separable: groups = channels, judged at fewer channels than traced
+    ("nn.Conv2d(channels, channels, 3, padding=1, groups=channels)", "nn.Conv2d(channels, out_channels, 1)",
+     "BATCH, CHANNELS, SIZE, SIZE", ["conv_direct_kernel: direct convolution", "channels_last_copy_kernel: channels moved last",
+                                     "conv_implicit_gemm_kernel: implicit GEMM convolution"]),
+    ("nn.Conv1d(channels, out_channels, 3)", "nn.Conv1d(out_channels, channels, 5, padding=2)", "BATCH, CHANNELS, SIZE",
+     ["channels_last_copy_kernel: channels moved last", "conv_implicit_gemm_kernel: implicit GEMM convolution"]),
+])
+def test_convolutions_with_nothing_around_them_are_each_a_triton_convolution(tmp_path, first, second, input_shape, kernels):
+    """A graph of convolutions alone went to the extern lowering: two cuDNN calls and no Triton
+    launch, which the judge rejects, with the depthwise one's groups baked at the traced channels
+    (public 86 on the CPU: "Given groups=64, ... weight of size [16, 1, 3, 3]"). Each is now a
+    Triton convolution, its groups read from the input."""
+    source = CONVOLUTIONS_ONLY.replace("FIRST", first).replace("SECOND", second).replace("INPUT", input_shape)
+    res, verdict = judge(tmp_path, source, lower_cap=64, run_cap=16)
+    assert "F.conv" not in res.code and res.kernels == kernels, res.kernels
+    assert verdict.status == "accepted", verdict.summary
+
+
+def test_a_depthwise_convolution_with_an_epilogue_reads_its_groups_from_the_input(tmp_path):
+    """cuDNN's depthwise convolution, a ReLU fused after it: its groups were the traced channels,
+    so the file failed at any other channel count ("Given groups=32 ... weight of size [16, 1, 3, 3]")."""
+    source = CONVOLUTIONS_ONLY.replace("self.second(self.first(x))", "torch.relu(self.first(x))").replace(
+        "FIRST", "nn.Conv2d(channels, channels, 3, padding=1, groups=channels)").replace(
+        "        self.second = SECOND\n", "").replace("INPUT", "BATCH, CHANNELS, SIZE, SIZE")
+    res, verdict = judge(tmp_path, source, lower_cap=64, run_cap=16)
+    assert "F.conv2d(" in res.code and "x.shape[1])" in res.code  # cuDNN's, with a Triton epilogue
+    assert verdict.status == "accepted", verdict.summary
+
+
 @pytest.mark.parametrize("module,shape", [
     ("nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1)", (2, 4, 7, 9)),
     ("nn.ConvTranspose2d(4, 6, (3, 4), stride=(2, 3), padding=(1, 2), output_padding=(1, 0), dilation=(2, 1))",

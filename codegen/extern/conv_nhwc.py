@@ -125,6 +125,16 @@ def emit(g) -> tuple[str, str]:
     return kernel, "\n".join(L) + "\n"
 
 
+# A depthwise convolution's groups, its input's channels: written as the input's size, so the file
+# serves other channel counts (the CPU judge runs it at fewer channels than it was traced at).
+INPUT_CHANNELS = "{input}.shape[1]"
+
+
+def conv_arguments(extra: list[str], input_name: str) -> str:
+    """A convolution call's arguments after (input, weight, bias), its input's name filled in."""
+    return ", ".join(extra).replace("{input}", input_name)
+
+
 def fuse_epilogue(g, arg_name, tunables: dict, target: str) -> bool:
     """The convolution of group `g` runs in torch without its bias; the bias joins the fused
     epilogue. True when it runs channels-last (the file then needs the `to_channels_last` helper)."""
@@ -132,7 +142,7 @@ def fuse_epilogue(g, arg_name, tunables: dict, target: str) -> bool:
     conv_name = var(g.anchor.name)
     xn, wn = arg_name(x), arg_name(w)
     g.launcher_prologue.append(
-        f"{conv_name} = {fn}({xn}, {wn}, None, {', '.join(extra)})  # cuDNN, bias fused below")
+        f"{conv_name} = {fn}({xn}, {wn}, None, {conv_arguments(extra, xn)})  # cuDNN, bias fused below")
     # The conv output is the first operand, read flat; the bias varies along channels only.
     ep = g.epilogue
     rank = len(g.shape)
@@ -156,6 +166,6 @@ def fuse_epilogue(g, arg_name, tunables: dict, target: str) -> bool:
         g.kind = "conv"
         g.launcher_prologue[0] = (
             f"{conv_name} = {fn}(to_channels_last({xn}, {CONFIG_TOKEN}), {wn}, None, "
-            f"{', '.join(extra)}).contiguous(memory_format=torch.channels_last)  # cuDNN, NHWC")
+            f"{conv_arguments(extra, xn)}).contiguous(memory_format=torch.channels_last)  # cuDNN, NHWC")
         return True
     return False

@@ -320,6 +320,9 @@ class _Lowering:
                       if p is aten.conv_transpose2d else
                       (("stride", 1), ("padding", 0), ("dilation", 1), ("groups", 1)))
             extra = [repr(_arg(node, 3 + i, n, d)) for i, (n, d) in enumerate(params)]
+        # groups are the fourth argument in every order above; a depthwise one's follow the input
+        if extra[3] != "1" and extra[3] == repr(_shape(x)[1]):
+            extra[3] = conv_nhwc.INPUT_CHANNELS
         for t in (x, w) + ((bias,) if bias is not None else ()):
             self.materialize(t)
         g = ElementwiseGroup(self, node, p.__name__.replace("convolution", "conv"),
@@ -384,7 +387,7 @@ class _Lowering:
             b = self.env[bias] if bias is not None else "None"
             name = self.fwd_name(g.anchor)
             self.stmts.append(f"{name} = {fn}({self.env[x]}, {self.env[w]}, {b}, "
-                              f"{', '.join(extra)})  # cuDNN")
+                              f"{conv_nhwc.conv_arguments(extra, self.env[x])})  # cuDNN")
             self.env[g.anchor] = name
             return
         if isinstance(g, ElementwiseGroup) and g.conv is not None:
