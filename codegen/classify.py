@@ -48,9 +48,41 @@ CONST_OPS = {"full", "scalar_tensor", "zeros", "ones", "full_like", "zeros_like"
 
 
 def _printer():
+    import sympy
+    from sympy.printing.precedence import PRECEDENCE
     from torch.utils._sympy.printers import PythonPrinter
 
-    return PythonPrinter()
+    def negative_part(numerator) -> bool:
+        """Whether a size term of the numerator enters with a negative coefficient. Otherwise only
+        a constant can make it negative, and sympy leaves one below the divisor: the numerator is
+        then negative only where the op's sizes are invalid ((H - 3) // 2 + 1, H < 3)."""
+        return any(term.free_symbols and term.as_coeff_Mul()[0] < 0 for term in sympy.Add.make_args(numerator))
+
+    class FloorSafePrinter(PythonPrinter):
+        """Size expressions whose `//` and `%` mean Python's (floor) inside Triton kernels too,
+        where integer division and remainder truncate toward zero. A numerator with a size
+        subtracted can be negative at valid sizes: public MobileNetV1's last feature map, its
+        kernel sizes read from the weights, is 10 + (inner - k9 - ... - k12) // 2, which came out 8
+        in its kernels for 7, and a kernel stored past its output. Such a numerator is brought to
+        a multiple of the divisor first (x - x mod d, the remainder made nonnegative), which
+        divides exactly under either rule."""
+
+        def _floor_mod(self, x: str, d: str) -> str:
+            return f"(({x} % {d} + {d}) % {d})"
+
+        def _print_FloorDiv(self, expr):
+            if not negative_part(expr.args[0]):
+                return super()._print_FloorDiv(expr)
+            x, d = (self.parenthesize(arg, PRECEDENCE["Atom"] - 0.5) for arg in expr.args)
+            return f"(({x} - {self._floor_mod(x, d)}) // {d})"
+
+        def _print_PythonMod(self, expr):
+            if not negative_part(expr.args[0]):
+                return super()._print_PythonMod(expr)
+            x, d = (self.parenthesize(arg, PRECEDENCE["Atom"] - 0.5) for arg in expr.args)
+            return self._floor_mod(x, d)
+
+    return FloorSafePrinter()
 
 
 def _size_str(s) -> str:

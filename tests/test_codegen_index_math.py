@@ -84,3 +84,45 @@ def test_a_pool_over_an_input_loads_each_tap_masked_at_an_offset_from_its_window
     torch.manual_seed(0)
     x = _with_specials(getattr(torch.randn(*shape), dtype)())
     torch.testing.assert_close(gen["ModelNew"]()(x), ns["Model"]()(x), equal_nan=True)
+
+
+SIZE_KERNEL = '''import triton
+import triton.language as tl
+
+
+@triton.jit
+def size_kernel(out_ptr, s0, s1):
+    tl.store(out_ptr, FLOOR_SAFE)
+    tl.store(out_ptr + 1, PLAIN)
+'''
+
+
+def test_a_size_expression_floors_in_a_triton_kernel_as_in_python(tmp_path):
+    """Triton's integer `//` truncates toward zero. A size whose numerator subtracts sizes is
+    negative at valid sizes (public MobileNetV1's last feature map, 10 + (inner - k9 - ... - k12)
+    // 2 with its kernel sizes read from the weights, came out 8 for 7, and a kernel stored past its
+    output): the generated expression must floor there as Python does."""
+    import importlib.util
+
+    import sympy
+    from torch.utils._sympy.functions import FloorDiv, PythonMod
+    from torch.utils._sympy.printers import PythonPrinter
+
+    from codegen.classify import _printer
+
+    s0, s1 = sympy.symbols("s0 s1", positive=True, integer=True)
+    size = 10 + FloorDiv(13 - s0 - s1 + FloorDiv(s0, 2), 2) + PythonMod(s1 - s0, 3)
+    path = tmp_path / "size_kernel.py"
+    path.write_text(SIZE_KERNEL.replace("FLOOR_SAFE", _printer().doprint(size))
+                    .replace("PLAIN", PythonPrinter().doprint(size)))
+    spec = importlib.util.spec_from_file_location("size_kernel", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    plain_wrong = 0
+    for a, b in [(3, 3), (6, 3), (13, 1), (20, 7), (1, 9), (40, 3)]:
+        out = torch.zeros(2, dtype=torch.int64)
+        module.size_kernel[(1,)](out, a, b)
+        assert int(out[0]) == int(size.subs({s0: a, s1: b})), (a, b)
+        plain_wrong += int(out[1]) != int(out[0])
+    assert plain_wrong, "the plain `//` and `%` should truncate in Triton at some of these sizes"
+    assert _printer().doprint(FloorDiv(s0 - 3, 2) + 1) == "1 + (((-3) + s0) // 2)"  # a plain one stays plain
