@@ -26,7 +26,7 @@ from pathlib import Path
 
 from harness.api import check_candidate_file, check_task_file, judge_grace_s, verify_on
 from harness.pool import Evaluation
-from harness.sandbox import REPLY_GRACE_S, STARTUP_TIMEOUT_S, Worker, _owned_temp_prefix
+from harness.sandbox import REPLY_GRACE_S, STARTUP_TIMEOUT_S, Worker, owned_temp_prefix
 from harness.verdict import HarnessInputError, Verdict
 
 RETRIES_AFTER_LOSS = 1
@@ -44,7 +44,7 @@ class EvaluationActor:
         self.worker = Worker(device)
         # named for its process, as the fork server's: an actor killed without close() leaves it
         # to the next fork server's sweep (a test run left 31)
-        self.scratch = tempfile.mkdtemp(prefix=_owned_temp_prefix("ray"))
+        self.scratch = tempfile.mkdtemp(prefix=owned_temp_prefix("ray"))
 
     def identity(self) -> dict:
         import ray

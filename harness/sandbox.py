@@ -41,7 +41,7 @@ def _tail(path: Path, limit: int = LOG_TAIL_CHARS) -> str:
     return ("…" if size > limit else "") + text
 
 
-def _owned_temp_prefix(kind: str) -> str:
+def owned_temp_prefix(kind: str) -> str:
     """akg-{kind}-{this process's pid}-: the name says whose it is, so that a later process can
     remove what a killed one left (SIGKILL runs no cleanup)."""
     return f"akg-{kind}-{os.getpid()}-"
@@ -101,11 +101,11 @@ class Worker:
         # Candidates run below this process: close its /proc entries (environment, memory) to them.
         hide_from_same_user()
         _remove_orphans()
-        self._server_log = tempfile.NamedTemporaryFile(prefix=_owned_temp_prefix("forkserver"), suffix=".log",
+        self._server_log = tempfile.NamedTemporaryFile(prefix=owned_temp_prefix("forkserver"), suffix=".log",
                                                        delete=False)
         # An empty working directory: `python -m` puts it first on sys.path, and the user's folder
         # (which may hold a package called harness, torch, ...) must never shadow ours.
-        self._server_dir = tempfile.mkdtemp(prefix=_owned_temp_prefix("forkserver"))
+        self._server_dir = tempfile.mkdtemp(prefix=owned_temp_prefix("forkserver"))
         self._process = subprocess.Popen(
             [sys.executable, "-m", "harness.forkserver", "cpu" if self.device == "cpu" else "cuda"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._server_log, cwd=self._server_dir,
@@ -155,7 +155,7 @@ class Worker:
                     self._start()
                 except RuntimeError as error:
                     return SandboxResult(status="crash", error_message=str(error)[-2000:])
-            job_dir = Path(tempfile.mkdtemp(prefix=_owned_temp_prefix("job")))
+            job_dir = Path(tempfile.mkdtemp(prefix=owned_temp_prefix("job")))
             try:
                 return self._run(target, kwargs, job_dir, timeout_s, memory_limit_mb, grace_s)
             finally:

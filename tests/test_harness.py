@@ -97,7 +97,7 @@ def test_the_folders_a_killed_orchestrator_left_are_removed_by_the_next():
     kept = root / f"akg-job-{alive}-probe"
     kept.mkdir()
     try:
-        assert sandbox._owned_temp_prefix("job") == f"akg-job-{os.getpid()}-"
+        assert sandbox.owned_temp_prefix("job") == f"akg-job-{os.getpid()}-"
         sandbox._remove_orphans()
         assert [p for p in orphans if p.exists()] == []
         assert kept.exists()  # its owner lives
