@@ -46,9 +46,7 @@ def enter_sandbox(private: str, memory_limit_mb: int | None, switch_user: bool,
     if os.geteuid() != 0:  # a fork bomb stays small
         resource.setrlimit(resource.RLIMIT_NPROC, (256, 256))
     if memory_limit_mb:
-        with open("/proc/self/statm") as statm:
-            mapped = int(statm.read().split()[0]) * resource.getpagesize()
-        limit = mapped + memory_limit_mb * 2**20
+        limit = isolation.mapped_bytes() + memory_limit_mb * 2**20
         hard = resource.getrlimit(resource.RLIMIT_AS)[1]
         if hard != resource.RLIM_INFINITY:
             limit = min(limit, hard)

@@ -26,9 +26,8 @@ import traceback
 
 def _apply_memory_limit(memory_limit_mb: int) -> None:
     # The limit counts what the job maps beyond the pre-loaded runtime (torch alone maps about 1 GB).
-    with open("/proc/self/statm") as statm:
-        mapped_bytes = int(statm.read().split()[0]) * resource.getpagesize()
-    limit = mapped_bytes + memory_limit_mb * 1024 * 1024
+    from harness import isolation
+    limit = isolation.mapped_bytes() + memory_limit_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 

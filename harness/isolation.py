@@ -16,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import os
 import pwd
+import resource
 import signal
 
 CLONE_NEWNET = 0x40000000
@@ -222,3 +223,9 @@ def privilege_drop_works() -> bool:
         except BaseException:
             os._exit(1)
     return os.waitpid(pid, 0)[1] == 0
+
+
+def mapped_bytes() -> int:
+    """The address space this process maps now (what RLIMIT_AS counts)."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[0]) * resource.getpagesize()

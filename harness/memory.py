@@ -117,15 +117,15 @@ def address_space_left() -> int | None:
     """What this process may still map under its address-space limit (a CPU job's, set by the
     worker), or None where it has none."""
     import resource
+
+    from harness import isolation
     limit = resource.getrlimit(resource.RLIMIT_AS)[0]
     if limit == resource.RLIM_INFINITY:
         return None
     try:
-        with open("/proc/self/statm") as statm:
-            mapped = int(statm.read().split()[0]) * resource.getpagesize()
+        return max(0, limit - isolation.mapped_bytes())
     except OSError:
         return None
-    return max(0, limit - mapped)
 
 
 def free_bytes(on_gpu: bool) -> tuple[int, str]:
